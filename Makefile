@@ -1,0 +1,49 @@
+# part — make targets. Everything runs inside .venv, created on first use.
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+RUNS ?= runs
+
+.PHONY: help setup data test test-fast demo demo-1d bench clean
+
+help:
+	@echo "make setup    create .venv (torch==2.13.0 first when none is installed) and install part[dev]"
+	@echo "make data     install Debian's dataset-fashion-mnist when missing (the embedded default data)"
+	@echo "make test     run the test suite"
+	@echo "make demo     pretrain PART on Fashion-MNIST on the CPU for a few minutes; writes $(RUNS)/demo"
+	@echo "make demo-1d  1D PART on a synthetic sleep-like EEG generator; writes $(RUNS)/demo-1d"
+	@echo "make bench    benchmarks/bench_step.py (speed ratios, measured in one run)"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	@$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+data:
+	@if [ ! -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+		echo "installing dataset-fashion-mnist (Debian) ..."; \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist); \
+	fi
+
+test: setup
+	$(VPY) -m pytest
+
+test-fast: setup
+	$(VPY) -m pytest -m "not slow"
+
+demo: setup data
+	$(VPY) -m part pretrain --config configs/fmnist_tiny_cpu.yaml --out $(RUNS)/demo --overwrite
+
+demo-1d: setup
+	$(VPY) -m part pretrain --config configs/sleep_synthetic_cpu.yaml --out $(RUNS)/demo-1d --overwrite
+
+bench: setup
+	$(VPY) benchmarks/bench_step.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

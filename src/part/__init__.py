@@ -1,6 +1,20 @@
 """part — PART (PAirwise Relative Translations) self-supervised pretraining.
 
 Paper: "How PARTs assemble into wholes: Learning the relative composition of images".
+
+    import part
+    model = part.PARTModel(part.vit_tiny(img_size=32, patch_size=4), head="cross_attention", num_pairs=2048)
+    out = model(images)          # images (B, C, H, W)
+    out.loss.backward()
 """
 
+from . import sampling, targets
+from .models import ViTConfig, VisionTransformer, build_head, vit, vit_base, vit_custom, vit_small, vit_tiny
+from .objectives import PARTModel, PARTOutput
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "sampling", "targets", "ViTConfig", "VisionTransformer", "build_head",
+    "vit", "vit_base", "vit_custom", "vit_small", "vit_tiny", "PARTModel", "PARTOutput",
+]

@@ -1,0 +1,311 @@
+"""Vision Transformer for PART (paper §4), written here with timm's parameter names.
+
+Differences from a grid-only ViT:
+
+* ``patch_embed.proj`` is applied as a *linear layer on flattened C x P x P patches* (the weight is stored
+  as a ``Conv2d(C, d, P, P)`` so the state dict matches timm's ``PatchEmbed``), so it embeds patches
+  cropped from any box, on or off the grid.
+* Position embeddings are OFF for pretraining (PART has to infer where patches come from) and can be
+  switched on, randomly initialised and learnable, for fine-tuning (:meth:`enable_pos_embed`).
+
+Parameter names follow ``timm.models.vision_transformer.VisionTransformer``: ``cls_token``, ``pos_embed``,
+``patch_embed.proj``, ``blocks.{i}.norm1``, ``blocks.{i}.attn.qkv``, ``blocks.{i}.attn.proj``,
+``blocks.{i}.norm2``, ``blocks.{i}.mlp.fc1``, ``blocks.{i}.mlp.fc2``, ``norm``, ``head``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..sampling.crop import patchify
+
+
+def drop_path(x: torch.Tensor, prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth per sample (residual branch dropped with probability ``prob``)."""
+    if prob == 0.0 or not training:
+        return x
+    keep = 1.0 - prob
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    def __init__(self, prob: float = 0.0):
+        super().__init__()
+        self.prob = prob
+
+    def forward(self, x):
+        return drop_path(x, self.prob, self.training)
+
+
+class PatchEmbed(nn.Module):
+    """Linear embedding of flattened patches; weight kept as ``proj`` = Conv2d(C, d, P, P) (timm layout)."""
+
+    def __init__(self, patch_size: int, in_chans: int, embed_dim: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """``(B, N, C, P, P)`` -> ``(B, N, d)``."""
+        b, n, c, p, q = patches.shape
+        if c != self.in_chans or p != self.patch_size or q != self.patch_size:
+            raise ValueError(
+                f"patches have shape (C={c}, {p}x{q}) but the patch embedding expects "
+                f"(C={self.in_chans}, {self.patch_size}x{self.patch_size})"
+            )
+        return F.linear(patches.reshape(b, n, c * p * q), self.proj.weight.flatten(1), self.proj.bias)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed_dim={dim} must be divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each (B, H, N, dh)
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        x = x.transpose(1, 2).reshape(b, n, d)
+        return self.proj_drop(self.proj(x))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x):
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
+        self.drop_path1 = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.drop_path2 = DropPath(drop_path)
+
+    def forward(self, x):
+        x = x + self.drop_path1(self.attn(self.norm1(x)))
+        return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+
+@dataclass
+class ViTConfig:
+    """Architecture arguments; saved next to exported weights (``config.json``)."""
+
+    img_size: int | tuple[int, int] = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    class_token: bool = True
+    pos_embed: bool = False
+    num_classes: int = 0
+    global_pool: str = "token"  # "token" (CLS) or "avg" (mean of patch tokens)
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class VisionTransformer(nn.Module):
+    """ViT encoder. Pretraining calls :meth:`forward_patches` on sampled patches (no position embedding);
+    fine-tuning calls :meth:`forward` on images (grid patches, with position embeddings if enabled).
+    """
+
+    def __init__(self, config: ViTConfig | None = None, **kwargs):
+        super().__init__()
+        cfg = config or ViTConfig(**kwargs)
+        if config is not None and kwargs:
+            raise ValueError("pass either a ViTConfig or keyword arguments, not both")
+        if cfg.global_pool not in ("token", "avg"):
+            raise ValueError(f"global_pool must be 'token' or 'avg', got {cfg.global_pool!r}")
+        if cfg.global_pool == "token" and not cfg.class_token:
+            raise ValueError("global_pool='token' needs class_token=True; use global_pool='avg'")
+        self.config = cfg
+        h, w = (cfg.img_size, cfg.img_size) if isinstance(cfg.img_size, int) else tuple(cfg.img_size)
+        self.img_size = (h, w)
+        self.patch_size = cfg.patch_size
+        self.embed_dim = cfg.embed_dim
+        self.num_heads = cfg.num_heads
+        self.grid_size = (h // cfg.patch_size, w // cfg.patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.num_prefix_tokens = 1 if cfg.class_token else 0
+
+        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.class_token else None
+        self.pos_embed = None
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        dpr = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        self.blocks = nn.Sequential(
+            *[
+                Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate, cfg.attn_drop_rate, dpr[i])
+                for i in range(cfg.depth)
+            ]
+        )
+        self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
+        self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.apply(_init_weights)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        if cfg.pos_embed:
+            self.enable_pos_embed()
+
+    # --- fine-tuning switches ------------------------------------------------------------------
+    def enable_pos_embed(self) -> None:
+        """Add randomly initialised learnable position embeddings (paper §4 "Supervised finetuning")."""
+        if self.pos_embed is not None:
+            return
+        pe = torch.zeros(1, self.num_prefix_tokens + self.num_patches, self.embed_dim, device=self.patch_embed.proj.weight.device)
+        nn.init.trunc_normal_(pe, std=0.02)
+        self.pos_embed = nn.Parameter(pe)
+        self.config.pos_embed = True
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the head with a fresh ``Linear(d, num_classes)`` (or Identity for 0)."""
+        if global_pool is not None:
+            if global_pool == "token" and self.cls_token is None:
+                raise ValueError("global_pool='token' needs a class token")
+            self.config.global_pool = global_pool
+        self.config.num_classes = num_classes
+        dev = self.patch_embed.proj.weight.device
+        self.head = nn.Linear(self.embed_dim, num_classes).to(dev) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            _init_weights(self.head)
+
+    # --- forward -------------------------------------------------------------------------------
+    def forward_patches(self, patches: torch.Tensor, pos_embed: bool | None = None) -> torch.Tensor:
+        """Encode patches. ``(B, N, C, P, P)`` -> tokens ``(B, prefix + N, d)`` (after the final norm).
+
+        Position embeddings (if present and ``pos_embed`` is not False) assume the N patches are the
+        row-major grid of ``img_size``.
+        """
+        x = self.patch_embed(patches)
+        use_pos = self.pos_embed is not None if pos_embed is None else pos_embed
+        if use_pos and self.pos_embed is None:
+            raise ValueError("pos_embed=True but this model has no position embeddings; call enable_pos_embed()")
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        if use_pos:
+            if x.shape[1] != self.pos_embed.shape[1]:
+                raise ValueError(
+                    f"position embeddings are for {self.num_patches} grid patches, got {patches.shape[1]} patches"
+                )
+            x = x + self.pos_embed
+        x = self.pos_drop(x)
+        x = self.blocks(x)
+        return self.norm(x)
+
+    def patch_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Drop the prefix (CLS) token: ``(B, prefix + N, d)`` -> ``(B, N, d)``."""
+        return tokens[:, self.num_prefix_tokens :]
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Grid-patchify images ``(B, C, H, W)`` and encode -> ``(B, prefix + N, d)``."""
+        if images.dim() != 4:
+            raise ValueError(f"images must be 4D (B, C, H, W), got shape {tuple(images.shape)}")
+        return self.forward_patches(patchify(images, self.patch_size))
+
+    def pool(self, tokens: torch.Tensor, global_pool: str | None = None) -> torch.Tensor:
+        """``(B, prefix + N, d)`` -> ``(B, d)``: CLS token or mean of patch tokens."""
+        mode = global_pool or self.config.global_pool
+        if mode == "token":
+            return tokens[:, 0]
+        return self.patch_tokens(tokens).mean(dim=1)
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pool(tokens)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(images))
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token"}
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Conv2d):
+        # xavier on the flattened (d, C*P*P) matrix, as MAE/timm do for the patch embedding
+        w = m.weight.data
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+VIT_SIZES = {
+    "tiny": dict(embed_dim=192, depth=12, num_heads=3),
+    "small": dict(embed_dim=384, depth=12, num_heads=6),
+    "base": dict(embed_dim=768, depth=12, num_heads=12),
+}
+
+
+def vit(size: str = "tiny", **kwargs) -> VisionTransformer:
+    """Build a ViT by size name (``tiny``/``small``/``base``); kwargs override ViTConfig fields."""
+    if size not in VIT_SIZES:
+        raise ValueError(f"unknown ViT size {size!r}; choose one of {sorted(VIT_SIZES)} or use vit_custom")
+    return VisionTransformer(ViTConfig(**{**VIT_SIZES[size], **kwargs}))
+
+
+def vit_tiny(**kwargs) -> VisionTransformer:
+    """ViT-Ti: d=192, depth 12, 3 heads."""
+    return vit("tiny", **kwargs)
+
+
+def vit_small(**kwargs) -> VisionTransformer:
+    """ViT-S: d=384, depth 12, 6 heads."""
+    return vit("small", **kwargs)
+
+
+def vit_base(**kwargs) -> VisionTransformer:
+    """ViT-B: d=768, depth 12, 12 heads."""
+    return vit("base", **kwargs)
+
+
+def vit_custom(dim: int, depth: int, heads: int, **kwargs) -> VisionTransformer:
+    """Any width/depth/heads, e.g. a tiny test model ``vit_custom(32, 2, 2, img_size=16, patch_size=4)``."""
+    return VisionTransformer(ViTConfig(embed_dim=dim, depth=depth, num_heads=heads, **kwargs))
+
+
+def num_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = [
+    "VisionTransformer", "ViTConfig", "PatchEmbed", "Attention", "Mlp", "Block", "DropPath",
+    "vit", "vit_tiny", "vit_small", "vit_base", "vit_custom", "VIT_SIZES", "num_params",
+]
+

@@ -1,0 +1,120 @@
+"""Patch boxes for 2D images (paper §4 "Random off-grid sampling", §5.1 "Extension to other aspect
+ratios and scales", §5.3 "Sampling strategies").
+
+Every function returns boxes as a float tensor ``(B, N, 4)`` holding ``(cx, cy, w, h)`` in input-pixel
+units, where pixel ``i`` covers the continuous interval ``[i, i + 1)`` (so its centre is ``i + 0.5``).
+A box with top-left ``(x0, y0)`` and size ``(w, h)`` has centre ``(x0 + w / 2, y0 + h / 2)``.
+All sampling is vectorised over the batch and runs on the requested device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _check_image_size(height: int, width: int, patch_size: int) -> None:
+    if patch_size <= 0:
+        raise ValueError(f"patch_size must be positive, got {patch_size}")
+    if height < patch_size or width < patch_size:
+        raise ValueError(
+            f"patch_size={patch_size} is larger than the image ({height}x{width}); "
+            "use a smaller patch_size or larger images"
+        )
+
+
+def default_num_patches(height: int, width: int, patch_size: int) -> int:
+    """``N = H * W / P^2`` as in the paper (§4), rounded down when the image is not a multiple of P."""
+    _check_image_size(height, width, patch_size)
+    return max(1, (height * width) // (patch_size * patch_size))
+
+
+def grid_boxes(
+    batch: int, height: int, width: int, patch_size: int, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """The regular non-overlapping ``P x P`` grid, row-major (top-left to bottom-right).
+
+    Returns ``(B, N, 4)`` with ``N = (H / P) * (W / P)``. H and W must be multiples of P.
+    """
+    _check_image_size(height, width, patch_size)
+    if height % patch_size or width % patch_size:
+        raise ValueError(
+            f"image size {height}x{width} is not divisible by patch_size={patch_size}, "
+            "which grid sampling needs"
+        )
+    gh, gw = height // patch_size, width // patch_size
+    ys = (torch.arange(gh, device=device, dtype=torch.float32) + 0.5) * patch_size
+    xs = (torch.arange(gw, device=device, dtype=torch.float32) + 0.5) * patch_size
+    cy, cx = torch.meshgrid(ys, xs, indexing="ij")
+    size = torch.full_like(cx, float(patch_size))
+    boxes = torch.stack([cx, cy, size, size], dim=-1).reshape(1, gh * gw, 4)
+    return boxes.expand(batch, -1, -1).contiguous()
+
+
+def offgrid_boxes(
+    batch: int,
+    height: int,
+    width: int,
+    num_patches: int,
+    box_size: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Square ``D x D`` boxes whose top-left corner is uniform so that the box lies inside the image.
+
+    Paper §4: ``(x_s, y_s)`` uniform across the image, bottom-right ``(x_s + D, y_s + D)``. Boxes may
+    overlap and need not cover the image (that partial coverage is PART's masking).
+    Returns ``(B, N, 4)``.
+    """
+    if num_patches <= 0:
+        raise ValueError(f"num_patches must be positive, got {num_patches}")
+    if box_size <= 0 or box_size > min(height, width):
+        raise ValueError(f"box_size={box_size} must be in (0, min(H, W)={min(height, width)}]")
+    u = _uniform((batch, num_patches, 2), generator, device)
+    x0 = u[..., 0] * (width - box_size)
+    y0 = u[..., 1] * (height - box_size)
+    d = torch.full_like(x0, float(box_size))
+    return torch.stack([x0 + d / 2, y0 + d / 2, d, d], dim=-1)
+
+
+def scale_aspect_boxes(
+    batch: int,
+    height: int,
+    width: int,
+    num_patches: int,
+    patch_size: int,
+    scale_range: tuple[float, float] = (0.5, 2.0),
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Boxes with width and height drawn independently, each uniform in ``[s0 * P, s1 * P]``.
+
+    Paper §5.1: "Patch width and height are constrained to between half and twice the ViT patch size";
+    the default ``scale_range=(0.5, 2.0)`` is that rule. Sizes are capped at the image size so the box
+    stays inside; the top-left is then uniform over the valid positions. Returns ``(B, N, 4)``.
+    """
+    lo, hi = scale_range
+    if not 0 < lo <= hi:
+        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
+    if num_patches <= 0:
+        raise ValueError(f"num_patches must be positive, got {num_patches}")
+    u = _uniform((batch, num_patches, 4), generator, device)
+    w = (lo + (hi - lo) * u[..., 0]) * patch_size
+    h = (lo + (hi - lo) * u[..., 1]) * patch_size
+    w = w.clamp(max=float(width))
+    h = h.clamp(max=float(height))
+    x0 = u[..., 2] * (width - w)
+    y0 = u[..., 3] * (height - h)
+    return torch.stack([x0 + w / 2, y0 + h / 2, w, h], dim=-1)
+
+
+def boxes_to_corners(boxes: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` (cx, cy, w, h) -> ``(..., 4)`` (x0, y0, x1, y1)."""
+    c, s = boxes[..., :2], boxes[..., 2:]
+    return torch.cat([c - s / 2, c + s / 2], dim=-1)
+
+
+def _uniform(shape, generator, device) -> torch.Tensor:
+    if generator is not None:
+        # Draw on the generator's device, then move: keeps a CPU generator usable for CUDA images.
+        return torch.rand(shape, generator=generator, device=generator.device).to(device)
+    return torch.rand(shape, device=device)

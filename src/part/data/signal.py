@@ -134,10 +134,10 @@ def _check_band(fs: float, low: float, high: float, order: int) -> None:
 
 
 def bandpass_gain(freqs, fs: float, low: float = 0.1, high: float = 30.0, order: int = 4) -> np.ndarray:
-    """Zero-phase power gain ``|H(f)|^2`` of the forward-backward Butterworth band-pass.
+    """Amplitude gain of the forward-backward Butterworth band-pass, ``|H(f)|^2`` (``H``: one pass).
 
     ``freqs``: frequencies in Hz, any shape, within ``[0, fs/2]``. Returns float64 of the same shape, in
-    ``[0, 1]``: 0 at DC and at Nyquist, 0.25 (-6 dB, i.e. -3 dB per pass) at ``low`` and ``high``.
+    ``[0, 1]``: 0 at DC and at Nyquist, 0.5 at ``low`` and ``high`` (-3 dB per pass, -6 dB in all).
     """
     _check_band(fs, low, high, order)
     f = np.asarray(freqs, dtype=np.float64)

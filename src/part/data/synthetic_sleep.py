@@ -55,7 +55,7 @@ _BAND_NAMES = tuple(BANDS)
 _STAGE_GAIN = np.array(
     [
         # delta theta alpha sigma beta emg
-        [9.0, 7.0, 24.0, 4.0, 9.0, 8.0],   # W
+        [9.0, 7.0, 24.0, 3.0, 9.0, 8.0],   # W
         [11.0, 15.0, 8.0, 3.0, 5.0, 3.0],   # N1
         [18.0, 15.0, 5.0, 5.0, 3.5, 1.5],   # N2
         [55.0, 13.0, 3.0, 3.0, 2.5, 1.0],   # N3
@@ -85,7 +85,7 @@ TRANSITIONS = np.array(
 """Epoch-to-epoch stage transition probabilities before the time-of-night modulation."""
 
 # Transient events: Poisson rate per epoch and stage (W, N1, N2, N3, REM).
-_SPINDLE_RATE = np.array([0.0, 0.2, 2.5, 0.7, 0.0])
+_SPINDLE_RATE = np.array([0.0, 0.2, 3.0, 0.7, 0.0])
 _KCOMPLEX_RATE = np.array([0.0, 0.1, 1.2, 0.4, 0.0])
 _SAWTOOTH_RATE = np.array([0.0, 0.1, 0.0, 0.0, 1.3])
 _ARTEFACT_PROB = np.array([0.08, 0.04, 0.015, 0.01, 0.02])
@@ -181,7 +181,7 @@ def _subject(
         dur = rng.uniform(0.5, 2.0, (k, 1))
         env = np.where(tt < dur, np.sin(np.pi * np.minimum(tt / dur, 1.0)) ** 2, 0.0)
         f = spindle_f + rng.normal(0.0, 0.5, (k, 1))
-        return amp * rng.uniform(12.0, 30.0, (k, 1)) * env * np.sin(2 * np.pi * f * tt + rng.uniform(0, 2 * np.pi, (k, 1)))
+        return amp * rng.uniform(20.0, 45.0, (k, 1)) * env * np.sin(2 * np.pi * f * tt + rng.uniform(0, 2 * np.pi, (k, 1)))
 
     def k_complexes(k: int) -> np.ndarray:
         length = int(1.5 * fs)

@@ -22,19 +22,24 @@ def max_pairs(num_patches: int) -> int:
     return num_patches * (num_patches - 1)
 
 
-def resolve_num_pairs(num_pairs: int | str, num_patches: int) -> int:
-    """``num_pairs`` as an int; ``"all"`` means every ordered pair ``N (N - 1)``."""
-    limit = max_pairs(num_patches)
-    if isinstance(num_pairs, str):
-        if num_pairs != "all":
-            raise ValueError(f"num_pairs must be a positive int or 'all', got {num_pairs!r}")
-        if limit == 0:
-            raise ValueError(f"num_pairs='all' needs at least 2 patches, got num_patches={num_patches}")
-        return limit
+def validate_num_pairs(num_pairs: int | str) -> None:
+    """Check that ``num_pairs`` is a positive int or ``"all"`` (independent of N)."""
+    if num_pairs == "all":
+        return
     if isinstance(num_pairs, bool) or not isinstance(num_pairs, int):
         raise ValueError(f"num_pairs must be a positive int or 'all', got {num_pairs!r}")
     if num_pairs <= 0:
         raise ValueError(f"num_pairs must be positive, got {num_pairs}")
+
+
+def resolve_num_pairs(num_pairs: int | str, num_patches: int) -> int:
+    """``num_pairs`` as an int for N patches; ``"all"`` means every ordered pair ``N (N - 1)``."""
+    validate_num_pairs(num_pairs)
+    limit = max_pairs(num_patches)
+    if num_pairs == "all":
+        if limit == 0:
+            raise ValueError(f"num_pairs='all' needs at least 2 patches, got num_patches={num_patches}")
+        return limit
     if num_pairs > limit:
         raise ValueError(
             f"num_pairs={num_pairs} exceeds the {limit} ordered pairs of distinct patches available "

@@ -1,0 +1,35 @@
+"""Data: image readers (IDX, CIFAR pickle, ImageFolder, npz), tensor transforms, biosignal readers."""
+
+from .images import (
+    DATASET_KINDS,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DIR,
+    IMAGE_EXTENSIONS,
+    CIFARDataset,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    IDXDataset,
+    ImageFolderDataset,
+    NpzDataset,
+    build_image_dataset,
+    convert_channels,
+    fit_image_size,
+    read_idx,
+)
+from .transforms import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    CIFAR100_MEAN,
+    CIFAR100_STD,
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CenterCrop,
+    Compose,
+    Normalize,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    build_transforms,
+)

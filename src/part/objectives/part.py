@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..models.heads import build_head
 from ..sampling.samplers import build_sampler
-from ..targets import relative_targets, resolve_num_pairs, sample_pairs
+from ..targets import relative_targets, resolve_num_pairs, sample_pairs, validate_num_pairs
 
 
 @dataclass
@@ -105,8 +105,7 @@ class PARTModel(nn.Module):
         self.sampler = sampler
         self.target_dim = sampler.target_dim
         self.spatial_dims = getattr(sampler, "spatial_dims", 2)
-        if num_pairs != "all" and (isinstance(num_pairs, bool) or not isinstance(num_pairs, int) or num_pairs <= 0):
-            raise ValueError(f"num_pairs must be a positive int or 'all', got {num_pairs!r}")
+        validate_num_pairs(num_pairs)
         self.num_pairs = num_pairs
         self.check_inputs = check_inputs
         n_fixed = self._fixed_num_patches()

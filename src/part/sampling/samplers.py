@@ -46,6 +46,12 @@ class OffGridSampler:
     check = staticmethod(check_images)
 
     def __init__(self, patch_size: int, num_patches: int | None = None, box_size: float | None = None):
+        if patch_size <= 0:
+            raise ValueError(f"patch_size must be positive, got {patch_size}")
+        if num_patches is not None and num_patches <= 0:
+            raise ValueError(f"num_patches must be positive, got {num_patches}")
+        if box_size is not None and box_size <= 0:
+            raise ValueError(f"box_size must be positive, got {box_size}")
         self.patch_size = int(patch_size)
         self.num_patches = num_patches
         self.box_size = box_size
@@ -106,7 +112,10 @@ class ScaleAspectSampler(OffGridSampler):
         self, patch_size: int, num_patches: int | None = None, scale_range: tuple[float, float] = (0.5, 2.0)
     ):
         super().__init__(patch_size, num_patches)
-        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        lo, hi = float(scale_range[0]), float(scale_range[1])
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {tuple(scale_range)}")
+        self.scale_range = (lo, hi)
 
     def boxes(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, _, h, w = images.shape
@@ -122,11 +131,12 @@ SAMPLERS = {"offgrid": OffGridSampler, "grid": GridSampler, "scale": ScaleAspect
 
 
 def build_sampler(name: str, patch_size: int, **kwargs):
-    """Build a sampler by name: ``"offgrid"``, ``"grid"`` or ``"scale"``."""
+    """Build a sampler by name: ``"offgrid"``, ``"grid"`` or ``"scale"``; unset (None) options take defaults."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
     unused = {"grid": ("num_patches", "box_size", "scale_range"), "offgrid": ("scale_range",), "scale": ("box_size",)}
     for key in unused[name]:
         if kwargs.pop(key, None) is not None:
             raise ValueError(f"{key} is not used by the {name!r} sampler; leave it unset (None)")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     return SAMPLERS[name](patch_size, **kwargs)

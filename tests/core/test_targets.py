@@ -1,0 +1,105 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from part.targets import all_pairs, flat_to_pair, max_pairs, relative_matrix, relative_targets, sample_pairs
+
+
+def test_hand_computed_translation():
+    # ref centre (10, 20) size 4x4; tgt centre (18, 14) size 4x4 -> ((18-10)/4, (14-20)/4) = (2, -1.5)
+    boxes = torch.tensor([[[10.0, 20.0, 4.0, 4.0], [18.0, 14.0, 4.0, 4.0]]])
+    pairs = torch.tensor([[[0, 1], [1, 0]]])
+    theta = relative_targets(boxes, pairs)
+    torch.testing.assert_close(theta, torch.tensor([[[2.0, -1.5], [-2.0, 1.5]]]))
+
+
+def test_hand_computed_with_scale():
+    # ref (10, 20, w=4, h=8), tgt (16, 12, w=2, h=16): dx = 6/4, dy = -8/8, w ratio 0.5, h ratio 2
+    boxes = torch.tensor([[[10.0, 20.0, 4.0, 8.0], [16.0, 12.0, 2.0, 16.0]]])
+    theta = relative_targets(boxes, torch.tensor([[[0, 1]]]), with_scale=True)
+    torch.testing.assert_close(theta, torch.tensor([[[1.5, -1.0, 0.5, 2.0]]]))
+
+
+def test_one_dimensional_boxes():
+    boxes = torch.tensor([[[50.0, 100.0], [250.0, 100.0]]])  # (t_centre, L)
+    torch.testing.assert_close(relative_targets(boxes, torch.tensor([[[0, 1]]])), torch.tensor([[[2.0]]]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 12))
+def test_negative_symmetry(seed, n):
+    g = torch.Generator().manual_seed(seed)
+    b = 2
+    c = torch.rand(b, n, 2, generator=g) * 30
+    s = 1 + torch.rand(b, n, 2, generator=g) * 5
+    boxes = torch.cat([c, s], -1)
+    pairs = sample_pairs(b, n, min(10, n * (n - 1)), g)
+    fwd = relative_targets(boxes, pairs)
+    bwd = relative_targets(boxes, pairs.flip(-1))
+    ref, tgt = pairs[..., 0], pairs[..., 1]
+    s_ref = torch.gather(s, 1, ref[..., None].expand(-1, -1, 2))
+    s_tgt = torch.gather(s, 1, tgt[..., None].expand(-1, -1, 2))
+    # theta(i, j) = -theta(j, i) * s_j / s_i
+    torch.testing.assert_close(fwd, -bwd * s_tgt / s_ref)
+    # equal sizes -> exactly negative
+    eq = torch.cat([c, torch.full_like(s, 4.0)], -1)
+    assert torch.equal(relative_targets(eq, pairs), -relative_targets(eq, pairs.flip(-1)))
+
+
+def test_relative_matrix_matches_pairs():
+    boxes = torch.cat([torch.rand(2, 5, 2) * 10, torch.full((2, 5, 2), 3.0)], -1)
+    mat = relative_matrix(boxes)
+    pairs = all_pairs(5).expand(2, -1, -1)
+    flat = relative_targets(boxes, pairs)
+    torch.testing.assert_close(mat[:, pairs[0, :, 0], pairs[0, :, 1]], flat)
+    assert torch.all(mat.diagonal(dim1=1, dim2=2) == 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 10), seed=st.integers(0, 1000), frac=st.floats(0.01, 1.0))
+def test_sample_pairs_distinct_without_replacement(n, seed, frac):
+    m = max(1, int(frac * n * (n - 1)))
+    pairs = sample_pairs(3, n, m, torch.Generator().manual_seed(seed))
+    assert pairs.shape == (3, m, 2) and pairs.dtype == torch.int64
+    assert (pairs[..., 0] != pairs[..., 1]).all()
+    assert pairs.min() >= 0 and pairs.max() < n
+    for b in range(3):
+        codes = pairs[b, :, 0] * n + pairs[b, :, 1]
+        assert codes.unique().numel() == m  # no pair repeated
+
+
+def test_flat_to_pair_bijective():
+    n = 7
+    pairs = flat_to_pair(torch.arange(max_pairs(n)), n)
+    codes = pairs[:, 0] * n + pairs[:, 1]
+    assert codes.unique().numel() == n * (n - 1)
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+
+
+def test_all_pairs_and_string_all():
+    p = sample_pairs(2, 4, "all")
+    assert p.shape == (2, 12, 2)
+    assert torch.equal(p[0], all_pairs(4))
+
+
+def test_pairs_seeded():
+    a = sample_pairs(2, 8, 20, torch.Generator().manual_seed(0))
+    b = sample_pairs(2, 8, 20, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_num_pairs_nonpositive(bad):
+    with pytest.raises(ValueError, match="num_pairs must be positive"):
+        sample_pairs(1, 5, bad)
+
+
+def test_num_pairs_too_many():
+    with pytest.raises(ValueError, match=r"num_pairs=21 exceeds the 20 ordered pairs .*num_patches=5"):
+        sample_pairs(1, 5, 21)
+
+
+def test_num_pairs_bad_type():
+    with pytest.raises(ValueError, match="num_pairs must be a positive int or 'all'"):
+        sample_pairs(1, 5, "most")

@@ -199,3 +199,17 @@ def test_preprocess_rate_check_comes_first():
         preprocess(np.zeros((1, 5000)), 50.0, 100.0)
     with pytest.raises(ValueError, match="target Nyquist"):
         preprocess(np.zeros((1, 5000)), 100.0, 50.0)
+
+
+def test_fft_length_helper_matches_brute_force():
+    from part.data.signal import _fast_len
+
+    def smooth(m: int) -> bool:
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in range(1, 800):
+        expected = next(m for m in range(n, 2 * n + 2) if smooth(m))
+        assert _fast_len(n) == expected

@@ -100,6 +100,27 @@ def _odd_extend(x: np.ndarray, left: int, right: int) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
+def _fast_len(n: int) -> int:
+    """Smallest ``2^a 3^b 5^c >= n`` (FFT-friendly length; a long prime length is several times slower)."""
+    if n <= 6:
+        return max(n, 1)
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            q = -(-n // p35)
+            best = min(best, (1 << (q - 1).bit_length()) * p35)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _zero_pad_to(x: np.ndarray, length: int) -> np.ndarray:
+    extra = length - x.shape[-1]
+    return x if extra <= 0 else np.concatenate([x, np.zeros(x.shape[:-1] + (extra,))], axis=-1)
+
+
 def _tapered_extension(x: np.ndarray, left: int, right: int) -> np.ndarray:
     """Odd extension by ``left``/``right`` samples whose added parts fade to zero with a half-Hann taper,
     so the circular wrap-around of an FFT sees no jump. Padding longer than ``T - 1`` continues with zeros.
@@ -193,6 +214,7 @@ def bandpass(
     # for the slowest transient (a few periods of the low cut-off) to die out before the record starts.
     pad = min(n - 1, int(math.ceil(3.0 * fs / low)))
     ext = _tapered_extension(arr - arr.mean(axis=-1, keepdims=True), pad, pad)  # DC gain is 0 anyway
+    ext = _zero_pad_to(ext, _fast_len(ext.shape[-1]))
     spec = np.fft.rfft(ext, axis=-1)
     spec *= bandpass_gain(np.fft.rfftfreq(ext.shape[-1], d=1.0 / fs), fs, low, high, order)
     out = np.fft.irfft(spec, n=ext.shape[-1], axis=-1)[..., pad : pad + n]
@@ -257,6 +279,7 @@ def resample(x, fs_in: float, fs_out: float, backend: str = "auto") -> np.ndarra
     right = pad + (-(n + left + pad)) % down
     mean = arr.mean(axis=-1, keepdims=True)  # taper around the mean, add it back at the end
     ext = _tapered_extension(arr - mean, left, right)
+    ext = _zero_pad_to(ext, down * _fast_len(ext.shape[-1] // down))
     m = ext.shape[-1]
     m_out = m * up // down
     spec = np.fft.rfft(ext, axis=-1)

@@ -357,12 +357,16 @@ def _windows_from_record(
 ) -> SleepRecording:
     """Shared tail of the raw-record readers: preprocess every channel at its own rate, cut windows on the
     scoring grid, keep scored windows. ``intervals_s``: ``(start_s, end_s, code)`` arrays in seconds."""
-    processed = []
-    for sig, rate in zip(signals, rates):
+    processed: list[np.ndarray | None] = [None] * len(signals)
+    for rate in dict.fromkeys(rates):  # channels sharing a rate are filtered together
+        group = [i for i, r in enumerate(rates) if r == rate]
+        length = min(signals[i].shape[0] for i in group)
         try:
-            processed.append(preprocess(sig[None, :], rate, fs, band[0], band[1], backend=backend)[0])
+            out = preprocess(np.stack([signals[i][:length] for i in group]), rate, fs, band[0], band[1], backend=backend)
         except ValueError as err:
             raise ValueError(f"record {name}: {err}") from None
+        for i, row in zip(group, out):
+            processed[i] = row
     n = min(p.shape[0] for p in processed)
     x = np.stack([p[:n] for p in processed])  # (C, n) at fs
     start_s, end_s, codes = intervals_s

@@ -1,0 +1,111 @@
+"""The SYNTHETIC sleep-like generator: same structure as the real loaders, deterministic, stage-dependent
+spectra in the textbook bands, and hard enough that Cohen's kappa is informative."""
+
+import numpy as np
+import pytest
+
+from part.data.sleep import PHYSIONET2018_EEG, SleepRecording, SleepWindowDataset, subject_split
+from part.data.synthetic_sleep import TRANSITIONS, make_synthetic_sleep, synthetic_stage_sequence
+
+BANDS = {"delta": (0.5, 2.0), "theta": (4.0, 7.0), "alpha": (8.0, 12.0), "sigma": (12.0, 15.0), "beta": (16.0, 30.0)}
+
+
+@pytest.fixture(scope="module")
+def night() -> SleepRecording:
+    return make_synthetic_sleep(n_subjects=4, epochs_per_subject=120, seed=0)
+
+
+def band_log_power(data: SleepRecording) -> dict[str, np.ndarray]:
+    """Per window, log mean power in each band (averaged over channels): name -> (W,)."""
+    freqs = np.fft.rfftfreq(data.X.shape[-1], 1.0 / data.fs)
+    power = (np.abs(np.fft.rfft(data.X, axis=-1)) ** 2).mean(axis=1)  # (W, F)
+    return {k: np.log(power[:, (freqs >= a) & (freqs < b)].mean(axis=1)) for k, (a, b) in BANDS.items()}
+
+
+def cohen_kappa(y: np.ndarray, p: np.ndarray, k: int = 5) -> float:
+    cm = np.zeros((k, k))
+    np.add.at(cm, (y, p), 1)
+    n = cm.sum()
+    po, pe = np.trace(cm) / n, (cm.sum(0) * cm.sum(1)).sum() / n**2
+    return float((po - pe) / (1 - pe))
+
+
+def test_structure_matches_the_loaders(night):
+    assert isinstance(night, SleepRecording)
+    assert night.X.shape == (480, 6, 3000) and night.X.dtype == np.float32
+    assert night.y.dtype == np.int64 and night.y.min() >= 0 and night.y.max() <= 4
+    assert night.channels == PHYSIONET2018_EEG and night.fs == 100.0 and night.window_s == 30.0
+    assert night.subjects == ("synthetic-000", "synthetic-001", "synthetic-002", "synthetic-003")
+    np.testing.assert_allclose(night.onset[:3], [0.0, 30.0, 60.0])
+    np.testing.assert_allclose(night.X.mean(-1), 0.0, atol=1e-4)  # instance-normalised like the loaders
+    np.testing.assert_allclose(night.X.std(-1), 1.0, atol=1e-3)
+    assert np.all(night.stage_counts() > 0)  # every stage present
+    x, label = SleepWindowDataset(night)[7]
+    assert tuple(x.shape) == (6, 3000) and label == night.y[7]
+
+
+def test_deterministic_per_seed_and_subjects_independent_of_count():
+    a = make_synthetic_sleep(2, 20, channels=3, seed=5)
+    b = make_synthetic_sleep(2, 20, channels=3, seed=5)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    c = make_synthetic_sleep(2, 20, channels=3, seed=6)
+    assert not np.array_equal(a.X, c.X)
+    more = make_synthetic_sleep(3, 20, channels=3, seed=5)  # subject 1 is the same night
+    np.testing.assert_array_equal(more.X[20:40], a.X[20:40])
+
+
+def test_stage_spectra_peak_in_their_bands(night):
+    bp = band_log_power(night)
+    mean = {k: np.array([v[night.y == s].mean() for s in range(5)]) for k, v in bp.items()}
+    W, N1, N2, N3, REM = range(5)
+    assert mean["delta"].argmax() == N3 and mean["delta"][N3] > mean["delta"][W] + 1.0  # slow waves
+    assert mean["alpha"].argmax() == W and mean["alpha"][W] > mean["alpha"][N3] + 1.0  # posterior alpha
+    assert mean["theta"].argmax() in (N1, REM) and mean["theta"][REM] > mean["theta"][W]  # theta, sawtooth
+    assert mean["sigma"].argmax() == N2  # spindles
+    assert mean["beta"].argmax() == W  # beta / EMG while awake
+
+
+def test_kappa_is_informative_not_trivial(night):
+    # nearest class centroid on standardised band log-powers, trained on 3 subjects, tested on the 4th
+    feats = np.stack(list(band_log_power(night).values()), axis=1)
+    test = night.subject == "synthetic-003"
+    mu, sd = feats[~test].mean(0), feats[~test].std(0)
+    z = (feats - mu) / sd
+    centroids = np.stack([z[~test & (night.y == s)].mean(0) for s in range(5)])
+    pred = ((z[test][:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+    kappa = cohen_kappa(night.y[test], pred)
+    assert 0.3 < kappa < 0.95
+
+
+def test_hypnogram_is_plausible():
+    z = synthetic_stage_sequence(900, np.random.default_rng(0))  # a 7.5 h night
+    assert z[0] == 0 and set(np.unique(z)) == {0, 1, 2, 3, 4}
+    changes = (np.diff(z) != 0).mean()
+    assert 0.02 < changes < 0.3  # stages persist over several epochs
+    first, second = z[:450], z[450:]
+    assert (first == 3).sum() > (second == 3).sum()  # deep sleep early in the night
+    assert (second == 4).sum() > (first == 4).sum()  # REM late
+    np.testing.assert_allclose(TRANSITIONS.sum(axis=1), 1.0)
+
+
+def test_pipeline_split_on_synthetic(night):
+    split = subject_split(night.subject, n_finetune=1, n_test=1, seed=0)
+    assert not set(night.subject[split.test]) & set(night.subject[split.pretrain])
+
+
+def test_options_and_errors():
+    raw = make_synthetic_sleep(1, 3, channels=["Fz", "Cz"], fs=128.0, seed=1, window_s=10.0, noise=0.0, normalize=False)
+    assert raw.X.shape == (3, 2, 1280) and raw.channels == ("Fz", "Cz")
+    assert raw.X.std() > 5.0  # microvolt scale when not normalised
+    assert make_synthetic_sleep(1, 2, channels=8, seed=0).channels == tuple(f"ch{i}" for i in range(8))
+    with pytest.raises(ValueError, match="n_subjects must be >= 1"):
+        make_synthetic_sleep(0, 10)
+    with pytest.raises(ValueError, match="epochs_per_subject must be >= 1"):
+        make_synthetic_sleep(1, 0)
+    with pytest.raises(ValueError, match="fs must be at least 50 Hz"):
+        make_synthetic_sleep(1, 2, fs=40.0)
+    with pytest.raises(ValueError, match="noise must be >= 0"):
+        make_synthetic_sleep(1, 2, noise=-1.0)
+    with pytest.raises(ValueError, match="channels must be >= 1"):
+        make_synthetic_sleep(1, 2, channels=0)

@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from part.data.images import DatasetFormatError, DatasetNotFoundError
 from part.data.signal import instance_normalize
 from part.data.sleep import (
     PHYSIONET2018_EEG,
@@ -182,13 +183,13 @@ def test_physionet2018_without_stage_annotations_names_the_record(tmp_path):
     rec_dir = write_physionet_record(
         tmp_path, "tr00-0009", [(5.0, "(arousal_rera"), (20.0, "arousal_rera)")], seconds=100
     )
-    with pytest.raises(ValueError, match=r"record tr00-0009: no sleep-stage annotations"):
+    with pytest.raises(DatasetFormatError, match=r"record tr00-0009: no sleep-stage annotations"):
         load_physionet2018_record(rec_dir)
 
 
 def test_physionet2018_missing_annotation_file(tmp_path):
     rec_dir = write_physionet_record(tmp_path, "tr00-0010", [], seconds=100)
-    with pytest.raises(FileNotFoundError, match=r"record tr00-0010: stage annotation file .*tr00-0010.arousal"):
+    with pytest.raises(DatasetNotFoundError, match=r"record tr00-0010: stage annotation file .*tr00-0010.arousal"):
         load_physionet2018_record(rec_dir)
 
 
@@ -262,7 +263,7 @@ def test_sleep_edf_hypnogram_start_offset_shifts_stages(tmp_path):
 
 def test_sleep_edf_errors(tmp_path):
     psg = write_sleep_edf(tmp_path / "a", "SC4031E0-PSG.edf", "SC4031EC-Hypnogram.edf", [(0.0, 300.0, "Lights off")], 300)
-    with pytest.raises(ValueError, match=r"record SC4031: no sleep-stage annotations"):
+    with pytest.raises(DatasetFormatError, match=r"record SC4031: no sleep-stage annotations"):
         load_sleep_edf_record(psg)
     with pytest.raises(ValueError, match=r"not found; available channels: \['EEG Fpz-Cz', 'EEG Pz-Oz', 'EOG horizontal'"):
         load_sleep_edf_record(psg, channels=["EEG C3-A2"])
@@ -319,7 +320,7 @@ def test_npz_minimal_and_bad_files(tmp_path):
     with pytest.raises(ValueError, match="stores no channel names"):
         load_sleep_npz(tmp_path / "min.npz", channels=["ch0"])
     np.savez(tmp_path / "nolabel.npz", X=rng.normal(size=(5, 3, 20)), subject=np.array(list("aabbc")))
-    with pytest.raises(ValueError, match=r"nolabel.npz: missing array\(s\) \['y'\]"):
+    with pytest.raises(DatasetFormatError, match=r"nolabel.npz: missing array\(s\) \['y'\]"):
         load_sleep_npz(tmp_path / "nolabel.npz")
     np.savez(tmp_path / "badlabel.npz", X=rng.normal(size=(2, 1, 20)), y=np.array([0, 5]), subject=np.array(["a", "b"]))
     with pytest.raises(ValueError, match=r"badlabel.npz: y must be integer stages in 0..4"):

@@ -11,7 +11,7 @@ The paper's recipe for the PhysioNet 2018 EEG is, in this order:
 :func:`preprocess` chains steps 1-2 on a continuous record; :mod:`part.data.sleep` windows and labels it.
 
 Signals are numpy arrays shaped ``(C, T)`` (channels first, time last; any leading shape ``(..., T)`` is
-accepted by the filters). Every function returns ``float32``; filtering runs in ``float64`` inside.
+accepted by the filters). Functions returning signals return ``float32``; filtering runs in ``float64``.
 
 Backends. When SciPy is installed (the ``part[sleep]`` extra) ``backend="auto"`` uses
 ``scipy.signal.butter(..., output="sos")`` + ``scipy.signal.sosfiltfilt`` for the band-pass and
@@ -25,7 +25,9 @@ Backends. When SciPy is installed (the ``part[sleep]`` extra) ``backend="auto"``
 * re-sampling: Fourier re-sampling (an ideal low-pass at the lower Nyquist frequency) of an odd-extended
   copy, which agrees with the polyphase result in the pass band away from the ends (tested).
 
-The two backends differ only within a few seconds of a record's ends (edge handling).
+The two backends differ only near a record's ends (edge handling: SciPy's 0.1 Hz high-pass start-up
+transient takes tens of seconds to die out). FFT lengths are padded to ``2^a 3^b 5^c``; on a 2-hour
+200 Hz record the numpy backend is about as fast as SciPy's.
 """
 
 from __future__ import annotations

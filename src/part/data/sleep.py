@@ -23,6 +23,10 @@ Labels. AASM stages are kept; R&K stage 4 is merged into N3 (R&K 3 + 4 = AASM N3
 dropped. A window takes the stage that covers more than half of it; windows without such a majority (only
 possible when the annotations are not aligned to 30-s epochs) are dropped.
 
+Errors: a missing file or folder raises :class:`part.data.images.DatasetNotFoundError` (a
+``FileNotFoundError``), a malformed one :class:`part.data.images.DatasetFormatError` (a ``ValueError``),
+a bad argument a plain ``ValueError``; every message names the record or file.
+
 ``wfdb`` (PhysioNet) and ``pyedflib`` (EDF) are optional: they are imported inside the readers, which raise
 ``ImportError`` with the install hint ``pip install 'part[sleep]'`` when they are missing.
 """
@@ -39,6 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .images import DatasetFormatError, DatasetNotFoundError
 from .signal import instance_normalize, make_windows, preprocess, window_length
 
 __all__ = [
@@ -372,7 +377,7 @@ def _windows_from_record(
     start_s, end_s, codes = intervals_s
     scored = codes >= 0
     if not scored.any():
-        raise ValueError(f"record {name}: no sleep-stage annotations (W, N1, N2, N3, R) found")
+        raise DatasetFormatError(f"record {name}: no sleep-stage annotations (W, N1, N2, N3, R) found")
     origin = int(round(float(start_s[scored].min()) * fs))
     t_w = window_length(fs, window_s)
     if n - origin < t_w:
@@ -418,11 +423,11 @@ def _record_base(path: str | Path) -> Path:
         heads = sorted(p.glob("*.hea"))
         if len(heads) == 1:
             return heads[0].with_suffix("")
-        raise FileNotFoundError(f"{p}: expected exactly one WFDB header (*.hea), found {len(heads)}")
+        raise DatasetNotFoundError(f"{p}: expected exactly one WFDB header (*.hea), found {len(heads)}")
     if p.suffix in (".hea", ".mat", ".dat", ".arousal"):
         p = p.with_suffix("")
     if not p.with_suffix(".hea").exists():
-        raise FileNotFoundError(f"WFDB header {p.with_suffix('.hea')} does not exist")
+        raise DatasetNotFoundError(f"WFDB header {p.with_suffix('.hea')} does not exist")
     return p
 
 
@@ -485,16 +490,17 @@ def load_physionet2018_record(
 
     Raises:
         ImportError: ``wfdb`` is not installed.
-        FileNotFoundError: no header / no ``.arousal`` file.
-        ValueError: a requested channel is missing (the message lists the available ones), the record has
-            no stage annotations, its rate is below ``fs``, or it is shorter than one window.
+        DatasetNotFoundError (a ``FileNotFoundError``): no header / no ``.arousal`` file.
+        DatasetFormatError (a ``ValueError``): the ``.arousal`` file has no stage annotations.
+        ValueError: a requested channel is missing (the message lists the available ones), the record's
+            rate is below ``fs``, or it is shorter than one window.
     """
     wfdb = _require("wfdb", "reading PhysioNet 2018 (WFDB) records")
     base = _record_base(path)
     name = base.name
     ann_file = base.with_suffix(".arousal")
     if not ann_file.exists():
-        raise FileNotFoundError(f"record {name}: stage annotation file {ann_file} does not exist")
+        raise DatasetNotFoundError(f"record {name}: stage annotation file {ann_file} does not exist")
     header = wfdb.rdheader(str(base))
     idx = _select_channels(header.sig_name, channels, f"record {name}")
     rec = wfdb.rdrecord(str(base), channels=idx, physical=True)
@@ -504,7 +510,7 @@ def load_physionet2018_record(
     codes_all = [parse_stage(a) for a in notes]
     is_stage = np.array([c is not None for c in codes_all], dtype=bool)
     if not any(c is not None and c >= 0 for c in codes_all):
-        raise ValueError(
+        raise DatasetFormatError(
             f"record {name}: no sleep-stage annotations (W, N1, N2, N3, R) in {ann_file.name}; "
             f"found {len(notes)} other annotations"
         )
@@ -549,7 +555,7 @@ def _find_hypnogram(psg: Path) -> Path:
     prefix = m.group(0) if m else stem
     cands = sorted(psg.parent.glob(f"{prefix}*-Hypnogram.edf"))
     if not cands:
-        raise FileNotFoundError(f"{psg}: no hypnogram file matching {psg.parent / (prefix + '*-Hypnogram.edf')}")
+        raise DatasetNotFoundError(f"{psg}: no hypnogram file matching {psg.parent / (prefix + '*-Hypnogram.edf')}")
     if len(cands) > 1:
         raise ValueError(f"{psg}: several hypnograms match, pass hypnogram= explicitly: {[c.name for c in cands]}")
     return cands[0]
@@ -590,17 +596,18 @@ def load_sleep_edf_record(
 
     Raises:
         ImportError: ``pyedflib`` is not installed.
-        FileNotFoundError: the PSG or hypnogram file is missing.
-        ValueError: a missing channel (message lists the available ones), a hypnogram without stage
-            annotations, a rate below ``fs``, or a record shorter than one window.
+        DatasetNotFoundError (a ``FileNotFoundError``): the PSG or hypnogram file is missing.
+        DatasetFormatError (a ``ValueError``): the hypnogram has no stage annotations.
+        ValueError: a missing channel (message lists the available ones), a rate below ``fs``, or a record
+            shorter than one window.
     """
     pyedflib = _require("pyedflib", "reading Sleep-EDF (EDF/EDF+) files")
     psg = Path(psg_path)
     if not psg.exists():
-        raise FileNotFoundError(f"PSG file {psg} does not exist")
+        raise DatasetNotFoundError(f"PSG file {psg} does not exist")
     hyp = Path(hypnogram_path) if hypnogram_path is not None else _find_hypnogram(psg)
     if not hyp.exists():
-        raise FileNotFoundError(f"hypnogram file {hyp} does not exist")
+        raise DatasetNotFoundError(f"hypnogram file {hyp} does not exist")
     subject, name = _sleep_edf_ids(psg)
 
     reader = pyedflib.EdfReader(str(psg))
@@ -623,7 +630,7 @@ def load_sleep_edf_record(
     codes_all = [parse_stage(d) for d in descriptions]
     is_stage = np.array([c is not None for c in codes_all], dtype=bool)
     if not any(c is not None and c >= 0 for c in codes_all):
-        raise ValueError(
+        raise DatasetFormatError(
             f"record {name}: no sleep-stage annotations ('Sleep stage W/1/2/3/4/R') in {hyp.name}; "
             f"found {len(codes_all)} other annotations"
         )
@@ -663,11 +670,11 @@ def load_sleep_npz(
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"npz file {path} does not exist")
+        raise DatasetNotFoundError(f"npz file {path} does not exist")
     with np.load(path, allow_pickle=False) as z:
         missing = [k for k in ("X", "y", "subject") if k not in z.files]
         if missing:
-            raise ValueError(f"{path}: missing array(s) {missing}; found {sorted(z.files)}")
+            raise DatasetFormatError(f"{path}: missing array(s) {missing}; found {sorted(z.files)}")
         X = np.asarray(z["X"], dtype=np.float32)
         y = np.asarray(z["y"])
         subject = z["subject"]
@@ -676,11 +683,11 @@ def load_sleep_npz(
         names = tuple(str(c) for c in z["channels"]) if "channels" in z.files else None
         file_fs = float(z["fs"]) if "fs" in z.files else None
     if X.ndim != 3:
-        raise ValueError(f"{path}: X must be shaped (W, C, T), got {X.shape}")
+        raise DatasetFormatError(f"{path}: X must be shaped (W, C, T), got {X.shape}")
     if y.shape != (X.shape[0],):
-        raise ValueError(f"{path}: y must have shape ({X.shape[0]},), got {y.shape}")
+        raise DatasetFormatError(f"{path}: y must have shape ({X.shape[0]},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() >= len(STAGES))):
-        raise ValueError(f"{path}: y must be integer stages in 0..{len(STAGES) - 1}")
+        raise DatasetFormatError(f"{path}: y must be integer stages in 0..{len(STAGES) - 1}")
     if fs is not None and file_fs is not None and abs(fs - file_fs) > 1e-9:
         raise ValueError(f"{path}: fs={fs:g} Hz was requested but the file holds {file_fs:g} Hz windows")
     rate = file_fs if file_fs is not None else (100.0 if fs is None else fs)
@@ -719,14 +726,14 @@ def load_sleep_folder(
     if format not in _FORMATS:
         raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
     if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist")
+        raise DatasetNotFoundError(f"data folder {root} does not exist")
     if max_records is not None and max_records < 1:
         raise ValueError(f"max_records must be >= 1, got {max_records}")
     if format == "physionet2018":
         heads = sorted(root.rglob("*.hea"))
         paths = [h for h in heads if h.with_suffix(".arousal").exists()]
         if not paths:
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"no PhysioNet 2018 records with .arousal stage annotations under {root} "
                 f"({len(heads)} WFDB header(s) found)"
             )
@@ -735,13 +742,13 @@ def load_sleep_folder(
     elif format == "sleep_edf":
         paths = sorted(root.rglob("*-PSG.edf"))
         if not paths:
-            raise FileNotFoundError(f"no Sleep-EDF PSG files (*-PSG.edf) under {root}")
+            raise DatasetNotFoundError(f"no Sleep-EDF PSG files (*-PSG.edf) under {root}")
         load = load_sleep_edf_record
         default = SLEEP_EDF_EEG
     else:
         paths = sorted(root.rglob("*.npz"))
         if not paths:
-            raise FileNotFoundError(f"no .npz files under {root}")
+            raise DatasetNotFoundError(f"no .npz files under {root}")
         load = load_sleep_npz
         default = None
     if max_records is not None:

@@ -99,6 +99,8 @@ def test_options_and_errors():
     assert raw.X.shape == (3, 2, 1280) and raw.channels == ("Fz", "Cz")
     assert raw.X.std() > 5.0  # microvolt scale when not normalised
     assert make_synthetic_sleep(1, 2, channels=8, seed=0).channels == tuple(f"ch{i}" for i in range(8))
+    short = make_synthetic_sleep(2, 40, channels=2, seed=0, window_s=1.0)  # windows shorter than the events
+    assert short.X.shape == (80, 2, 100) and np.isfinite(short.X).all()
     with pytest.raises(ValueError, match="n_subjects must be >= 1"):
         make_synthetic_sleep(0, 10)
     with pytest.raises(ValueError, match="epochs_per_subject must be >= 1"):

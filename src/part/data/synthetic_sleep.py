@@ -130,7 +130,7 @@ def _place_events(
     n = int(counts.sum())
     if n == 0:
         return
-    wave = waveforms(n)  # (n, L)
+    wave = waveforms(n)[:, : target.shape[1]]  # (n, L); an event longer than the window is cut
     length = wave.shape[1]
     epoch = np.repeat(np.arange(stages.size), counts)
     start = rng.integers(0, target.shape[1] - length + 1, size=n)
@@ -221,7 +221,7 @@ def _subject(
     art = rng.random(n_epochs) < _ARTEFACT_PROB[z]
     if art.any():
         k = int(art.sum())
-        on = rng.uniform(0, t[-1] - 1.0, (k, 1))
+        on = rng.uniform(0, max(t[-1] - 1.0, 0.0), (k, 1))
         dur = rng.uniform(1.0, 4.0, (k, 1))
         env = ((t[None, :] >= on) & (t[None, :] < on + dur)).astype(float)
         burst = rng.normal(0.0, 1.0, (k, n_channels, t_w)) * rng.uniform(40, 120, (k, n_channels, 1))

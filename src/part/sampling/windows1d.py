@@ -152,9 +152,12 @@ def crop_windows(signals: torch.Tensor, boxes: torch.Tensor, patch_len: int) -> 
     b, c, t = signals.shape
     n = boxes.shape[1]
     boxes = boxes.to(device=signals.device, dtype=torch.float32)
-    offs = (torch.arange(patch_len, device=signals.device, dtype=torch.float32) + 0.5) / patch_len  # (L,)
+    odd = 2 * torch.arange(patch_len, device=signals.device, dtype=torch.float32) + 1  # 2k + 1, (L,)
     start = boxes[..., 0] - boxes[..., 1] / 2
-    pos = (start[..., None] + offs * boxes[..., 1:2] - 0.5).clamp_(0.0, float(t - 1))  # (B, N, L) sample index
+    # s + (k + 0.5) W / L - 0.5 written as s + ((2k + 1) W - L) / (2L): for W = L this is s + 2kL / 2L = s + k
+    # with no rounding (the quotient is exact), so grid-aligned windows return raw samples for every L.
+    pos = start[..., None] + (odd * boxes[..., 1:2] - patch_len) / (2 * patch_len)
+    pos = pos.clamp_(0.0, float(t - 1))  # (B, N, L) fractional sample index; border padding
     i0 = pos.floor()
     frac = (pos - i0).to(signals.dtype).reshape(b, 1, n * patch_len)
     i0 = i0.long().reshape(b, 1, n * patch_len)

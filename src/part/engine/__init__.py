@@ -1,0 +1,14 @@
+"""The engine: training loop, AMP, DDP (torchrun), checkpoints, exact resume, logging, export."""
+
+from .builders import build_backbone, build_dataset, build_objective, data_defaults
+from .checkpoint import list_checkpoints, load_checkpoint, load_state_dict_checked, load_weights, save_weights
+from .export import export_backbone, load_exported, timm_model_args
+from .runs import load_run
+from .trainer import RunFolderError, TrainingDiverged, TrainResult, train
+
+__all__ = [
+    "build_backbone", "build_dataset", "build_objective", "data_defaults",
+    "list_checkpoints", "load_checkpoint", "load_state_dict_checked", "load_weights", "save_weights",
+    "export_backbone", "load_exported", "timm_model_args", "load_run",
+    "RunFolderError", "TrainingDiverged", "TrainResult", "train",
+]

@@ -119,6 +119,17 @@ def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
+def unshuffle_tokens(visible: torch.Tensor, fill: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+    """Put kept tokens back at their grid positions and ``fill`` everywhere else (MAE decoder input).
+
+    ``visible (B, K, d)`` in kept order (``ids_keep``), ``fill (1, 1, d)``, ``ids_restore (B, N)`` ->
+    ``(B, N, d)`` where row ``ids_keep[b, j]`` is ``visible[b, j]``.
+    """
+    b, n = ids_restore.shape
+    full = torch.cat([visible, fill.expand(b, n - visible.shape[1], -1)], dim=1)  # shuffled order
+    return gather_tokens(full, ids_restore)
+
+
 def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int, num_prefix: int = 0) -> torch.Tensor:
     """Fixed 2D sin-cos position table (MAE ``get_2d_sincos_pos_embed``), ``(num_prefix + gh * gw, dim)``.
 
@@ -274,11 +285,7 @@ class MAEObjective(nn.Module):
         """latent ``(B, prefix + K, d)`` -> pixel predictions ``(B, N, C P P)``."""
         prefix = self.backbone.num_prefix_tokens
         x = self.decoder_embed(latent)  # (B, prefix + K, dd)
-        b, n = ids_restore.shape
-        k = x.shape[1] - prefix
-        mask_tokens = self.mask_token.to(x.dtype).expand(b, n - k, -1)
-        full = torch.cat([x[:, prefix:], mask_tokens], dim=1)  # shuffled order
-        full = gather_tokens(full, ids_restore)  # un-shuffle to grid order, (B, N, dd)
+        full = unshuffle_tokens(x[:, prefix:], self.mask_token.to(x.dtype), ids_restore)  # (B, N, dd)
         x = torch.cat([x[:, :prefix], full], dim=1) + self.decoder_pos_embed
         x = self.decoder_norm(self.decoder_blocks(x))
         return self.decoder_pred(x)[:, prefix:]
@@ -311,5 +318,5 @@ class MAEObjective(nn.Module):
 
 __all__ = [
     "MAEObjective", "MAEOutput", "Masking", "random_masking", "sincos_pos_embed_2d", "init_sincos_pos_embed",
-    "grid_patches", "check_ratio", "encode_visible", "gather_tokens",
+    "grid_patches", "check_ratio", "encode_visible", "gather_tokens", "unshuffle_tokens",
 ]

@@ -11,10 +11,13 @@ Paper: "How PARTs assemble into wholes: Learning the relative composition of ima
 from . import sampling, targets
 from .models import ViTConfig, VisionTransformer, build_head, vit, vit_base, vit_custom, vit_small, vit_tiny
 from .objectives import PARTModel, PARTOutput
+from .api import pretrain
+from .config import Config, load_config
 
 __version__ = "0.1.0"
 
 __all__ = [
     "sampling", "targets", "ViTConfig", "VisionTransformer", "build_head",
     "vit", "vit_base", "vit_custom", "vit_small", "vit_tiny", "PARTModel", "PARTOutput",
+    "pretrain", "Config", "load_config",
 ]

@@ -167,6 +167,9 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, di: 
     model = DDP(objective, device_ids=[device.index] if device.type == "cuda" else None) if di.enabled else objective
     fwd = torch.compile(model) if t.compile else model
     gen = torch.Generator(device=device).manual_seed(t.seed * 7919 + di.rank)  # PART's patch/pair sampling
+    # the training stream of the global RNG (dropout, drop-path) starts from a known point, however
+    # many draws building the model took
+    torch.manual_seed(t.seed * 104_729 + di.rank + 1)
 
     step = 0
     ckpt_dir = run / "checkpoints"

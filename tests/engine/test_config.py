@@ -1,0 +1,48 @@
+import pytest
+
+from part.config import Config, apply_overrides, config_from_dict, load_config, parse_override
+
+
+def test_defaults_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model:\n  arch: vit_small\noptim:\n  lr: 1.0e-3\n")
+    cfg = load_config(p, ["optim.lr=5e-4", "train.max_steps=10", "objective.num_pairs=all", "data.rrc_scale=[0.3, 1.0]"])
+    assert isinstance(cfg, Config)
+    assert cfg.model.arch == "vit_small" and cfg.optim.lr == 5e-4 and cfg.train.max_steps == 10
+    assert cfg.objective.num_pairs == "all" and cfg.data.rrc_scale == [0.3, 1.0]
+
+
+def test_unknown_key_named():
+    with pytest.raises(ValueError, match=r"unknown config key optim\.learning_rate"):
+        config_from_dict({"optim": {"learning_rate": 1.0}})
+    with pytest.raises(ValueError, match=r"unknown config key trainer"):
+        config_from_dict({"trainer": {}})
+    with pytest.raises(ValueError, match=r"unknown config key train\.stepz"):
+        load_config(None, ["train.stepz=3"])
+
+
+def test_bad_values():
+    with pytest.raises(ValueError, match="train.amp must be one of"):
+        load_config(None, ["train.amp=fp8"])
+    with pytest.raises(ValueError, match="train.batch_size must be positive"):
+        load_config(None, ["train.batch_size=0"])
+    with pytest.raises(ValueError, match="must look like key=value"):
+        parse_override("optim.lr")
+    with pytest.raises(ValueError, match="config file not found"):
+        load_config("/nonexistent/config.yaml")
+
+
+def test_override_is_a_copy():
+    base = {"optim": {"lr": 1.0}}
+    out = apply_overrides(base, ["optim.lr=2"])
+    assert base["optim"]["lr"] == 1.0 and out["optim"]["lr"] == 2
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for f in files:
+        load_config(f)

@@ -256,7 +256,7 @@ def least_squares_centres(
         w = (~eye).to(dtype).expand(b, n, n)
     else:
         w = weights.to(device=boxes.device, dtype=dtype)
-        if w.dim() == 2:
+        if w.dim() == 2 and tuple(w.shape) == (n, n):
             w = w.expand(b, n, n)
         if tuple(w.shape) != (b, n, n):
             raise ValueError(f"weights must have shape (B, N, N) = ({b}, {n}, {n}) or (N, N), got {tuple(weights.shape)}")

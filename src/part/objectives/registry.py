@@ -64,7 +64,8 @@ def build_objective(name: str, backbone: nn.Module, **cfg) -> nn.Module:
     """Build objective ``name`` on ``backbone`` with constructor options ``cfg``.
 
     Raises ``ValueError`` for an unknown name (listing the valid ones), for options the objective does
-    not take (listing the valid ones) and for ``sampler`` given to a ``part*`` name (the name fixes it).
+    not take (listing the valid ones), for a missing required option (``num_classes`` of ``supervised``)
+    and for ``sampler`` given to a ``part*`` name (the name fixes it).
     """
     cls, fixed = _lookup(name)
     clash = sorted(set(cfg) & set(fixed))
@@ -77,6 +78,10 @@ def build_objective(name: str, backbone: nn.Module, **cfg) -> nn.Module:
     unknown = sorted(set(cfg) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for objective {name!r}; valid options: {valid}")
+    params = inspect.signature(cls.__init__).parameters
+    missing = [p for p in valid if params[p].default is inspect.Parameter.empty and p not in cfg]
+    if missing:
+        raise ValueError(f"objective {name!r} needs option(s) {missing}")
     return cls(backbone, **fixed, **cfg)
 
 

@@ -143,7 +143,8 @@ def table_predict(
     table = table.reshape(b, h, n * n, k + 1)
     flat = (pairs[..., 0] * n + pairs[..., 1]).reshape(b, 1, m, 1).expand(b, h, m, k + 1)
     picked = torch.gather(table, 2, flat)  # (B, H, M, k + 1)
-    den, num = picked[..., 0], picked[..., 1:]
+    den, num = picked.split([1, k], dim=-1)  # split, not slicing: its backward concatenates, no zero-fill
+    den = den.squeeze(-1)
     tau = torch.finfo(den.dtype).tiny ** 0.5
     bad_h = den < tau  # (B, H, M)
     den = torch.where(bad_h, torch.ones_like(den), den)  # keep the discarded branch finite (NaN-free grads)
@@ -272,11 +273,13 @@ class FusedCrossAttentionHead(CrossAttentionHead):
         dtype = _compute_dtype(x)
         weight, bias, out_bias = self.folded_weights(dtype)
         y = F.linear(x.to(dtype), weight, bias)  # (B, N, 3d + H k)
-        abk = y[..., : 3 * d].reshape(b, n, 3, h, dh).permute(2, 0, 3, 1, 4)  # (3, B, H, N, dh)
-        ab = abk[:2].permute(1, 2, 0, 3, 4).reshape(b, h, 2 * n, dh)  # rows: A tokens then B tokens
-        s = torch.matmul(ab, abk[2].transpose(-1, -2))  # (B, H, 2N, N)
-        u = y[..., 3 * d :].reshape(b, n, h, k).transpose(1, 2)  # (B, H, N, k)
-        return s[:, :, :n], s[:, :, n:], u, out_bias
+        # split (not slicing) everywhere: the backward then concatenates instead of zero-filling copies
+        ab, key, u = y.split([2 * d, d, h * k], dim=-1)
+        ab = ab.reshape(b, n, 2, h, dh).permute(0, 3, 2, 1, 4).reshape(b, h, 2 * n, dh)  # A rows, then B rows
+        key = key.reshape(b, n, h, dh).permute(0, 2, 3, 1)  # (B, H, dh, N)
+        sa, sb = torch.matmul(ab, key).split(n, dim=2)  # (B, H, N, N) each
+        u = u.reshape(b, n, h, k).transpose(1, 2)  # (B, H, N, k)
+        return sa, sb, u, out_bias
 
     def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)`` (float32, or float64 for float64 input)."""
@@ -316,7 +319,8 @@ class FusedPairwiseMLPHead(PairwiseMLPHead):
         w = self.fc1.weight  # (hidden, 2d)
         width = w.shape[0]
         y = F.linear(x, torch.cat([w[:, : self.dim], w[:, self.dim :]], dim=0))  # (B, N, 2 hidden)
-        hid = gather_tokens(y[..., :width], pairs[..., 0]) + gather_tokens(y[..., width:], pairs[..., 1])
+        y_ref, y_tgt = y.split(width, dim=-1)
+        hid = gather_tokens(y_ref, pairs[..., 0]) + gather_tokens(y_tgt, pairs[..., 1])
         hid = hid + self.fc1.bias
         return hid if self.fc2 is None else self.fc2(F.gelu(hid))
 

@@ -206,7 +206,7 @@ class DropPosObjective(nn.Module):
             metrics = {
                 "acc": (hit * dropped).sum() / dropped.sum(),
                 "acc_pos_kept": (hit * (1 - dropped)).sum() / (1 - dropped).sum(),
-                "sigma": torch.tensor(self.sigma),
+                "sigma": torch.tensor(self.sigma, device=dev),
             }
         return DropPosOutput(loss, logits, labels, pos_dropped, weights, metrics)
 

@@ -223,6 +223,24 @@ def test_bf16_autocast_on_cpu():
     torch.testing.assert_close(y, y_ref_amp.float(), rtol=0.05, atol=0.05 * y_ref32.abs().max().item())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("path", ["table", "gather"])
+def test_cuda_matches_reference_and_runs_bf16(path):
+    ref, fused = twin_heads(32, 2, 4, path=path)
+    ref, fused = ref.cuda(), fused.cuda()
+    x = torch.randn(2, 16, 32, generator=torch.Generator().manual_seed(0)).cuda()
+    pairs = sample_pairs(2, 16, "all", torch.Generator().manual_seed(1)).cuda()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # TF32 matmuls would round both sides to ~1e-3
+    try:
+        assert_same_function(ref, fused, x, pairs, 1e-4)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = fused(x, pairs)
+    assert y.dtype == torch.float32 and torch.isfinite(y).all()
+
+
 def test_torch_compile_matches_eager():
     """Both repair modes trace with dynamo (aot_eager keeps it fast): "dense" as one full graph, "sparse"
     with its single graph break; huge logits make the repair run inside the compiled call."""

@@ -122,7 +122,7 @@ def gather_predict(sa: torch.Tensor, sb: torch.Tensor, u: torch.Tensor, pairs: t
 def table_predict(
     sa: torch.Tensor, sb: torch.Tensor, u: torch.Tensor, pairs: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exp-factorised path, step 4, WITHOUT the underflow repair (see :func:`fused_cross_attention`).
+    """Exp-factorised path, step 4, WITHOUT the underflow repair (see :func:`restabilise`).
 
     Args:
         sa, sb: score tables ``(B, H, N, N)`` (row = ref/tgt token, column = key token).

@@ -53,7 +53,6 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 from part.models.vit import vit, vit_custom
 from part.objectives.registry import build_objective
-from part.sampling import patchify
 from part.targets import max_pairs
 
 NUM_CLASSES = 10

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..models.vit import Block
 from ..sampling.crop import patchify

@@ -14,8 +14,10 @@ Effective Pretraining Strategy"), the grid-based position-classification method 
       -> cross-entropy against each token's grid index, averaged over all N tokens
 
 Defaults: ``mask_ratio=0.75`` (fraction of tokens removed from the keys/values), linear position
-classifier, no position embeddings. The MP3 code is not public; the ratio default is taken from the
-paper's description of its ImageNet/CIFAR-100 setups.
+classifier, no position embeddings, loss on every token. The ratio is MP3's setting as we read the paper;
+it could not be re-checked against the paper text or an official implementation from this codebase's
+sources, so configs should state it explicitly. In every layer the keys/values are the *current*
+representations of the context tokens (a per-layer key mask), not the layer-0 embeddings.
 
 Masked-key attention is implemented here, not in ``vit.py``: :func:`masked_key_block` re-runs a timm-style
 block from its submodules (``norm1``, ``attn.qkv``, ``attn.proj``, ``norm2``, ``mlp``, drop paths).

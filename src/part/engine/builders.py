@@ -15,56 +15,53 @@ PART_SAMPLERS = {"part": "offgrid", "part_grid": "grid", "part_scale": "scale"}
 
 
 def build_backbone(m: ModelConfig) -> nn.Module:
-    """``ModelConfig`` -> backbone without position embeddings (pretraining form, paper §4)."""
-    if m.arch.startswith("vit1d"):
-        from ..models import vit1d
+    """``ModelConfig`` -> backbone without position embeddings (pretraining form, paper §4).
 
-        return vit1d.build_vit1d(m)
-    sizes = {f"vit_{k}": v for k, v in VIT_SIZES.items()}
+    2D: ``vit_tiny``/``vit_small``/``vit_base``/``custom``. 1D (paper §5.2): ``vit1d_paper`` (12.9M),
+    ``vit1d_tiny``, ``vit1d_custom``, with ``img_size`` = window length T and ``patch_size`` = L samples.
+    """
+    from ..models.vit1d import VIT1D_SIZES, ViT1DConfig, VisionTransformer1D
+
+    one_d = m.arch.startswith("vit1d")
+    sizes = {f"vit1d_{k}": v for k, v in VIT1D_SIZES.items()} if one_d else {f"vit_{k}": v for k, v in VIT_SIZES.items()}
+    custom = "vit1d_custom" if one_d else "custom"
     if m.arch in sizes:
         dims = dict(sizes[m.arch])
-        for key in ("embed_dim", "depth", "num_heads"):
-            if getattr(m, key) is not None:
-                dims[key] = getattr(m, key)
-    elif m.arch == "custom":
+        dims.update({k: getattr(m, k) for k in ("embed_dim", "depth", "num_heads") if getattr(m, k) is not None})
+    elif m.arch == custom:
         missing = [k for k in ("embed_dim", "depth", "num_heads") if getattr(m, k) is None]
         if missing:
-            raise ValueError(f"model.arch=custom needs model.{missing[0]} (and embed_dim, depth, num_heads)")
+            raise ValueError(f"model.arch={custom} needs model.{missing[0]} (give embed_dim, depth, num_heads)")
         dims = dict(embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads)
     else:
         raise ValueError(
-            f"unknown model.arch {m.arch!r}; choose one of {sorted(sizes)}, 'custom', or a 1D preset (vit1d_*)"
+            f"unknown model.arch {m.arch!r}; choose one of {['vit_' + k for k in VIT_SIZES]}, "
+            f"'custom', {[f'vit1d_{k}' for k in VIT1D_SIZES]} or 'vit1d_custom'"
         )
+    common = dict(in_chans=m.in_chans, mlp_ratio=m.mlp_ratio, class_token=m.class_token,
+                  drop_path_rate=m.drop_path_rate, **dims)
+    if one_d:
+        if not isinstance(m.img_size, int):
+            raise ValueError(f"model.img_size must be the window length T (an int) for 1D models, got {m.img_size}")
+        return VisionTransformer1D(ViT1DConfig(signal_len=m.img_size, patch_len=m.patch_size, **common))
     img = m.img_size if isinstance(m.img_size, int) else tuple(m.img_size)
-    return VisionTransformer(ViTConfig(
-        img_size=img, patch_size=m.patch_size, in_chans=m.in_chans, mlp_ratio=m.mlp_ratio,
-        class_token=m.class_token, drop_path_rate=m.drop_path_rate, **dims,
-    ))
+    return VisionTransformer(ViTConfig(img_size=img, patch_size=m.patch_size, **common))
 
 
 def build_objective(cfg: Config, backbone: nn.Module | None = None) -> nn.Module:
-    """``Config`` -> pretext objective module (images in, loss + metrics out)."""
+    """``Config`` -> pretext objective module (images in, loss + metrics out), via the registry."""
+    from ..objectives.registry import build_objective as build_named
+
     backbone = backbone if backbone is not None else build_backbone(cfg.model)
     o = cfg.objective
-    if o.name in PART_SAMPLERS:
-        from ..objectives.part import PARTModel
-
-        sampler = PART_SAMPLERS[o.name]
-        if getattr(backbone, "spatial_dims", 2) == 1:  # 1D backbone: window samplers (paper §5.2)
-            from ..sampling.windows1d import build_window_sampler
-
-            kw = {"num_patches": o.num_patches}
-            if sampler == "scale":
-                kw["scale_range"] = tuple(o.scale_range)
-            sampler = build_window_sampler(sampler, backbone.patch_size, **kw)
-        return PARTModel(
-            backbone, head=o.head, num_pairs=o.num_pairs, sampler=sampler, num_patches=o.num_patches,
-            box_size=o.box_size, scale_range=tuple(o.scale_range), head_heads=o.head_heads,
-            head_hidden=o.head_hidden, **o.options,
+    opts = dict(o.options)
+    if o.name in PART_SAMPLERS:  # PART's own options live in the typed section
+        opts.update(
+            head=o.head, num_pairs=o.num_pairs, num_patches=o.num_patches, box_size=o.box_size,
+            scale_range=tuple(o.scale_range) if o.name == "part_scale" else None,
+            head_heads=o.head_heads, head_hidden=o.head_hidden,
         )
-    from ..objectives.registry import build_objective as build_baseline
-
-    return build_baseline(o.name, backbone, **o.options)
+    return build_named(o.name, backbone, **opts)
 
 
 def data_defaults(cfg: Config) -> DataConfig:

@@ -54,8 +54,12 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group; all ranks meet first so none tears down while another still talks."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from ..config import Config, save_config
 from . import checkpoint as ck
 from .builders import build_dataset, build_objective
-from .distributed import DistInfo, barrier, broadcast_flag, cleanup_distributed, init_distributed
+from .distributed import DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed
 from .loader import ResumableSampler, SeededItems
 
 
@@ -206,9 +206,11 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, di: 
             it = iter(loader)
             while step < total and in_epoch + cfg.optim.accum_steps <= sampler.batches_per_epoch:
                 lr = warmup_cosine(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr)
+                if hasattr(objective, "set_progress"):  # schedules inside an objective (DropPos sigma)
+                    objective.set_progress(step / total)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                loss_sum, metric_sum = 0.0, {}
+                loss_sum, metric_sum = torch.zeros((), device=device), {}
                 for micro in range(cfg.optim.accum_steps):
                     x, y = next(it)
                     x = x.to(device, non_blocking=True)
@@ -227,7 +229,7 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, di: 
                     scaler.scale(loss).backward()
                     loss_sum += out.loss.detach().float()
                     for k, v in out.metrics.items():
-                        metric_sum[k] = metric_sum.get(k, 0.0) + v.detach().float()
+                        metric_sum[k] = metric_sum.get(k, 0.0) + v.detach().float().to(device)
                 if cfg.optim.clip_grad:
                     scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(objective.parameters(), cfg.optim.clip_grad)
@@ -239,10 +241,12 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, di: 
                 n_last += x.shape[0] * cfg.optim.accum_steps * di.world_size
                 if step % t.log_every == 0 or step == total:
                     now = time.perf_counter()
-                    rec = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                           "loss": float(loss_sum) / cfg.optim.accum_steps, "lr": lr,
+                    names = sorted(metric_sum)
+                    vals = torch.stack([loss_sum] + [metric_sum[k] for k in names]) / cfg.optim.accum_steps
+                    vals = all_reduce_mean(vals).tolist()  # the global batch's mean under DDP
+                    rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": vals[0], "lr": lr,
                            "img_per_s": n_last / max(now - t_last, 1e-9)}
-                    rec.update({k: float(v) / cfg.optim.accum_steps for k, v in metric_sum.items()})
+                    rec.update(zip(names, vals[1:]))
                     t_last, n_last = now, 0
                     last = rec
                     history.append(rec)

@@ -97,7 +97,14 @@ class PARTModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         patch_size = backbone.patch_size
-        if isinstance(sampler, str):
+        if isinstance(sampler, str) and getattr(backbone, "spatial_dims", 2) == 1:
+            from ..sampling.windows1d import build_window_sampler  # 1D windows (paper §5.2)
+
+            sampler = build_window_sampler(
+                sampler, patch_size, num_patches=num_patches, window_len=box_size,
+                scale_range=scale_range if sampler == "scale" else None,
+            )
+        elif isinstance(sampler, str):
             sampler = build_sampler(
                 sampler, patch_size, num_patches=num_patches, box_size=box_size,
                 scale_range=scale_range if sampler == "scale" else None,

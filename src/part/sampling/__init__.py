@@ -1,15 +1,34 @@
 """Patch sampling: where patches come from (boxes) and how they are cut out (one batched crop).
 
+1D windows of multichannel signals (paper §5.2) live beside 2D: :class:`OffGridWindowSampler` etc.,
+boxes ``(B, N, 2)`` (t_centre, length) in samples.
+
 2D: :class:`OffGridSampler` (PART), :class:`GridSampler` (PART-grid, fine-tuning),
 :class:`ScaleAspectSampler` (scale/aspect extension). Boxes are ``(B, N, 4)`` (cx, cy, w, h) in pixels.
 """
 
 from .boxes import boxes_to_corners, default_num_patches, grid_boxes, offgrid_boxes, scale_aspect_boxes
 from .crop import crop_patches, patchify, unpatchify
+from .windows1d import (
+    WINDOW_SAMPLERS,
+    GridWindowSampler,
+    OffGridWindowSampler,
+    ScaleWindowSampler,
+    build_window_sampler,
+    check_signals,
+    crop_windows,
+    grid_windows,
+    offgrid_windows,
+    patchify1d,
+    scale_windows,
+    unpatchify1d,
+)
 from .samplers import SAMPLERS, GridSampler, OffGridSampler, ScaleAspectSampler, build_sampler, check_images
 
 __all__ = [
     "boxes_to_corners", "default_num_patches", "grid_boxes", "offgrid_boxes", "scale_aspect_boxes",
     "crop_patches", "patchify", "unpatchify",
+    "WINDOW_SAMPLERS", "GridWindowSampler", "OffGridWindowSampler", "ScaleWindowSampler", "build_window_sampler",
+    "check_signals", "crop_windows", "grid_windows", "offgrid_windows", "patchify1d", "scale_windows", "unpatchify1d",
     "SAMPLERS", "GridSampler", "OffGridSampler", "ScaleAspectSampler", "build_sampler", "check_images",
 ]

@@ -161,7 +161,10 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, di: 
     total = t.max_steps or max(1, int(round(t.epochs * steps_per_epoch)))
     warmup = cfg.optim.warmup_steps if cfg.optim.warmup_steps is not None else int(cfg.optim.warmup_epochs * steps_per_epoch)
 
-    opt = torch.optim.AdamW(param_groups(objective, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+    # an objective may define its own groups (e.g. layer-wise lr decay: groups carry "lr_scale")
+    groups = (objective.param_groups(cfg.optim.weight_decay) if hasattr(objective, "param_groups")
+              else param_groups(objective, cfg.optim.weight_decay))
+    opt = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
     dtype = amp_dtype(t.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     model = DDP(objective, device_ids=[device.index] if device.type == "cuda" else None) if di.enabled else objective
@@ -209,7 +212,7 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, di: 
                 if hasattr(objective, "set_progress"):  # schedules inside an objective (DropPos sigma)
                     objective.set_progress(step / total)
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
                 loss_sum, metric_sum = torch.zeros((), device=device), {}
                 for micro in range(cfg.optim.accum_steps):
                     x, y = next(it)

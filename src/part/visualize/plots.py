@@ -288,7 +288,7 @@ def plot_uncertainty(unc, index: int, image: torch.Tensor, display: Display, pat
     if targets is None:
         order = np.argsort(np.nan_to_num(spread, nan=np.inf))
         targets = [int(order[0]), int(order[-1])] if n > 1 else [0]
-        tags = [" (most certain)", " (least certain)"]
+        tags = [" (most certain)", " (least certain)"]  # by the heat-map measure
     for t in targets:
         if not 0 <= int(t) < n:
             raise ValueError(f"targets must be patch indices in [0, {n}), got {list(targets)}")
@@ -314,8 +314,8 @@ def plot_uncertainty(unc, index: int, image: torch.Tensor, display: Display, pat
         med = unc.median[b, t].cpu().numpy()
         a.scatter([med[0]], [med[1]], s=50, c="tab:blue", marker="x", label="median", zorder=5)
         _set_limits(a, _cloud_limits(h, w, cloud, pad=2.0))
-        a.set_title(f"target #{t}{tags[k] if k < len(tags) else ''}: spread {_fmt(float(spread[t]))} {unit}\n"
-                    f"trace cov {_fmt(float(unc.trace_cov[b, t]), 1)} px²")
+        a.set_title(f"target #{t}{tags[k] if k < len(tags) else ''}\n"
+                    f"spread {_fmt(float(spread[t]))} {unit}, trace cov {_fmt(float(unc.trace_cov[b, t]), 1)} px²")
         a.legend(loc="best", fontsize="x-small", framealpha=0.8, handletextpad=0.2, borderpad=0.3)
     for k in range(len(targets), ncols):
         ax[1, k].set_axis_off()

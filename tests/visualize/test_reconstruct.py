@@ -235,3 +235,13 @@ def test_predict_fn_hook_equals_oracle(fmnist):
     rec = reconstruct(None, fmnist[:2], torch.Generator().manual_seed(2), sampler=sampler,
                       predict_fn=lambda patches, boxes: relative_matrix(boxes))
     assert float(rec.metrics["lsq_error_px"].max()) < 1e-4
+
+
+def test_num_patches_override_keeps_the_models_sampler_settings(fmnist):
+    import part
+
+    backbone = part.vit_custom(32, 1, 2, img_size=28, patch_size=7, in_chans=1)
+    model = part.PARTModel(backbone, num_pairs=10, sampler="scale", num_patches=8, scale_range=(0.9, 1.1))
+    p = sample_and_predict(model, fmnist[:2], torch.Generator().manual_seed(0), num_patches=5)
+    assert p.boxes.shape == (2, 5, 4) and p.pred.shape == (2, 5, 5, 4)
+    assert float(p.boxes[..., 2:].min()) >= 0.9 * 7 - 1e-4 and float(p.boxes[..., 2:].max()) <= 1.1 * 7 + 1e-4

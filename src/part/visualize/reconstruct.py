@@ -75,10 +75,10 @@ def _eval_mode(model):
 
 
 def _resolve_sampler(model, sampler, num_patches: int | None):
+    own = getattr(model, "sampler", None)
     if sampler is None:
-        if num_patches is not None:
-            name = getattr(getattr(model, "sampler", None), "name", "offgrid")
-            return _resolve_sampler(model, name, num_patches)
+        if num_patches is not None:  # the model's own kind of sampler with another N
+            return _resolve_sampler(model, getattr(own, "name", "offgrid"), num_patches)
         if model is None or not hasattr(model, "sample"):
             raise ValueError("model must have a sample(images, generator) method, or pass sampler=")
         return model.sample
@@ -86,9 +86,13 @@ def _resolve_sampler(model, sampler, num_patches: int | None):
         patch_size = getattr(getattr(model, "backbone", None), "patch_size", None)
         if patch_size is None:
             raise ValueError(f"sampler={sampler!r} needs the model's backbone.patch_size; pass a sampler object")
-        kwargs = {} if sampler == "grid" else {"num_patches": num_patches}
         if sampler == "grid" and num_patches is not None:
             raise ValueError("num_patches cannot be set for sampler='grid' (the grid fixes N = H W / P^2)")
+        kwargs = {} if sampler == "grid" else {"num_patches": num_patches}
+        if own is not None and getattr(own, "name", None) == sampler:  # keep the model's box settings
+            for key in ("box_size", "scale_range"):
+                if getattr(own, key, None) is not None:
+                    kwargs[key] = getattr(own, key)
         return build_sampler(sampler, patch_size, **kwargs)
     if not callable(sampler):
         raise ValueError(f"sampler must be None, a sampler name or a callable, got {type(sampler).__name__}")

@@ -320,7 +320,7 @@ def visualize(
         mean, std: training normalisation (override the run's); image_size, channels: likewise.
         images_normalized: a tensor ``images`` is already normalised (only un-normalised for display).
         predict_fn: optional ``(patches, boxes) -> (B, N, N, k)`` replacing ``model.predict_matrix``.
-        device: where to run the model (default: the model's parameters' device).
+        device: where to run (the model is moved there when given); default: the model's device.
     Returns:
         :class:`VisualizationOutput`.
     """
@@ -345,6 +345,8 @@ def visualize(
     if device is None:
         params = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
         device = params.device if params is not None else torch.device("cpu")
+    elif hasattr(model, "to"):
+        model = model.to(device)
     raw = raw.to(device)
     if mean is not None and not images_normalized:
         c = raw.shape[1]

@@ -166,7 +166,7 @@ def test_run_folder_errors(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("model: {}\n")
-    with pytest.raises(ValueError, match=r"run folder .*run has no weights.safetensors"):
+    with pytest.raises(ValueError, match=r"run folder .*run has no weights \(no weights.safetensors"):
         visualize("symmetry", run, torch.rand(1, 1, 28, 28), tmp_path / "out")
     (run / "config.yaml").unlink()
     (run / "weights.safetensors").write_bytes(b"x")
@@ -211,3 +211,33 @@ def test_mixed_sizes_and_argument_errors(tmp_path, fmnist):
         visualize("symmetry", oracle, fmnist, tmp_path, mean=[0.5])
     with pytest.raises(ValueError, match="images must be a tensor or a path"):
         load_images([1, 2, 3])
+
+
+def test_real_run_folder_end_to_end(tmp_path, fmnist_u8):
+    """A 2-step run from the real engine (IDX data written here) -> visualize() reads it back."""
+    import part.api
+
+    data = tmp_path / "idx"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte", np.concatenate([fmnist_u8] * 4))
+    (data / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x00000801, 12) + bytes(12))
+    run = tmp_path / "run"
+    part.api.pretrain(
+        {"model": {"arch": "custom", "embed_dim": 32, "depth": 1, "num_heads": 2, "img_size": 28,
+                   "patch_size": 7, "in_chans": 1},
+         "objective": {"name": "part", "num_pairs": 20},
+         "data": {"kind": "idx", "root": str(data)},
+         "train": {"max_steps": 2, "batch_size": 4, "log_every": 1, "ckpt_every": 2}},
+        out=run, progress=False,
+    )
+    write_idx(tmp_path / "test-idx3-ubyte", fmnist_u8)
+    out = visualize("reconstruct", run, tmp_path / "test-idx3-ubyte", tmp_path / "vis", num_images=1)
+    assert_png(out.figures[0])
+    result = json.loads(out.json_path.read_text())
+    # unset data.mean/std resolve to the dataset statistics the engine trained with (Fashion-MNIST's)
+    from part.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+
+    assert result["settings"]["mean"] == pytest.approx(list(FASHION_MNIST_MEAN))
+    assert result["settings"]["std"] == pytest.approx(list(FASHION_MNIST_STD))
+    assert result["num_patches"] == 16 and result["model"] == str(run)
+    assert np.isfinite(result["summary"]["error_px"])

@@ -80,9 +80,10 @@ def _cfg_get(cfg: Any, key: str, default=None):
 def load_model(model_or_run) -> tuple[Any, dict[str, Any], str]:
     """Resolve ``model_or_run`` to ``(model, data_settings, description)``.
 
-    A path is a run folder written by ``part pretrain``: it must hold ``config.yaml`` and
-    ``weights.safetensors`` and is loaded with :func:`part.engine.load_run`; ``data_settings`` then holds
-    the config's ``data`` keys ``image_size``, ``channels``, ``mean``, ``std`` (missing ones are None).
+    A path is a run folder written by ``part pretrain``: it must hold ``config.yaml`` and weights
+    (``weights.safetensors`` or a checkpoint) and is loaded with :func:`part.engine.load_run`;
+    ``data_settings`` then holds the config's ``data`` fields ``image_size``, ``channels``, ``mean``,
+    ``std``, with unset ones resolved as training resolved them (``part.engine.builders.data_defaults``).
     Any other object is used as the model itself (empty settings).
     """
     if not isinstance(model_or_run, (str, os.PathLike)):
@@ -94,10 +95,11 @@ def load_model(model_or_run) -> tuple[Any, dict[str, Any], str]:
         raise DatasetNotFoundError(f"run folder does not exist: {run}")
     if not run.is_dir():
         raise ValueError(f"run must be a run folder written by `part pretrain`, got a file: {run}")
-    if not (run / "weights.safetensors").is_file():
+    has_ckpt = (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("*.safetensors"))
+    if not (run / "weights.safetensors").is_file() and not has_ckpt:
         raise ValueError(
-            f"run folder {run} has no weights.safetensors (the final weights); finish pretraining "
-            f"(`part pretrain ... --out {run}`) or pass a folder that has them"
+            f"run folder {run} has no weights (no weights.safetensors and no checkpoints/*.safetensors); "
+            f"pretrain first (`part pretrain ... --out {run}`) or pass a folder that has them"
         )
     if not (run / "config.yaml").is_file():
         raise ValueError(f"run folder {run} has no config.yaml; cannot rebuild the model")
@@ -107,6 +109,12 @@ def load_model(model_or_run) -> tuple[Any, dict[str, Any], str]:
         raise RuntimeError(f"cannot load run {run}: part.engine.load_run is unavailable ({exc})") from None
     model, config = load_run(run)
     data = _cfg_get(config, "data", None)
+    try:  # the engine's own resolution of unset fields (model size/channels, dataset statistics)
+        from ..engine.builders import data_defaults
+
+        data = data_defaults(config)
+    except (ImportError, AttributeError, TypeError):
+        pass  # a plain mapping config: take its values as they are
     settings = {k: _cfg_get(data, k) for k in ("image_size", "channels", "mean", "std")}
     return model, settings, str(run)
 

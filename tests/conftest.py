@@ -28,3 +28,12 @@ def real_images() -> torch.Tensor:
     """(16, 1, 28, 28) float in [0, 1]: real Fashion-MNIST images."""
     images, _ = load_fixture_images()
     return torch.from_numpy(images.copy()).float().div(255).unsqueeze(1)
+
+
+@pytest.fixture
+def npz_data(tmp_path):
+    """64 random 8x8 grayscale uint8 images with labels, as a real .npz file."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x=rng.integers(0, 256, (64, 8, 8), dtype=np.uint8), y=rng.integers(0, 4, 64))
+    return path

@@ -1,16 +1,3 @@
-import numpy as np
-import pytest
-
-
-@pytest.fixture
-def npz_data(tmp_path):
-    """64 random 8x8 grayscale uint8 images with labels, as a real .npz file."""
-    rng = np.random.default_rng(0)
-    path = tmp_path / "tiny.npz"
-    np.savez(path, x=rng.integers(0, 256, (64, 8, 8), dtype=np.uint8), y=rng.integers(0, 4, 64))
-    return path
-
-
 def tiny_config(data_path, **train):
     t = {"max_steps": 6, "batch_size": 8, "log_every": 1, "ckpt_every": 2, "keep_last": 2, "seed": 0, "device": "cpu"}
     t.update(train)

@@ -51,7 +51,6 @@ computes the stable path for every pair and selects with ``torch.where``: no gra
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from .heads import CrossAttentionHead, PairwiseMLPHead, _check_pairs, gather_tokens

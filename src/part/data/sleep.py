@@ -822,3 +822,10 @@ def subject_split(
         where(pre_s), where(fine_s), where(test_s),
         tuple(pre_s.tolist()), tuple(fine_s.tolist()), tuple(test_s.tolist()),
     )
+
+
+def build_sleep_dataset(d, split: str = "pretrain", seed: int | None = None):
+    """Re-export of :func:`part.data.sleep_datasets.build_sleep_dataset` (imported lazily: no import cycle)."""
+    from .sleep_datasets import build_sleep_dataset as build
+
+    return build(d, split=split, seed=seed)

@@ -1,0 +1,108 @@
+"""``part finetune | probe | evaluate | export``: argparse registration, thin over the Python API.
+
+``part.cli`` calls :func:`register` on its subparsers; each handler returns the ``"wrote ... to PATH"`` line
+that the CLI prints (errors are ``ValueError`` s, printed as one line with exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _config_args(p: argparse.ArgumentParser, out_help: str) -> None:
+    p.add_argument("--config", help="YAML config file (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
+    p.add_argument("--out", help=out_help)
+
+
+def register(subparsers) -> None:
+    """Add the ``finetune``, ``probe``, ``evaluate`` and ``export`` subcommands."""
+    p = subparsers.add_parser("finetune", help="fine-tune a pretrained backbone (or train from scratch) and "
+                                               "evaluate it on the test split (paper §4)")
+    _config_args(p, "run folder (default runs/<config name>)")
+    p.add_argument("--init", help="pretrain run folder or .safetensors weights for the encoder, or 'none' to "
+                                  "train from scratch (required unless --resume)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_finetune)
+
+    p = subparsers.add_parser("probe", help="linear probe + kNN on frozen features of a backbone")
+    p.add_argument("--run", required=True, help="run folder (any objective) or .safetensors weights / export")
+    _config_args(p, "JSON file or folder for probe.json (default: <run>/probe.json)")
+    p.add_argument("--pool", choices=["avg", "token"], default="avg",
+                   help="features: mean of patch tokens (default) or the [CLS] token")
+    p.add_argument("--k", type=int, default=20, help="kNN neighbours (default 20)")
+    p.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (default 0.07)")
+    p.add_argument("--classifier", choices=["lbfgs", "adamw"], default="lbfgs", help="logistic regression solver")
+    p.add_argument("--epochs", type=int, default=100, help="L-BFGS iterations / AdamW epochs (default 100)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty of the probe (default 1e-4)")
+    p.add_argument("--max-train", type=int, help="use the first N training samples only")
+    p.add_argument("--max-test", type=int, help="use the first N test samples only")
+    p.add_argument("--batch-size", type=int, default=256, help="feature extraction batch size")
+    p.add_argument("--device", help="cpu | cuda (default: the config's train.device)")
+    p.set_defaults(func=_probe)
+
+    p = subparsers.add_parser("evaluate", help="test-split metrics of a run (classification or pretext errors)")
+    p.add_argument("--run", required=True, help="run folder")
+    p.add_argument("--split", default="test", help="dataset split (default test)")
+    p.add_argument("--out", help="results JSON (default <run>/results.json)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the run's config, e.g. --set data.root=/new/place")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--max-samples", type=int, help="evaluate the first N samples only")
+    p.add_argument("--device", help="cpu | cuda (default: the run's train.device)")
+    p.add_argument("--seed", type=int, default=0, help="patch/pair sampling seed of pretext metrics")
+    p.set_defaults(func=_evaluate)
+
+    p = subparsers.add_parser("export", help="export a run's backbone (timm names) + architecture JSON")
+    p.add_argument("--run", required=True, help="run folder")
+    p.add_argument("--out", required=True, help="FILE.safetensors (FILE.json is written beside it)")
+    p.set_defaults(func=_export)
+
+
+def _finetune(args) -> str:
+    from .finetune import finetune
+
+    if not args.config and not args.resume:
+        raise ValueError("part finetune needs --config (or --resume with --out)")
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out RUN_FOLDER")
+    if not args.resume and not args.init:
+        raise ValueError("part finetune needs --init RUN_OR_WEIGHTS (or --init none to train from scratch)")
+    res = finetune(args.config, init=args.init, out=args.out, overrides=args.overrides, resume=args.resume,
+                   overwrite=args.overwrite, progress=not args.no_progress, evaluate=not args.no_eval)
+    if res.results:
+        return f"wrote run and test results (top1 {res.results['top1']:.4f}) to {res.run_dir}"
+    return f"wrote run to {res.run_dir}"
+
+
+def _probe(args) -> str:
+    from .probe import probe
+
+    res = probe(args.run, config=args.config, out=args.out, overrides=args.overrides, pool=args.pool, k=args.k,
+                temperature=args.temperature, classifier=args.classifier, epochs=args.epochs,
+                weight_decay=args.weight_decay, max_train=args.max_train, max_test=args.max_test,
+                batch_size=args.batch_size, device=args.device)
+    return f"wrote probe results to {res.path}"
+
+
+def _evaluate(args) -> str:
+    from .evaluate import evaluate
+
+    res = evaluate(args.run, split=args.split, out=args.out, overrides=args.overrides, batch_size=args.batch_size,
+                   max_samples=args.max_samples, device=args.device, seed=args.seed)
+    return f"wrote {res['task']} results to {res['path']}"
+
+
+def _export(args) -> str:
+    from .evaluate import export_run
+
+    weights, side = export_run(args.run, args.out)
+    return f"wrote backbone to {weights} (architecture in {side})"
+
+
+__all__ = ["register"]

@@ -1,0 +1,240 @@
+"""Linear probe and kNN on frozen features: cheap comparisons of pretrained backbones on a CPU.
+
+``probe(source, ...)`` extracts frozen features (pooled [CLS] token or mean of patch tokens; no gradients,
+eval mode) of the train and test splits, then
+
+* trains a multinomial logistic regression on standardised features (mean / std of the train features),
+  with L-BFGS (full batch, deterministic) or AdamW (mini-batches, seeded), and
+* classifies with weighted kNN (k = 20, cosine, vote weights ``exp(s / 0.07)``, :mod:`part.evaluation.knn`),
+
+and reports top-1/top-5, Cohen's kappa, macro F1 and the confusion matrix of both (``probe.json``).
+
+The paper fine-tunes end to end (§4); the probe is this package's quick, cheap check of what a pretext
+task taught the encoder. It works for any objective's run (PART, MP3, DropPos, MAE, supervised) and for
+1D backbones. For PART the mean of the patch tokens is the natural feature (``pool="avg"``, the default):
+its [CLS] token takes part in attention but no loss reads it during pretraining.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import metrics as M
+from .evaluate import classification_report
+from .features import check_labels, dataset_labels, extract_features, limit, load_backbone, resolve_device
+from .knn import knn_scores
+
+
+# --------------------------------------------------------------------------------------------------
+# logistic regression
+# --------------------------------------------------------------------------------------------------
+def standardize(train: torch.Tensor, *others: torch.Tensor, eps: float = 1e-6) -> list[torch.Tensor]:
+    """Subtract the train mean and divide by the train std (per feature; ``eps`` guards constant ones).
+    Returns ``[train', *others']``."""
+    mean = train.mean(dim=0, keepdim=True)
+    std = train.std(dim=0, keepdim=True, unbiased=False).clamp_min(eps)
+    return [(t - mean) / std for t in (train, *others)]
+
+
+def train_logistic_regression(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    optimizer: str = "lbfgs",
+    epochs: int = 100,
+    lr: float | None = None,
+    weight_decay: float = 1e-4,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> nn.Linear:
+    """Fit ``Linear(d, num_classes)`` by cross-entropy on ``features (N, d)`` / ``labels (N,)``.
+
+    ``optimizer="lbfgs"``: full-batch L-BFGS (strong-Wolfe line search) for ``epochs`` iterations, with an
+    L2 penalty ``weight_decay / 2 * ||W||^2`` in the loss. ``"adamw"``: ``epochs`` passes of seeded
+    mini-batches of ``batch_size``, lr ``lr`` (default 1e-3) with cosine decay, decoupled ``weight_decay``.
+    The weights start at zero (LBFGS) / from a seeded init (AdamW), so results are reproducible.
+    """
+    if optimizer not in ("lbfgs", "adamw"):
+        raise ValueError(f"optimizer must be 'lbfgs' or 'adamw', got {optimizer!r}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    features = features.float()
+    labels = torch.as_tensor(labels).long().to(features.device)
+    check_labels(labels, num_classes, "probe train labels")
+    g = torch.Generator().manual_seed(seed)
+    clf = nn.Linear(features.shape[1], num_classes).to(features.device)
+    if optimizer == "lbfgs":
+        nn.init.zeros_(clf.weight)
+        nn.init.zeros_(clf.bias)
+        opt = torch.optim.LBFGS(clf.parameters(), lr=lr or 1.0, max_iter=epochs, history_size=20,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-7, tolerance_change=1e-10)
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(clf(features), labels) + 0.5 * weight_decay * clf.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        return clf
+    with torch.no_grad():
+        clf.weight.copy_(torch.randn(clf.weight.shape, generator=g) * 0.01)
+        clf.bias.zero_()
+    opt = torch.optim.AdamW(clf.parameters(), lr=lr or 1e-3, weight_decay=weight_decay)
+    n = features.shape[0]
+    steps = epochs * max(1, -(-n // batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=g).to(features.device)
+            for i in range(0, n, batch_size):
+                idx = order[i:i + batch_size]
+                loss = F.cross_entropy(clf(features[idx]), labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+    return clf
+
+
+def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 num_classes: int, **fit) -> dict:
+    """Standardise, fit :func:`train_logistic_regression` (``fit`` = its options), report on the test
+    features with :func:`part.evaluation.evaluate.classification_report`."""
+    tr, te = standardize(train_x.float(), test_x.float())
+    clf = train_logistic_regression(tr, train_y, num_classes, **fit)
+    with torch.no_grad():
+        logits = clf(te)
+    return classification_report(logits, test_y, num_classes)
+
+
+def knn_probe(train_x, train_y, test_x, test_y, num_classes: int, k: int = 20, temperature: float = 0.07) -> dict:
+    """Weighted kNN (:func:`part.evaluation.knn.knn_scores`) report on the test features."""
+    scores = knn_scores(train_x, train_y, test_x, num_classes, k=k, temperature=temperature)
+    out = classification_report(scores, test_y, num_classes)
+    out.update(k=min(k, train_x.shape[0]), temperature=temperature)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the command
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class ProbeResult:
+    """``linear`` / ``knn``: reports (``top1``, ``top5``, ``kappa``, ...); ``path``: the JSON written."""
+
+    linear: dict
+    knn: dict
+    path: Path | None
+    info: dict = field(default_factory=dict)
+
+
+def probe(
+    source: str | Path,
+    config=None,
+    out: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    pool: str = "avg",
+    k: int = 20,
+    temperature: float = 0.07,
+    classifier: str = "lbfgs",
+    epochs: int = 100,
+    lr: float | None = None,
+    weight_decay: float = 1e-4,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    batch_size: int = 256,
+    num_classes: int | None = None,
+    train_data=None,
+    test_data=None,
+    device: str | None = None,
+    seed: int = 0,
+    verbose: bool = True,
+) -> ProbeResult:
+    """Linear probe + kNN of the frozen backbone of ``source`` (run folder or weights file).
+
+    Args:
+        source: run folder of any objective, an objective weights file, or an export (``part export``).
+        config: YAML path / mapping / Config for the data (and, for a bare weights file without a JSON
+            beside it, the architecture). Default: the run's own config. ``overrides`` apply on top.
+        out: JSON file or folder for ``probe.json`` (default: ``<run>/probe.json``, or beside the weights).
+        pool: ``"avg"`` (mean of patch tokens) or ``"token"`` ([CLS]).
+        k, temperature: kNN neighbours and vote temperature (DINO: 20, 0.07).
+        classifier, epochs, lr, weight_decay: logistic regression (:func:`train_logistic_regression`).
+        max_train, max_test: first samples of each split only (quick runs).
+        num_classes: default: the dataset's ``num_classes``, else the largest train label + 1.
+        train_data, test_data: ready datasets of ``(x, label)`` instead of ``cfg.data`` (Python API; e.g.
+            1D sleep windows), both required together.
+    Returns:
+        :class:`ProbeResult`; the results are also written as JSON and printed as a table.
+    """
+    from ..api import resolve_config
+    from ..config import apply_overrides, config_from_dict, validate_config
+    from ..engine import build_dataset
+
+    cfg = resolve_config(config, overrides) if config is not None else None
+    backbone, run_cfg = load_backbone(source, cfg)
+    if cfg is None and run_cfg is not None:
+        cfg = run_cfg
+        if overrides:
+            cfg = config_from_dict(apply_overrides(cfg.to_dict(), overrides))
+            validate_config(cfg)
+    if (train_data is None) != (test_data is None):
+        raise ValueError("pass both train_data and test_data, or neither")
+    if train_data is None:
+        if cfg is None:
+            raise ValueError(f"{source}: no config to build the data from; pass config=... (or --config)")
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        # no augmentation for either split: frozen features of the plain (resized, normalised) images
+        train_data = build_dataset(cfg, train=False, split="train")
+        test_data = build_dataset(cfg, train=False, split="test")
+    train_data, test_data = limit(train_data, max_train), limit(test_data, max_test)
+    if num_classes is None:
+        num_classes = getattr(train_data, "num_classes", None) or getattr(getattr(train_data, "dataset", None),
+                                                                          "num_classes", None)
+    if num_classes is None:
+        labels = dataset_labels(train_data)
+        if labels is None:
+            raise ValueError("cannot tell the number of classes; pass num_classes")
+        num_classes = int(labels.max()) + 1
+    for name, data in (("train", train_data), ("test", test_data)):
+        labels = dataset_labels(data)
+        if labels is not None:
+            check_labels(labels, num_classes, f"probe {name} split")
+
+    dev = resolve_device(device or (cfg.train.device if cfg is not None else "auto"))
+    backbone.to(dev)
+    train_x, train_y = extract_features(backbone, train_data, pool, batch_size, dev)
+    test_x, test_y = extract_features(backbone, test_data, pool, batch_size, dev)
+    check_labels(train_y, num_classes, "probe train split")
+    check_labels(test_y, num_classes, "probe test split")
+    torch.manual_seed(seed)
+    lin = linear_probe(train_x, train_y, test_x, test_y, num_classes, optimizer=classifier, epochs=epochs,
+                       lr=lr, weight_decay=weight_decay, seed=seed)
+    knn = knn_probe(train_x, train_y, test_x, test_y, num_classes, k=k, temperature=temperature)
+    info = {"source": str(source), "pool": pool, "num_train": int(train_x.shape[0]), "num_test": int(test_x.shape[0]),
+            "feature_dim": int(train_x.shape[1]), "num_classes": int(num_classes), "classifier": classifier,
+            "epochs": epochs, "weight_decay": weight_decay, "seed": seed}
+    src = Path(source)
+    if out is None:
+        out = (src if src.is_dir() else src.parent) / "probe.json"
+    out = Path(out)
+    if out.suffix != ".json":
+        out = out / "probe.json"
+    M.save_results_json(out, {**info, "linear": lin, "knn": knn})
+    if verbose:
+        cols = ["method", "top1", "top5", "kappa", "macro_f1"]
+        rows = [{"method": "linear probe", **lin}, {"method": f"kNN (k={knn['k']})", **knn}]
+        print(M.format_table(rows, cols))
+    return ProbeResult(lin, knn, out, info)
+
+
+__all__ = ["standardize", "train_logistic_regression", "linear_probe", "knn_probe", "probe", "ProbeResult"]

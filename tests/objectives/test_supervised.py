@@ -59,7 +59,7 @@ def test_supervised_errors():
 
 
 def test_supervised_overfits_real_images(real_images):
-    from conftest import load_fixture_images  # tests/conftest.py: the real IDX fixture reader
+    from tests.conftest import load_fixture_images  # tests/conftest.py: the real IDX fixture reader
 
     _, labels = load_fixture_images()
     y = torch.from_numpy(labels[:8].astype("int64"))

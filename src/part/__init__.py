@@ -12,6 +12,8 @@ from . import sampling, targets
 from .models import ViTConfig, VisionTransformer, build_head, vit, vit_base, vit_custom, vit_small, vit_tiny
 from .objectives import PARTModel, PARTOutput
 from .api import pretrain
+from .evaluation import evaluate, export_run, finetune, probe
+from .visualize import visualize
 from .config import Config, load_config
 
 __version__ = "0.1.0"
@@ -19,5 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "sampling", "targets", "ViTConfig", "VisionTransformer", "build_head",
     "vit", "vit_base", "vit_custom", "vit_small", "vit_tiny", "PARTModel", "PARTOutput",
-    "pretrain", "Config", "load_config",
+    "pretrain", "finetune", "probe", "evaluate", "export_run", "visualize", "Config", "load_config",
 ]

@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_pretrain)
 
+    from .evaluation.commands import register as register_evaluation
+
+    register_evaluation(sub)  # finetune, probe, evaluate, export
+
     p = sub.add_parser("visualize", help="PART's capabilities as pictures + numbers (paper Fig. 4-6)")
     p.add_argument("kind", choices=["reconstruct", "uncertainty", "symmetry"])
     p.add_argument("--run", required=True, help="a pretraining run folder")

@@ -12,8 +12,6 @@ from . import sampling, targets
 from .models import ViTConfig, VisionTransformer, build_head, vit, vit_base, vit_custom, vit_small, vit_tiny
 from .objectives import PARTModel, PARTOutput
 from .api import pretrain
-from .evaluation import evaluate, export_run, finetune, probe
-from .visualize import visualize
 from .config import Config, load_config
 
 __version__ = "0.1.0"
@@ -23,3 +21,14 @@ __all__ = [
     "vit", "vit_base", "vit_custom", "vit_small", "vit_tiny", "PARTModel", "PARTOutput",
     "pretrain", "finetune", "probe", "evaluate", "export_run", "visualize", "Config", "load_config",
 ]
+
+_LAZY = {"finetune": "evaluation", "probe": "evaluation", "evaluate": "evaluation", "export_run": "evaluation",
+         "visualize": "visualize"}
+
+
+def __getattr__(name):  # evaluation and pictures import matplotlib; load them on first use
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'part' has no attribute {name!r}")

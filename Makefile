@@ -38,6 +38,12 @@ test-fast: setup
 
 demo: setup data
 	$(VPY) -m part pretrain --config configs/fmnist_tiny_cpu.yaml --out $(RUNS)/demo --overwrite
+	$(VPY) -m part probe --run $(RUNS)/demo --max-train 10000 --max-test 2000
+	for kind in reconstruct uncertainty symmetry; do \
+		$(VPY) -m part visualize $$kind --run $(RUNS)/demo --images $(FMNIST_DIR)/t10k-images-idx3-ubyte.gz \
+			--out $(RUNS)/demo/plots/$$kind --num-images 4 || exit 1; \
+	done
+	@echo "demo finished: results and pictures in $(RUNS)/demo (metrics.jsonl, probe.json, plots/)"
 
 demo-1d: setup
 	$(VPY) -m part pretrain --config configs/sleep_synthetic_cpu.yaml --out $(RUNS)/demo-1d --overwrite

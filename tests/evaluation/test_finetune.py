@@ -1,0 +1,301 @@
+"""Fine-tuning (paper §4 "Supervised finetuning"): backbone init from a pretrain run, fresh position
+embeddings and head, training through the engine, test-split results, the DeiT recipe options, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+import part
+from part.engine import build_objective, load_run
+from part.evaluation import finetune, load_backbone_weights
+from part.evaluation.commands import register
+from part.objectives.supervised import SupervisedObjective
+from part.config import config_from_dict
+
+from .conftest import NUM_CLASSES, finetune_config, pretrain_config, write_npz_splits
+
+
+def cli(argv):
+    """Parse with the evaluation subcommands and run the handler (part.cli.main wraps this)."""
+    parser = argparse.ArgumentParser(prog="part")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def _supervised(cfg_dict):
+    torch.manual_seed(0)
+    return build_objective(config_from_dict(cfg_dict))
+
+
+# --- loading the pretrained encoder ----------------------------------------------------------------
+def test_init_loads_every_backbone_tensor_and_adds_fresh_pos_embed(pretrain_run, npz_root):
+    src = load_file(str(pretrain_run / "weights.safetensors"))
+    obj = _supervised(finetune_config(npz_root))
+    head_before = obj.backbone.head.weight.detach().clone()
+    pos_before = obj.backbone.pos_embed.detach().clone()
+    report = load_backbone_weights(obj.backbone, pretrain_run)
+    own = obj.backbone.state_dict()
+    backbone_keys = sorted(k[len("backbone."):] for k in src if k.startswith("backbone."))
+    assert report["loaded"] == backbone_keys and "patch_embed.proj.weight" in backbone_keys
+    for k in backbone_keys:
+        assert torch.equal(own[k], src["backbone." + k]), k
+    # PART has no position embeddings: they stay random (and learnable); the classifier stays fresh
+    assert "backbone.pos_embed" not in src and report["fresh"] == ["head.bias", "head.weight", "pos_embed"]
+    assert torch.equal(obj.backbone.pos_embed, pos_before) and obj.backbone.pos_embed.requires_grad
+    assert obj.backbone.pos_embed.std() > 0.01
+    assert torch.equal(obj.backbone.head.weight, head_before)
+    # the relative encoder is dropped
+    assert report["dropped"] == sorted(k for k in src if not k.startswith("backbone.")) and report["dropped"]
+    assert all(k.startswith("head.") for k in report["dropped"])
+
+
+def test_init_from_export_file_equals_init_from_run(pretrain_run, npz_root):
+    a, b = _supervised(finetune_config(npz_root)), _supervised(finetune_config(npz_root))
+    load_backbone_weights(a.backbone, pretrain_run)
+    load_backbone_weights(b.backbone, pretrain_run / "export" / "model.safetensors")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_finetune_from_pretrain_run(pretrain_run, npz_root, tmp_path, capsys):
+    # a tiny lr: after 3 steps the encoder is still the pretrained one, 100x closer to it than a fresh init
+    # (same seed) is after the 2 pretraining steps
+    res = finetune(finetune_config(npz_root, lr=1e-7), init=pretrain_run, out=tmp_path / "ft", progress=False)
+    run = res.run_dir
+    assert res.train.step == 3
+    src = load_file(str(pretrain_run / "weights.safetensors"))
+    final = load_file(str(run / "weights.safetensors"))
+    w_pre, w_ft = src["backbone.patch_embed.proj.weight"], final["backbone.patch_embed.proj.weight"]
+    torch.testing.assert_close(w_ft, w_pre, atol=1e-5, rtol=0)
+    scratch = _supervised(finetune_config(npz_root)).backbone.patch_embed.proj.weight
+    assert (scratch - w_pre).abs().max() > 1e-3
+    assert final["backbone.pos_embed"].shape == (1, 1 + 4, 16)  # CLS + 2x2 grid
+    assert final["backbone.head.weight"].shape == (NUM_CLASSES, 16)
+    assert not any(k.startswith("head.") for k in final)  # no relative encoder left
+
+    results = json.loads((run / "results.json").read_text())
+    assert results["split"] == "test" and results["num_samples"] == 24 and results["init"].endswith("weights.safetensors")
+    cm = np.array(results["confusion_matrix"])
+    assert cm.shape == (NUM_CLASSES, NUM_CLASSES) and cm.sum() == 24
+    assert results["top1"] == pytest.approx(np.trace(cm) / 24)
+    assert len(results["per_class_f1"]) == NUM_CLASSES
+    assert -1 <= results["kappa"] <= 1 and results["top5"] == 1.0  # 4 classes: top-5 is every class
+    assert results == res.results
+    init = json.loads((run / "init.json").read_text())
+    assert "patch_embed.proj.weight" in init["loaded"] and "pos_embed" in init["fresh"]
+    out = capsys.readouterr()
+    assert "top1" in out.out and "loaded 17 backbone tensors" in out.err
+    # the run folder rebuilds the fine-tuned model, and its predictions give the same accuracy
+    obj, cfg = load_run(run)
+    from part.evaluation.evaluate import evaluate_classifier
+    from part.engine import build_dataset
+
+    again = evaluate_classifier(obj, build_dataset(cfg, train=False, split="test"))
+    assert again["top1"] == results["top1"] and again["confusion_matrix"] == results["confusion_matrix"]
+
+
+@pytest.mark.parametrize("pos_embed", [True, False])
+def test_finetune_from_scratch(npz_root, tmp_path, pos_embed):
+    res = finetune(finetune_config(npz_root, pos_embed=pos_embed, global_pool="avg"), init="none",
+                   out=tmp_path / "scratch", progress=False)
+    final = load_file(str(res.run_dir / "weights.safetensors"))
+    assert ("backbone.pos_embed" in final) == pos_embed
+    assert res.init is None and json.loads((res.run_dir / "init.json").read_text())["from_scratch"] is True
+    assert 0.0 <= res.results["top1"] <= 1.0 and res.results["init"] == "none"
+
+
+def test_finetune_learns_the_tiny_task(tmp_path):
+    """Enough steps on the separable brightness task: the test accuracy is far above chance (0.25)."""
+    root = write_npz_splits(tmp_path / "d", n_train=64, n_test=32)
+    cfg = finetune_config(root, lr=3e-3, steps=40, label_smoothing=0.0, global_pool="avg")
+    cfg["data"].update(augment=False)
+    cfg["train"].update(batch_size=16, log_every=100)
+    res = finetune(cfg, init="none", out=tmp_path / "ft", progress=False)
+    assert res.results["top1"] >= 0.75, res.results
+
+
+def test_finetune_resume_continues(npz_root, tmp_path):
+    cfg = finetune_config(npz_root, steps=2)
+    finetune(cfg, init="none", out=tmp_path / "r", progress=False)
+    res = finetune(None, out=tmp_path / "r", resume=True, overrides=["train.max_steps=4"], progress=False)
+    assert res.train.step == 4 and res.results["init"] == "none"
+
+
+def test_finetune_cli(npz_root, tmp_path):
+    import yaml
+
+    cfg_path = tmp_path / "ft.yaml"
+    cfg_path.write_text(yaml.safe_dump(finetune_config(npz_root, steps=1)))
+    msg = cli(["finetune", "--config", str(cfg_path), "--init", "none", "--out", str(tmp_path / "c"), "--no-progress"])
+    assert msg.startswith("wrote run and test results (top1 ") and msg.endswith(str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="part finetune needs --init RUN_OR_WEIGHTS \\(or --init none"):
+        cli(["finetune", "--config", str(cfg_path), "--out", str(tmp_path / "d")])
+    with pytest.raises(ValueError, match="part finetune needs --config"):
+        cli(["finetune", "--init", "none"])
+
+
+# --- errors --------------------------------------------------------------------------------------------
+def test_label_outside_range_is_named_before_training(tmp_path):
+    root = write_npz_splits(tmp_path / "bad", bad_label=7)
+    with pytest.raises(ValueError, match="training split of npz .*: label 7 of sample 5 is outside \\[0, num_classes\\) "
+                                         "with num_classes=4"):
+        finetune(finetune_config(root), init="none", out=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()  # nothing trained
+    root = write_npz_splits(tmp_path / "unl", bad_label=-1)
+    with pytest.raises(ValueError, match="label -1 \\(-1 marks an unlabeled sample\\) of sample 5"):
+        finetune(finetune_config(root), init="none", out=tmp_path / "y", progress=False)
+
+
+def test_missing_init_path(npz_root, tmp_path):
+    with pytest.raises(ValueError, match="--init path not found: .*nowhere"):
+        finetune(finetune_config(npz_root), init=tmp_path / "nowhere", out=tmp_path / "x", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="--init .*empty: no weights found"):
+        finetune(finetune_config(npz_root), init=tmp_path / "empty", out=tmp_path / "x", progress=False)
+
+
+def test_backbone_of_another_size_names_the_sizes(pretrain_run, npz_root, tmp_path):
+    with pytest.raises(ValueError, match="do not fit this model \\(different size\\?\\): .*checkpoint \\(16,\\) vs "
+                                         "model \\(32,\\)"):
+        finetune(finetune_config(npz_root, dim=32), init=pretrain_run, out=tmp_path / "x", progress=False)
+    # same width, other depth: the extra / missing blocks are listed
+    with pytest.raises(ValueError, match="missing keys \\['blocks.1.attn.proj.bias'"):
+        finetune(finetune_config(npz_root, depth=2), init=pretrain_run, out=tmp_path / "x", progress=False)
+    deep = part.pretrain(pretrain_config(npz_root, depth=2), out=tmp_path / "deep", progress=False).run_dir
+    with pytest.raises(ValueError, match="unexpected keys \\['blocks.1.attn.proj.bias'"):
+        finetune(finetune_config(npz_root), init=deep, out=tmp_path / "y", progress=False)
+
+
+def test_checkpoint_with_missing_and_unexpected_keys_lists_them(pretrain_run, npz_root, tmp_path):
+    state = load_file(str(pretrain_run / "weights.safetensors"))
+    state.pop("backbone.norm.weight")
+    state["backbone.extra.weight"] = torch.zeros(2)
+    save_file(state, str(tmp_path / "w.safetensors"))
+    obj = _supervised(finetune_config(npz_root))
+    with pytest.raises(ValueError, match="missing keys \\['norm.weight'\\]; unexpected keys \\['extra.weight'\\]"):
+        load_backbone_weights(obj.backbone, tmp_path / "w.safetensors")
+
+
+def test_config_errors(npz_root, tmp_path):
+    cfg = finetune_config(npz_root)
+    cfg["objective"] = {"name": "part"}
+    with pytest.raises(ValueError, match="finetune needs objective.name: supervised in the config, got 'part'"):
+        finetune(cfg, init="none", out=tmp_path / "x")
+    cfg = finetune_config(npz_root)
+    del cfg["objective"]["options"]["num_classes"]
+    with pytest.raises(ValueError, match="finetune needs objective.options.num_classes"):
+        finetune(cfg, init="none", out=tmp_path / "x")
+
+
+# --- DeiT recipe options of the supervised objective ------------------------------------------------------
+def _tiny_objective(**kw):
+    torch.manual_seed(0)
+    return SupervisedObjective(part.vit_custom(16, 2, 2, img_size=8, patch_size=4, in_chans=1), num_classes=4, **kw)
+
+
+def test_mixup_mixes_with_the_reversed_batch_and_softens_the_loss():
+    obj = _tiny_objective(mixup=0.8, label_smoothing=0.1)
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    mixed, lam = obj.mix(x, torch.Generator().manual_seed(3))
+    assert 0.0 < lam < 1.0
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x.flip(0))
+    # the same generator state gives the same mix; the loss is the lam-weighted soft-target CE
+    out = obj(x, y, torch.Generator().manual_seed(3))
+    logits = obj.logits(mixed)
+    expect = lam * F.cross_entropy(logits, y, label_smoothing=0.1) + (1 - lam) * F.cross_entropy(
+        logits, y.flip(0), label_smoothing=0.1)
+    torch.testing.assert_close(out.loss, expect)
+    obj.eval()  # no mixing at evaluation
+    torch.testing.assert_close(obj(x, y).loss, F.cross_entropy(obj.logits(x), y, label_smoothing=0.1))
+
+
+def test_cutmix_pastes_one_box_and_lam_is_its_area():
+    obj = _tiny_objective(cutmix=1.0)
+    x = torch.arange(4.0).reshape(4, 1, 1, 1).expand(4, 1, 8, 8).contiguous()  # image i is constant i
+    seen = False
+    for seed in range(20):
+        mixed, lam = obj.mix(x, torch.Generator().manual_seed(seed))
+        pasted = mixed != x  # pixels taken from the partner (images differ everywhere)
+        area = pasted[0, 0].sum().item()
+        assert lam == pytest.approx(1 - area / 64)
+        assert torch.equal(mixed[pasted], x.flip(0)[pasted])
+        if area:
+            rows, cols = pasted[0, 0].any(1).nonzero(), pasted[0, 0].any(0).nonzero()
+            assert area == len(rows) * len(cols)  # one axis-aligned box
+            assert torch.equal(pasted, pasted[:1].expand_as(pasted))  # same box in every image
+            seen = True
+    assert seen
+
+
+def test_mix_prob_zero_never_mixes():
+    obj = _tiny_objective(mixup=0.8, cutmix=1.0, mix_prob=0.0)
+    x = torch.rand(4, 1, 8, 8)
+    mixed, lam = obj.mix(x, torch.Generator().manual_seed(0))
+    assert lam == 1.0 and torch.equal(mixed, x)
+
+
+def test_layer_decay_groups():
+    obj = _tiny_objective(layer_decay=0.5)
+    groups = obj.param_groups(0.05)
+    scale = {}
+    for g in groups:
+        for p in g["params"]:
+            scale[id(p)] = (g["lr_scale"], g["weight_decay"])
+    named = dict(obj.named_parameters())
+    assert sum(len(g["params"]) for g in groups) == len(named)
+    # depth 2: layer 0 (patch embed, CLS, pos) 0.5^3, block i 0.5^(2 - i), norm/head 1
+    assert scale[id(named["backbone.patch_embed.proj.weight"])] == (0.125, 0.05)
+    assert scale[id(named["backbone.cls_token"])] == (0.125, 0.0)
+    assert scale[id(named["backbone.pos_embed"])] == (0.125, 0.0)
+    assert scale[id(named["backbone.blocks.0.attn.qkv.weight"])] == (0.25, 0.05)
+    assert scale[id(named["backbone.blocks.1.mlp.fc1.bias"])] == (0.5, 0.0)
+    assert scale[id(named["backbone.head.weight"])] == (1.0, 0.05)
+    assert scale[id(named["backbone.norm.weight"])] == (1.0, 0.0)
+    # without layer decay: the engine's two groups (decay / no decay), lr scale 1
+    plain = _tiny_objective().param_groups(0.05)
+    assert [(g["weight_decay"], g["lr_scale"]) for g in plain] == [(0.05, 1.0), (0.0, 1.0)]
+
+
+def test_finetune_with_recipe_options_runs_through_the_engine(npz_root, tmp_path):
+    res = finetune(finetune_config(npz_root, mixup=0.8, cutmix=1.0, layer_decay=0.65), init="none",
+                   out=tmp_path / "deit", progress=False)
+    assert res.train.step == 3 and "top1" in res.results
+
+
+def test_recipe_option_errors():
+    with pytest.raises(ValueError, match="mixup must be >= 0"):
+        _tiny_objective(mixup=-1.0)
+    with pytest.raises(ValueError, match="switch_prob must be in \\[0, 1\\]"):
+        _tiny_objective(switch_prob=2.0)
+    with pytest.raises(ValueError, match="layer_decay must be in \\(0, 1\\] or None"):
+        _tiny_objective(layer_decay=0.0)
+
+
+def test_supervised_on_1d_backbone():
+    from part.models.vit1d import vit1d_custom
+
+    torch.manual_seed(0)
+    obj = SupervisedObjective(vit1d_custom(16, 1, 2, signal_len=40, patch_len=10, in_chans=2), num_classes=5,
+                              cutmix=1.0)
+    x, y = torch.randn(6, 2, 40), torch.tensor([0, 1, 2, 3, 4, 0])
+    out = obj(x, y, torch.Generator().manual_seed(0))
+    assert out.logits.shape == (6, 5) and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert obj.backbone.pos_embed.grad is not None
+    mixed, lam = obj.mix(x, torch.Generator().manual_seed(1))
+    pasted = (mixed != x)[0, 0]  # one time interval
+    idx = pasted.nonzero().flatten()
+    assert lam == pytest.approx(1 - len(idx) / 40)
+    if len(idx):
+        assert idx.tolist() == list(range(int(idx[0]), int(idx[-1]) + 1))
+    obj.eval()
+    with pytest.raises(ValueError, match="signals have T=30 samples but the backbone was built for signal_len=40"):
+        obj.logits(torch.randn(2, 2, 30))

@@ -59,7 +59,7 @@ def test_finetune_from_pretrain_reports_kappa(runs):
     results = json.loads((ft.run_dir / "results.json").read_text())
     test = build_dataset(load_config(ft.run_dir / "config.yaml"), train=False, split="test")
     assert results["num_samples"] == len(test) == 2 * 6
-    assert -1.0 <= results["kappa"] <= 1.0 and 0.0 <= results["top1"] <= 100.0
+    assert -1.0 <= results["kappa"] <= 1.0 and 0.0 <= results["top1"] <= 1.0
     assert results["class_names"] == ["W", "N1", "N2", "N3", "REM"]
     cm = np.array(results["confusion_matrix"])
     assert cm.shape == (5, 5) and cm.sum() == len(test)

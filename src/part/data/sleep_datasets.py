@@ -255,8 +255,8 @@ class SleepSplitDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         g = int(self.indices[i])
-        x = self.source.window(g)
-        x = np.array(x, dtype=np.float32, copy=True) if not x.flags.writeable else x
+        # a copy: memory-mapped windows are read-only, and in-memory ones are shared (memoised synthetic data)
+        x = np.array(self.source.window(g), dtype=np.float32, copy=True)
         return torch.from_numpy(x), int(self.source.y[g])
 
     @property
@@ -382,7 +382,7 @@ def _raw_source(kind: str, root: Path, o: dict) -> SleepSource:
     (folder / "key.json").write_text(key_src + "\n")
     metas, parts = [], []
     for p in paths:
-        rel = str(p.resolve().relative_to(root.resolve()))
+        rel = p.relative_to(root).as_posix()  # rglob paths start with root
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", p.stem)[:60]
         base = folder / f"{stem}-{hashlib.sha256(rel.encode()).hexdigest()[:8]}"
         x_path, meta_path = base.with_suffix(".X.npy"), base.with_suffix(".meta.npz")

@@ -299,3 +299,22 @@ def test_supervised_on_1d_backbone():
     obj.eval()
     with pytest.raises(ValueError, match="signals have T=30 samples but the backbone was built for signal_len=40"):
         obj.logits(torch.randn(2, 2, 30))
+
+
+@pytest.mark.parametrize("name", ["fmnist_finetune_cpu", "cifar100_vits_finetune", "fmnist_probe_cpu"])
+def test_shipped_configs_build(name):
+    from pathlib import Path
+
+    from part.config import load_config
+    from part.engine import build_backbone
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
+    if name == "fmnist_probe_cpu":  # the probe config describes a backbone and the data only
+        assert build_backbone(cfg.model).embed_dim == 96 and cfg.data.augment is False
+        return
+    obj = build_objective(cfg)
+    assert isinstance(obj, SupervisedObjective) and obj.backbone.pos_embed is not None
+    assert obj.num_classes == (100 if "cifar" in name else 10)
+    if "cifar" in name:  # the paper's recipe (App. 8.1) and DeiT's options
+        assert (cfg.train.epochs, cfg.optim.lr, obj.mixup, obj.cutmix, obj.label_smoothing) == (400, 5e-4, 0.8, 1.0, 0.1)
+        assert obj.backbone.embed_dim == 384 and obj.backbone.num_patches == 64

@@ -1,0 +1,41 @@
+"""``part ablate``: argparse registration, thin over :func:`part.ablate.ablate` (one to one).
+
+``part.cli`` calls :func:`register` on its subparsers; the handler returns the ``"wrote ... to PATH"`` line
+that the CLI prints (errors are ``ValueError`` s, printed as one line with exit code 2).
+
+    part ablate --config configs/ablate_fmnist_cpu.yaml [--out DIR] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    """Add the ``ablate`` subcommand."""
+    p = subparsers.add_parser(
+        "ablate", help="run a grid of objective x head x #pairs x seed (pretrain -> probe / fine-tune) and "
+                       "write results.csv, table.md (mean ± std over seeds) and plots (paper Tab. 2-7, Fig. 8)")
+    p.add_argument("--config", required=True, help="ablation YAML (see configs/ablate_*.yaml)")
+    p.add_argument("--out", help="ablation folder (default runs/<config name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an ablation config value, e.g. --set pretrain.train.max_steps=50 or "
+                        "--set grid.seeds=[0] (repeatable)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="delete the cells in --out and rerun all of them (default: skip finished cells, "
+                        "resume half-finished runs)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells of the grid and exit")
+    p.add_argument("--progress", action="store_true", help="progress bars of the training runs")
+    p.set_defaults(func=_ablate)
+
+
+def _ablate(args) -> str:
+    from .ablate import ablate
+
+    res = ablate(args.config, out=args.out, resume=not args.no_resume, overrides=args.overrides,
+                 progress=args.progress, dry_run=args.dry_run)
+    if args.dry_run:
+        return f"planned {len(res.cells)} cells (nothing run; would write to {res.out})"
+    return (f"wrote results.csv ({len(res.rows)} cells: {len(res.ran)} run, {len(res.skipped)} skipped), table.md "
+            f"and {len(res.plots)} plots to {res.out}")
+
+
+__all__ = ["register"]

@@ -127,6 +127,10 @@ def test_finetune_resume_continues(npz_root, tmp_path):
     finetune(cfg, init="none", out=tmp_path / "r", progress=False)
     res = finetune(None, out=tmp_path / "r", resume=True, overrides=["train.max_steps=4"], progress=False)
     assert res.train.step == 4 and res.results["init"] == "none"
+    # overwrite without evaluation leaves no stale results of the replaced run
+    res = finetune(cfg, init="none", out=tmp_path / "r", overwrite=True, evaluate=False, progress=False)
+    assert res.results == {} and not (tmp_path / "r" / "results.json").exists()
+    assert (tmp_path / "r" / "init.json").exists()
 
 
 def test_finetune_cli(npz_root, tmp_path):

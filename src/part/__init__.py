@@ -12,6 +12,9 @@ from . import sampling, targets
 from .models import ViTConfig, VisionTransformer, build_head, vit, vit_base, vit_custom, vit_small, vit_tiny
 from .objectives import PARTModel, PARTOutput
 from .api import pretrain
+from .evaluation import evaluate, export_run, finetune, probe
+from .visualize import visualize  # the function; the package stays importable as part.visualize.*
+from .ablate import ablate  # likewise
 from .config import Config, load_config
 
 __version__ = "0.1.0"
@@ -19,16 +22,5 @@ __version__ = "0.1.0"
 __all__ = [
     "sampling", "targets", "ViTConfig", "VisionTransformer", "build_head",
     "vit", "vit_base", "vit_custom", "vit_small", "vit_tiny", "PARTModel", "PARTOutput",
-    "pretrain", "finetune", "probe", "evaluate", "export_run", "visualize", "Config", "load_config",
+    "pretrain", "finetune", "probe", "evaluate", "export_run", "visualize", "ablate", "Config", "load_config",
 ]
-
-_LAZY = {"finetune": "evaluation", "probe": "evaluation", "evaluate": "evaluation", "export_run": "evaluation",
-         "visualize": "visualize"}
-
-
-def __getattr__(name):  # evaluation and pictures import matplotlib; load them on first use
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'part' has no attribute {name!r}")

@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_evaluation(sub)  # finetune, probe, evaluate, export
 
+    from .ablate_commands import register as register_ablate
+
+    register_ablate(sub)  # ablate
+
     p = sub.add_parser("visualize", help="PART's capabilities as pictures + numbers (paper Fig. 4-6)")
     p.add_argument("kind", choices=["reconstruct", "uncertainty", "symmetry"])
     p.add_argument("--run", required=True, help="a pretraining run folder")

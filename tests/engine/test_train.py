@@ -178,3 +178,32 @@ def test_init_loads_weights_into_new_run(tmp_path, npz_data):
         cfg = tiny_config(npz_data, max_steps=1)
         cfg["model"]["embed_dim"] = 32
         part.pretrain(cfg, out=tmp_path / "c", init=a.run_dir / "weights.safetensors", progress=False)
+
+
+def _imagefolder(root, corrupt=True):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / "train" / c).mkdir(parents=True, exist_ok=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / "train" / c / f"{i}.png")
+    if corrupt:
+        (root / "train" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    return root
+
+
+def test_corrupt_image_named_or_skipped(tmp_path, capsys):
+    import yaml
+
+    root = _imagefolder(tmp_path / "imgs")
+    raw = tiny_config(root, max_steps=2)
+    raw["data"].update({"kind": "imagefolder", "root": str(root)})
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    assert main(["pretrain", "--config", str(p), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "broken.png" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="skipped 1"):
+        res = part.pretrain(raw, out=tmp_path / "r2", overrides=["data.skip_corrupt=true"], progress=False)
+    assert res.step == 2

@@ -134,35 +134,28 @@ class ViTConfig:
         return asdict(self)
 
 
-class VisionTransformer(nn.Module):
-    """ViT encoder. Pretraining calls :meth:`forward_patches` on sampled patches (no position embedding);
-    fine-tuning calls :meth:`forward` on images (grid patches, with position embeddings if enabled).
-    """
+class EncoderBase(nn.Module):
+    """What the 2D and 1D ViTs share: CLS token, blocks, final norm, classifier head, the position-embedding
+    switch for fine-tuning, pooling. Subclasses build their patch embedding and define
+    ``forward_patches`` and ``forward_features``."""
 
-    def __init__(self, config: ViTConfig | None = None, **kwargs):
-        super().__init__()
-        cfg = config or ViTConfig(**kwargs)
-        if config is not None and kwargs:
-            raise ValueError("pass either a ViTConfig or keyword arguments, not both")
+    def _build(self, cfg, patch_embed: nn.Module, num_patches: int) -> None:
         if cfg.global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {cfg.global_pool!r}")
         if cfg.global_pool == "token" and not cfg.class_token:
             raise ValueError("global_pool='token' needs class_token=True; use global_pool='avg'")
+        if cfg.embed_dim % cfg.num_heads:
+            raise ValueError(f"embed_dim={cfg.embed_dim} must be divisible by num_heads={cfg.num_heads}")
         self.config = cfg
-        h, w = (cfg.img_size, cfg.img_size) if isinstance(cfg.img_size, int) else tuple(cfg.img_size)
-        self.img_size = (h, w)
-        self.patch_size = cfg.patch_size
         self.embed_dim = cfg.embed_dim
         self.num_heads = cfg.num_heads
-        self.grid_size = (h // cfg.patch_size, w // cfg.patch_size)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.num_patches = num_patches
         self.num_prefix_tokens = 1 if cfg.class_token else 0
-
-        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
+        self.patch_embed = patch_embed
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.class_token else None
         self.pos_embed = None
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        dpr = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        dpr = torch.linspace(0, cfg.drop_path_rate, max(cfg.depth, 1)).tolist()
         self.blocks = nn.Sequential(
             *[
                 Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate, cfg.attn_drop_rate, dpr[i])
@@ -182,7 +175,8 @@ class VisionTransformer(nn.Module):
         """Add randomly initialised learnable position embeddings (paper §4 "Supervised finetuning")."""
         if self.pos_embed is not None:
             return
-        pe = torch.zeros(1, self.num_prefix_tokens + self.num_patches, self.embed_dim, device=self.patch_embed.proj.weight.device)
+        dev = self.patch_embed.proj.weight.device
+        pe = torch.zeros(1, self.num_prefix_tokens + self.num_patches, self.embed_dim, device=dev)
         nn.init.trunc_normal_(pe, std=0.02)
         self.pos_embed = nn.Parameter(pe)
         self.config.pos_embed = True
@@ -190,6 +184,8 @@ class VisionTransformer(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the head with a fresh ``Linear(d, num_classes)`` (or Identity for 0)."""
         if global_pool is not None:
+            if global_pool not in ("token", "avg"):
+                raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
             if global_pool == "token" and self.cls_token is None:
                 raise ValueError("global_pool='token' needs a class token")
             self.config.global_pool = global_pool
@@ -199,7 +195,46 @@ class VisionTransformer(nn.Module):
         if num_classes > 0:
             _init_weights(self.head)
 
-    # --- forward -------------------------------------------------------------------------------
+    # --- pooling and head ----------------------------------------------------------------------
+    def patch_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Drop the prefix (CLS) token: ``(B, prefix + N, d)`` -> ``(B, N, d)``."""
+        return tokens[:, self.num_prefix_tokens :]
+
+    def pool(self, tokens: torch.Tensor, global_pool: str | None = None) -> torch.Tensor:
+        """``(B, prefix + N, d)`` -> ``(B, d)``: CLS token or mean of patch tokens."""
+        mode = global_pool or self.config.global_pool
+        if mode == "token":
+            return tokens[:, 0]
+        return self.patch_tokens(tokens).mean(dim=1)
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pool(tokens)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images / signals -> logits ``(B, num_classes)`` (pooled features ``(B, d)`` without a head)."""
+        return self.forward_head(self.forward_features(x))
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token"}
+
+
+class VisionTransformer(EncoderBase):
+    """ViT encoder. Pretraining calls :meth:`forward_patches` on sampled patches (no position embedding);
+    fine-tuning calls :meth:`forward` on images (grid patches, with position embeddings if enabled).
+    """
+
+    def __init__(self, config: ViTConfig | None = None, **kwargs):
+        super().__init__()
+        if config is not None and kwargs:
+            raise ValueError("pass either a ViTConfig or keyword arguments, not both")
+        cfg = config or ViTConfig(**kwargs)
+        h, w = (cfg.img_size, cfg.img_size) if isinstance(cfg.img_size, int) else tuple(cfg.img_size)
+        self.img_size = (h, w)
+        self.patch_size = cfg.patch_size
+        self.grid_size = (h // cfg.patch_size, w // cfg.patch_size)
+        self._build(cfg, PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim), self.grid_size[0] * self.grid_size[1])
+
     def forward_patches(self, patches: torch.Tensor, pos_embed: bool | None = None) -> torch.Tensor:
         """Encode patches. ``(B, N, C, P, P)`` -> tokens ``(B, prefix + N, d)`` (after the final norm).
 
@@ -222,32 +257,11 @@ class VisionTransformer(nn.Module):
         x = self.blocks(x)
         return self.norm(x)
 
-    def patch_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Drop the prefix (CLS) token: ``(B, prefix + N, d)`` -> ``(B, N, d)``."""
-        return tokens[:, self.num_prefix_tokens :]
-
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Grid-patchify images ``(B, C, H, W)`` and encode -> ``(B, prefix + N, d)``."""
         if images.dim() != 4:
             raise ValueError(f"images must be 4D (B, C, H, W), got shape {tuple(images.shape)}")
         return self.forward_patches(patchify(images, self.patch_size))
-
-    def pool(self, tokens: torch.Tensor, global_pool: str | None = None) -> torch.Tensor:
-        """``(B, prefix + N, d)`` -> ``(B, d)``: CLS token or mean of patch tokens."""
-        mode = global_pool or self.config.global_pool
-        if mode == "token":
-            return tokens[:, 0]
-        return self.patch_tokens(tokens).mean(dim=1)
-
-    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pool(tokens)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(images))
-
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -258,8 +272,8 @@ def _init_weights(m: nn.Module) -> None:
     elif isinstance(m, nn.LayerNorm):
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Conv2d):
-        # xavier on the flattened (d, C*P*P) matrix, as MAE/timm do for the patch embedding
+    elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        # xavier on the flattened (d, C*P*P) or (d, C*L) matrix, as MAE/timm do for the patch embedding
         w = m.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         if m.bias is not None:
@@ -305,7 +319,7 @@ def num_params(module: nn.Module) -> int:
 
 
 __all__ = [
-    "VisionTransformer", "ViTConfig", "PatchEmbed", "Attention", "Mlp", "Block", "DropPath",
+    "EncoderBase", "VisionTransformer", "ViTConfig", "PatchEmbed", "Attention", "Mlp", "Block", "DropPath",
     "vit", "vit_tiny", "vit_small", "vit_base", "vit_custom", "VIT_SIZES", "num_params",
 ]
 

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..sampling.windows1d import check_signals, patchify1d
-from .vit import Block, _init_weights, num_params
+from .vit import EncoderBase, num_params
 
 
 @dataclass
@@ -84,18 +84,7 @@ class PatchEmbed1D(nn.Module):
         return F.linear(patches.reshape(b, n, c * length), self.proj.weight.flatten(1), self.proj.bias)
 
 
-def _init_weights1d(m: nn.Module) -> None:
-    if isinstance(m, nn.Conv1d):
-        # xavier on the flattened (d, C*L) matrix, as for the 2D patch embedding
-        w = m.weight.data
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    else:
-        _init_weights(m)
-
-
-class VisionTransformer1D(nn.Module):
+class VisionTransformer1D(EncoderBase):
     """1D ViT encoder (App. 8.1). Pretraining calls :meth:`forward_patches` on sampled windows without
     position embeddings; fine-tuning calls :meth:`forward` on signals ``(B, C, T)`` (consecutive grid windows,
     with position embeddings if enabled, partially masked in training mode).
@@ -125,52 +114,14 @@ class VisionTransformer1D(nn.Module):
             )
         if not 0.0 <= cfg.pos_embed_mask_ratio < 1.0:
             raise ValueError(f"pos_embed_mask_ratio must be in [0, 1), got {cfg.pos_embed_mask_ratio}")
-        if cfg.global_pool not in ("token", "avg"):
-            raise ValueError(f"global_pool must be 'token' or 'avg', got {cfg.global_pool!r}")
-        if cfg.global_pool == "token" and not cfg.class_token:
-            raise ValueError("global_pool='token' needs class_token=True; use global_pool='avg'")
-        self.config = cfg
         self.signal_len = cfg.signal_len
         self.patch_len = cfg.patch_len
         self.patch_size = cfg.patch_len  # backbone protocol name shared with the 2D ViT
         self.img_size = (cfg.signal_len,)
         self.in_chans = cfg.in_chans
-        self.embed_dim = cfg.embed_dim
-        self.num_heads = cfg.num_heads
-        self.num_patches = cfg.signal_len // cfg.patch_len
-        self.grid_size = (self.num_patches,)
-        self.num_prefix_tokens = 1 if cfg.class_token else 0
+        self.grid_size = (cfg.signal_len // cfg.patch_len,)
         self.pos_embed_mask_ratio = float(cfg.pos_embed_mask_ratio)
-
-        self.patch_embed = PatchEmbed1D(cfg.patch_len, cfg.in_chans, cfg.embed_dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.class_token else None
-        self.pos_embed = None
-        self.pos_drop = nn.Dropout(cfg.drop_rate)
-        dpr = torch.linspace(0, cfg.drop_path_rate, max(cfg.depth, 1)).tolist()
-        self.blocks = nn.Sequential(
-            *[
-                Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate, cfg.attn_drop_rate, dpr[i])
-                for i in range(cfg.depth)
-            ]
-        )
-        self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
-        self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
-        self.apply(_init_weights1d)
-        if self.cls_token is not None:
-            nn.init.normal_(self.cls_token, std=1e-6)
-        if cfg.pos_embed:
-            self.enable_pos_embed()
-
-    # --- fine-tuning switches ------------------------------------------------------------------
-    def enable_pos_embed(self) -> None:
-        """Add randomly initialised learnable position embeddings for the ``T / L`` grid windows (+ CLS)."""
-        if self.pos_embed is not None:
-            return
-        dev = self.patch_embed.proj.weight.device
-        pe = torch.zeros(1, self.num_prefix_tokens + self.num_patches, self.embed_dim, device=dev)
-        nn.init.trunc_normal_(pe, std=0.02)
-        self.pos_embed = nn.Parameter(pe)
-        self.config.pos_embed = True
+        self._build(cfg, PatchEmbed1D(cfg.patch_len, cfg.in_chans, cfg.embed_dim), self.grid_size[0])
 
     def set_pos_embed_mask_ratio(self, ratio: float) -> None:
         """Fraction of patch position embeddings dropped per sample in training mode (paper: 0.2)."""
@@ -178,20 +129,6 @@ class VisionTransformer1D(nn.Module):
             raise ValueError(f"pos_embed_mask_ratio must be in [0, 1), got {ratio}")
         self.pos_embed_mask_ratio = float(ratio)
         self.config.pos_embed_mask_ratio = float(ratio)
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the head with a fresh ``Linear(d, num_classes)`` (or Identity for 0)."""
-        if global_pool is not None:
-            if global_pool not in ("token", "avg"):
-                raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
-            if global_pool == "token" and self.cls_token is None:
-                raise ValueError("global_pool='token' needs a class token")
-            self.config.global_pool = global_pool
-        self.config.num_classes = num_classes
-        dev = self.patch_embed.proj.weight.device
-        self.head = nn.Linear(self.embed_dim, num_classes).to(dev) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            _init_weights(self.head)
 
     # --- position-embedding masking ------------------------------------------------------------
     def sample_pos_embed_mask(
@@ -244,32 +181,10 @@ class VisionTransformer1D(nn.Module):
         x = self.blocks(x)
         return self.norm(x)
 
-    def patch_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Drop the prefix (CLS) token: ``(B, prefix + N, d)`` -> ``(B, N, d)``."""
-        return tokens[:, self.num_prefix_tokens :]
-
     def forward_features(self, signals: torch.Tensor) -> torch.Tensor:
         """Cut signals ``(B, C, T)`` into the ``T / L`` consecutive windows and encode -> ``(B, prefix + N, d)``."""
         check_signals(signals, check_finite=False)
         return self.forward_patches(patchify1d(signals, self.patch_len))
-
-    def pool(self, tokens: torch.Tensor, global_pool: str | None = None) -> torch.Tensor:
-        """``(B, prefix + N, d)`` -> ``(B, d)``: CLS token or mean of patch tokens."""
-        mode = global_pool or self.config.global_pool
-        if mode == "token":
-            return tokens[:, 0]
-        return self.patch_tokens(tokens).mean(dim=1)
-
-    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pool(tokens)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, signals: torch.Tensor) -> torch.Tensor:
-        """Signals ``(B, C, T)`` -> logits ``(B, num_classes)`` (or pooled features ``(B, d)`` without a head)."""
-        return self.forward_head(self.forward_features(signals))
-
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
 
 
 VIT1D_SIZES = {

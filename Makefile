@@ -12,7 +12,7 @@ help:
 	@echo "make data     install Debian's dataset-fashion-mnist when missing (the embedded default data)"
 	@echo "make test     run the test suite"
 	@echo "make demo     pretrain PART on Fashion-MNIST on the CPU for a few minutes; writes $(RUNS)/demo"
-	@echo "make demo-1d  1D PART on a synthetic sleep-like EEG generator; writes $(RUNS)/demo-1d"
+	@echo "make demo-1d  1D PART on a SYNTHETIC sleep-like EEG generator: pretrain, low-label fine-tune vs scratch (kappa)"
 	@echo "make bench    benchmarks/bench_step.py (speed ratios, measured in one run)"
 
 $(VENV)/.installed: pyproject.toml
@@ -47,6 +47,9 @@ demo: setup data
 
 demo-1d: setup
 	$(VPY) -m part pretrain --config configs/sleep_synthetic_cpu.yaml --out $(RUNS)/demo-1d --overwrite
+	$(VPY) -m part finetune --config configs/sleep_synthetic_finetune_cpu.yaml --init $(RUNS)/demo-1d --out $(RUNS)/demo-1d-ft --overwrite
+	$(VPY) -m part finetune --config configs/sleep_synthetic_finetune_cpu.yaml --init none --out $(RUNS)/demo-1d-scratch --overwrite
+	@echo "demo-1d finished: PART-pretrained fine-tune in $(RUNS)/demo-1d-ft, from scratch in $(RUNS)/demo-1d-scratch (results.json: kappa)"
 
 bench: setup
 	$(VPY) benchmarks/bench_step.py

@@ -32,6 +32,7 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     class_token: bool = True
     drop_path_rate: float = 0.0
+    pos_embed_mask_ratio: float = 0.2  # 1D fine-tuning: share of position embeddings masked (App. 8.1)
 
 
 @dataclass

@@ -41,8 +41,18 @@ def test_override_is_a_copy():
 def test_shipped_configs_load():
     from pathlib import Path
 
+    from part.ablate import load_ablation_config
+
     root = Path(__file__).resolve().parents[2] / "configs"
     files = sorted(root.glob("*.yaml"))
     assert files
-    for f in files:
-        load_config(f)
+    for f in files:  # ablation grids have their own schema around a base config
+        (load_ablation_config if f.name.startswith("ablate_") else load_config)(f)
+
+
+def test_pos_embed_mask_ratio_reaches_1d_backbone():
+    from part.engine import build_backbone
+
+    cfg = load_config(None, ["model.arch=vit1d_tiny", "model.img_size=300", "model.patch_size=10", "model.in_chans=2",
+                             "model.pos_embed_mask_ratio=0.35"])
+    assert build_backbone(cfg.model).pos_embed_mask_ratio == 0.35

@@ -43,7 +43,8 @@ def build_backbone(m: ModelConfig) -> nn.Module:
     if one_d:
         if not isinstance(m.img_size, int):
             raise ValueError(f"model.img_size must be the window length T (an int) for 1D models, got {m.img_size}")
-        return VisionTransformer1D(ViT1DConfig(signal_len=m.img_size, patch_len=m.patch_size, **common))
+        return VisionTransformer1D(ViT1DConfig(signal_len=m.img_size, patch_len=m.patch_size,
+                                               pos_embed_mask_ratio=m.pos_embed_mask_ratio, **common))
     img = m.img_size if isinstance(m.img_size, int) else tuple(m.img_size)
     return VisionTransformer(ViTConfig(img_size=img, patch_size=m.patch_size, **common))
 
@@ -96,7 +97,7 @@ def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
     if d.kind.startswith("sleep") or d.kind in ("physionet2018", "sleep_edf"):
         from ..data import sleep
 
-        return sleep.build_sleep_dataset(d, split=split, seed=cfg.train.seed)
+        return sleep.build_sleep_dataset(d, split=split)
     from ..data.images import build_image_dataset
     from ..data.transforms import build_transforms
 

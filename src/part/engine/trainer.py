@@ -99,7 +99,8 @@ def prepare_run_dir(out_dir: str | Path, resume: bool, overwrite: bool) -> Path:
 
         for sub in ("checkpoints", "export", "plots", "tb"):
             shutil.rmtree(run / sub, ignore_errors=True)
-        for f in ("metrics.jsonl", "weights.safetensors", "config.yaml", "summary.json"):
+        for f in ("metrics.jsonl", "weights.safetensors", "config.yaml", "summary.json", "probe.json",
+                  "results.json", "init.json"):
             (run / f).unlink(missing_ok=True)
     return run
 

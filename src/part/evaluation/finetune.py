@@ -123,9 +123,6 @@ def finetune(
         report = load_backbone_weights(objective.backbone, init, what="--init")
         print(f"--init {report['source']}: loaded {len(report['loaded'])} backbone tensors; fresh: "
               f"{report['fresh']}; dropped {len(report['dropped'])} (e.g. {report['dropped'][:3]})", file=sys.stderr)
-    if overwrite and not resume and (run / "config.yaml").exists():
-        for stale in ("results.json", "init.json"):  # the engine clears its own files only
-            (run / stale).unlink(missing_ok=True)
     res = train(cfg, run, resume=resume, overwrite=overwrite, init=None, progress=progress,
                 objective=objective, dataset=train_data)
     is_main = int(os.environ.get("RANK", "0")) == 0

@@ -347,11 +347,11 @@ def translation_errors(pred: Any, target: Any, spatial_dims: int = 2) -> dict[st
     if pred_t.numel() == 0:
         raise ValueError(f"pred and target are empty (shape {tuple(pred_t.shape)})")
 
-    diff = (pred_t.double() - target_t.double()).reshape(-1, k)  # (P, k)
-    sq = diff.square()
-    out = {f"err_{name}": float(v) for name, v in zip(names, sq.mean(dim=0))}
-    out["err_euclid"] = float(sq[:, :spatial_dims].sum(dim=1).sqrt().mean())
-    out["mse"] = float(sq.mean())
+    from ..objectives.part import translation_metrics  # the training loop's definition, one copy
+
+    pred_d, target_d = pred_t.double(), target_t.double()
+    out = {name: float(v) for name, v in translation_metrics(pred_d, target_d, spatial_dims).items()}
+    out["mse"] = float((pred_d - target_d).square().mean())
     return out
 
 

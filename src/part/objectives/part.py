@@ -51,7 +51,8 @@ def translation_metrics(pred: torch.Tensor, target: torch.Tensor, spatial_dims: 
     ``pred``/``target`` ``(..., k)``; the first ``spatial_dims`` components are translations.
     """
     with torch.no_grad():
-        diff = (pred.detach().float() - target.float()).reshape(-1, target.shape[-1])
+        dtype = torch.promote_types(pred.dtype, torch.float32)  # fp32 at least; float64 stays float64
+        diff = (pred.detach().to(dtype) - target.to(dtype)).reshape(-1, target.shape[-1])
         sq = diff.pow(2).mean(dim=0)
         if spatial_dims == 2:
             names = ["err_x", "err_y", "err_w", "err_h"]

@@ -478,7 +478,7 @@ def cell_name(label: str, head: str | None, num_pairs, seed: int) -> str:
 
 
 def plan_cells(acfg: AblationConfig) -> list[Cell]:
-    """Every cell of the grid in order (blocks, objectives, heads, #pairs, seeds), duplicates once.
+    """Every cell of the grid, seed by seed (then blocks, objectives, heads, #pairs), duplicates once.
     Each cell's configs are resolved and validated here, so a bad value fails before any training."""
     base_cfg = load_config(None, (), base=acfg.pretrain)
     cells: dict[str, Cell] = {}
@@ -513,8 +513,10 @@ def plan_cells(acfg: AblationConfig) -> list[Cell]:
                             except ValueError as exc:
                                 raise ValueError(f"{where}: finetune config: {exc}") from None
                         cells[name] = Cell(name, label, method, head, p, seed, pre, ft)
-    _check_buildable(list(cells.values()))
-    return list(cells.values())
+    # seed-major order: a grid stopped half-way has whole tables for its first seeds
+    ordered = sorted(cells.values(), key=lambda c: c.seed)
+    _check_buildable(ordered)
+    return ordered
 
 
 def _check_buildable(cells: list[Cell]) -> None:
@@ -609,14 +611,49 @@ def _write_json(path: Path, data: dict) -> None:
     save_results_json(path, data)
 
 
+# how a run executes, not what it computes: changing them keeps finished cells valid
+_EXEC_KEYS = (("train", "threads"), ("data", "num_workers"), ("train", "log_every"), ("train", "ckpt_every"),
+              ("train", "keep_last"), ("train", "device"))
+
+
+def _run_spec(cfg: dict) -> dict:
+    out = _norm(cfg)
+    for section, key in _EXEC_KEYS:
+        out.get(section, {}).pop(key, None)
+    return out
+
+
 def _cell_spec(cell: Cell, acfg: AblationConfig) -> dict:
     spec = {
-        "pretrain": cell.pretrain.to_dict() if cell.pretrain is not None else None,
+        "pretrain": _run_spec(cell.pretrain.to_dict()) if cell.pretrain is not None else None,
         "pretext": dataclasses.asdict(acfg.pretext) if acfg.pretext.enabled and cell.pretrain is not None else None,
         "probe": dataclasses.asdict(acfg.probe) if acfg.probe.enabled and cell.pretrain is not None else None,
-        "finetune": cell.finetune.to_dict() if cell.finetune is not None else None,
+        "finetune": _run_spec(cell.finetune.to_dict()) if cell.finetune is not None else None,
     }
     return _norm(spec)
+
+
+_STAGE_TYPES = {"pretext": PretextSettings, "probe": ProbeSettings}
+
+
+def _canonical(stage: str, value) -> Any:
+    """A stored stage spec in today's normal form: settings written by an older version get the fields
+    added since then at their defaults, so adding an option to the config schema does not invalidate
+    finished cells. Unreadable specs stay as they are (and compare unequal)."""
+    if value is None or not isinstance(value, dict):
+        return value
+    try:
+        if stage in ("pretrain", "finetune"):
+            from .config import config_from_dict
+
+            return _run_spec(config_from_dict(value).to_dict())
+        return _norm(dataclasses.asdict(_STAGE_TYPES[stage](**value)))
+    except (TypeError, ValueError, KeyError):
+        return _norm(value)
+
+
+def _same(stage: str, old, new) -> bool:
+    return _canonical(stage, old) == new
 
 
 def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, bool]:
@@ -625,7 +662,7 @@ def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, b
     cfg_path = run / "config.yaml"
     if not cfg_path.is_file():
         return False, run.exists() and any(run.iterdir())
-    old = _norm(load_config(cfg_path).to_dict())
+    old = _run_spec(load_config(cfg_path).to_dict())
     if old != spec:
         raise ValueError(
             f"cell {cell}: {run} holds a {what} run with other settings ({_first_difference(old, spec)}); "
@@ -653,7 +690,7 @@ def _run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress
     stages = _read_json(stages_path)
 
     def done(stage: str) -> bool:
-        return stage in stages and stages[stage].get("spec") == spec[stage]
+        return stage in stages and _same(stage, stages[stage].get("spec"), spec[stage])
 
     def record(stage: str, metrics: dict, seconds: float) -> None:
         stages[stage] = {"spec": spec[stage], "metrics": metrics, "seconds": seconds}
@@ -664,7 +701,7 @@ def _run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress
         if "pretrain" in stages and not done("pretrain"):
             raise ValueError(
                 f"cell {cell.name}: pretrained with other settings "
-                f"({_first_difference(stages['pretrain']['spec'], spec['pretrain'])}); use another --out, or "
+                f"({_first_difference(_canonical('pretrain', stages['pretrain']['spec']), spec['pretrain'])}); use another --out, or "
                 "resume=False (--no-resume) to rerun every cell")
         if not done("pretrain") or not (run / "weights.safetensors").is_file():
             resume, overwrite = _run_dir_state(run, spec["pretrain"], "pretraining", cell.name)
@@ -711,7 +748,7 @@ def _run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress
         if "finetune" in stages:
             raise ValueError(
                 f"cell {cell.name}: fine-tuned with other settings "
-                f"({_first_difference(stages['finetune']['spec'], spec['finetune'])}); use another --out, or "
+                f"({_first_difference(_canonical('finetune', stages['finetune']['spec']), spec['finetune'])}); use another --out, or "
                 "resume=False (--no-resume) to rerun every cell")
         ft_run = cdir / "finetune"
         resume, overwrite = _run_dir_state(ft_run, spec["finetune"], "fine-tuning", cell.name)
@@ -801,7 +838,9 @@ def ablate(
         result_path = cdir / "result.json"
         if result_path.is_file():
             old = _read_json(result_path)
-            if old.get("spec") == spec and "row" in old:
+            stored = old.get("spec")
+            if "row" in old and isinstance(stored, dict) and set(stored) == set(spec) and all(
+                    _same(k, stored[k], spec[k]) for k in spec):
                 rows.append(old["row"])
                 skipped.append(cell.name)
                 log(f"[{i}/{len(cells)}] {cell.name}: finished earlier, skipped")

@@ -282,3 +282,26 @@ def test_cli_is_the_library_one_to_one(grid_run, tmp_path, root, capsys):
     assert main(["ablate", "--config", str(path), "--out", str(tmp_path / "x"), "--set", "grid.objectives=[dino]"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "part ablate: error: grid.objectives: unknown objective 'dino'" in err[0]
+
+
+def test_shipped_configs_plan():
+    """The shipped grids load and every cell's configs resolve and build (without any data or training)."""
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    cells = A.plan_cells(A.load_ablation_config(configs / "ablate_fmnist_cpu.yaml"))
+    assert len(cells) == 24 and len({c.key() for c in cells}) == 12 and {c.seed for c in cells} == {0, 1}
+    rows = {(c.label, c.head, c.num_pairs) for c in cells}
+    assert {("part", "cross_attention", p) for p in (32, 64, 128, "all")} <= rows
+    assert {("part", "pairwise_mlp", 128), ("part", "mlp", 128), ("part_grid", "cross_attention", 128)} <= rows
+    assert {("mp3", None, None), ("droppos", None, None), ("mae", None, None)} <= rows
+    sup = [c for c in cells if c.method == "supervised"]
+    assert len(sup) == 4 and all(c.pretrain is None for c in sup)
+    assert {c.finetune.objective.options["pos_embed"] for c in sup} == {True, False}
+    assert all(c.finetune.train.max_steps == 250 for c in cells)
+    heads = A.plan_cells(A.load_ablation_config(configs / "ablate_cifar100_heads.yaml"))
+    assert [(c.head, c.num_pairs) for c in heads] == [(h, 2048) for h in ("cross_attention", "pairwise_mlp", "mlp")]
+    assert heads[0].pretrain.model.arch == "vit_small" and heads[0].pretrain.train.epochs == 1000
+    assert heads[0].finetune.train.epochs == 400 and heads[0].finetune.optim.lr == 5e-4
+    pairs = A.plan_cells(A.load_ablation_config(configs / "ablate_cifar100_pairs.yaml"))
+    assert [c.num_pairs for c in pairs] == [512, 1024, 2048, "all"]

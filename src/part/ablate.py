@@ -387,6 +387,17 @@ def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
     ft = acfg.finetune
     if ft.enabled and (isinstance(ft.num_classes, bool) or not isinstance(ft.num_classes, int) or ft.num_classes < 2):
         raise ValueError(f"finetune.num_classes must be an int >= 2 (the number of classes), got {ft.num_classes!r}")
+    # checked here, not after the first hour of pretraining
+    counts = [("probe", acfg.probe, k, k in ("max_train", "max_test"))
+              for k in ("epochs", "k", "batch_size", "max_train", "max_test")]
+    counts += [("pretext", acfg.pretext, k, k == "max_samples") for k in ("max_samples", "batch_size")]
+    counts += [("finetune", acfg.finetune, "eval_batch_size", False)]
+    for section, settings, key, optional in counts:
+        value = getattr(settings, key)
+        if not settings.enabled or (optional and value is None):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{section}.{key} must be a positive int{' or null' if optional else ''}, got {value!r}")
     if acfg.probe.enabled and acfg.probe.pool not in ("avg", "token"):
         raise ValueError(f"probe.pool must be 'avg' or 'token', got {acfg.probe.pool!r}")
     if acfg.probe.enabled and acfg.probe.classifier not in ("lbfgs", "adamw"):

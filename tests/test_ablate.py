@@ -203,8 +203,18 @@ def test_supervised_is_the_from_scratch_finetune_row(tmp_path, root):
     assert ft_cfg["objective"]["name"] == "supervised"
     assert ft_cfg["objective"]["options"] == {"num_classes": 4, "label_smoothing": 0.1, "pos_embed": False}
     assert ft_cfg["train"]["max_steps"] == 2
-    part_init = json.loads((res.out / "cells" / "part-cross_attention-p4-s0" / "finetune" / "init.json").read_text())
+    part_dir = res.out / "cells" / "part-cross_attention-p4-s0"
+    part_init = json.loads((part_dir / "finetune" / "init.json").read_text())
     assert part_init["source"].endswith("part-cross_attention-p4-s0/pretrain/weights.safetensors")
+
+    # a new fine-tune recipe reuses the pretrained weights and fine-tunes again
+    weights = part_dir / "pretrain" / "weights.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    again = A.ablate(cfg, out=res.out, verbose=False, overrides=["finetune.optim.lr=0.002"])
+    assert again.ran == ["part-cross_attention-p4-s0", "supervised_nopos-s0"]
+    assert weights.stat().st_mtime_ns == mtime
+    assert yaml.safe_load((part_dir / "finetune" / "config.yaml").read_text())["optim"]["lr"] == 0.002
+    assert again.rows[0]["probe_top1"] == res.rows[0]["probe_top1"]  # unchanged stages are not redone
 
 
 @pytest.mark.parametrize("change, match", [

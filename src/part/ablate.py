@@ -24,9 +24,9 @@ Each cell runs ``pretrain -> pretext errors -> probe -> fine-tune`` into ``<out>
 ``results.json``), ``stages.json`` (per finished stage: its settings, metrics, seconds) and, when all
 stages are done, ``result.json`` (the cell's row). Re-running continues where it stopped: a cell whose
 ``result.json`` holds the same settings is skipped; a finished stage is not redone; a training run
-with checkpoints is resumed exactly (``resume=True`` of the engine). A training stage (pretrain,
-fine-tune) whose stored settings differ from the config raises ``ValueError`` (choose another ``out`` or
-``resume=False``); the cheap stages (pretext, probe) are recomputed.
+with checkpoints is resumed exactly (``resume=True`` of the engine). A pretraining whose stored settings
+differ from the config raises ``ValueError`` (choose another ``out`` or ``resume=False``); the stages
+after it (pretext, probe, fine-tune) are redone when their own settings change.
 
 Outputs: ``<out>/results.csv`` (one row per cell), ``<out>/table.md`` (mean ± std over seeds per
 (objective, head, #pairs)), ``<out>/plots/accuracy_vs_pairs.png`` (Fig. 8 style) and
@@ -718,6 +718,7 @@ def _run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress
             resume, overwrite = _run_dir_state(run, spec["pretrain"], "pretraining", cell.name)
             for s in ("pretext", "probe", "finetune"):  # they read the weights being (re)made
                 stages.pop(s, None)
+            shutil.rmtree(cdir / "finetune", ignore_errors=True)
             log(f"  pretrain {cell.method}" + (" (resuming)" if resume else ""))
             t0 = time.perf_counter()
             try:
@@ -756,12 +757,14 @@ def _run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress
     if spec["finetune"] is not None and not done("finetune"):
         from .evaluation import finetune
 
-        if "finetune" in stages:
-            raise ValueError(
-                f"cell {cell.name}: fine-tuned with other settings "
-                f"({_first_difference(_canonical('finetune', stages['finetune']['spec']), spec['finetune'])}); use another --out, or "
-                "resume=False (--no-resume) to rerun every cell")
         ft_run = cdir / "finetune"
+        if "finetune" in stages or (ft_run / "config.yaml").is_file():
+            old = (_canonical("finetune", stages["finetune"]["spec"]) if "finetune" in stages
+                   else _run_spec(load_config(ft_run / "config.yaml").to_dict()))
+            if old != spec["finetune"]:  # a new fine-tune recipe on the same pretrained weights
+                log(f"  fine-tune settings changed ({_first_difference(old, spec['finetune'])}): fine-tuning again")
+                shutil.rmtree(ft_run, ignore_errors=True)
+                stages.pop("finetune", None)
         resume, overwrite = _run_dir_state(ft_run, spec["finetune"], "fine-tuning", cell.name)
         init = run if cell.pretrain is not None else None
         log(f"  finetune " + ("from scratch" if init is None else "from the pretrained backbone")

@@ -185,13 +185,17 @@ def test_half_finished_cell_resumes_from_its_checkpoint(tmp_path, root):
 def test_supervised_is_the_from_scratch_finetune_row(tmp_path, root):
     cfg = tiny(
         root,
-        grid={"objectives": ["part", "supervised_nopos"], "num_pairs": [4], "seeds": [0]},
+        grid={"objectives": ["part", "mae", "supervised_nopos"], "num_pairs": [4], "seeds": [0]},
         objectives={"supervised_nopos": {"objective": "supervised", "options": {"pos_embed": False}}},
         finetune={"num_classes": NUM_CLASSES, "options": {"label_smoothing": 0.1}, "train": {"max_steps": 2}},
     )
     res = A.ablate(cfg, out=tmp_path / "abl", verbose=False)
     rows = {r["objective"]: r for r in res.rows}
-    sup, prt = rows["supervised_nopos"], rows["part"]
+    sup, prt, mae = rows["supervised_nopos"], rows["part"], rows["mae"]
+    # MAE's pretext row: its masked-pixel loss on the test split, no translation errors
+    assert mae["pretext_loss"] > 0 and mae["err_x"] is None and mae["pretext_acc"] is None
+    pretext = json.loads((res.out / "cells" / "mae-s0" / "pretext.json").read_text())
+    assert pretext["num_samples"] == 8 and pretext["loss"] == mae["pretext_loss"] and 0 < pretext["mask_ratio"] < 1
     assert sup["method"] == "supervised" and sup["probe_top1"] is None and sup["pretrain_s"] is None
     assert 0.0 <= sup["finetune_top1"] <= 1.0 and 0.0 <= prt["finetune_top1"] <= 1.0
     sup_dir = res.out / "cells" / "supervised_nopos-s0"
@@ -211,7 +215,7 @@ def test_supervised_is_the_from_scratch_finetune_row(tmp_path, root):
     weights = part_dir / "pretrain" / "weights.safetensors"
     mtime = weights.stat().st_mtime_ns
     again = A.ablate(cfg, out=res.out, verbose=False, overrides=["finetune.optim.lr=0.002"])
-    assert again.ran == ["part-cross_attention-p4-s0", "supervised_nopos-s0"]
+    assert again.ran == ["part-cross_attention-p4-s0", "mae-s0", "supervised_nopos-s0"]
     assert weights.stat().st_mtime_ns == mtime
     assert yaml.safe_load((part_dir / "finetune" / "config.yaml").read_text())["optim"]["lr"] == 0.002
     assert again.rows[0]["probe_top1"] == res.rows[0]["probe_top1"]  # unchanged stages are not redone

@@ -691,6 +691,40 @@ def _last_record(run: Path) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
+def pretext_metrics(run: Path, split: str = "test", max_samples: int | None = None, batch_size: int = 256,
+                    seed: int = 0) -> dict:
+    """``loss`` and the objective's own metrics (MP3/DropPos position accuracy ``acc``, MAE ``mse_visible``,
+    ...), averaged over the first ``max_samples`` images of ``split`` (eval mode, no gradients, masks and
+    drops drawn from a generator seeded with ``seed``), plus ``num_samples``.
+
+    For the baselines; PART's translation errors come from :func:`part.evaluation.evaluate`. (That
+    function reads any output with same-shaped ``pred``/``target`` as translations, which MAE's pixel
+    reconstructions also are, so it is not used for them.)"""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .engine import build_dataset, load_run
+    from .evaluation.features import limit, resolve_device
+
+    objective, cfg = load_run(run)
+    dev = resolve_device(cfg.train.device)
+    objective.to(dev)
+    data = limit(build_dataset(cfg, train=False, split=split), max_samples)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    sums: dict[str, float] = {}
+    n = 0
+    with torch.no_grad():
+        for x, _ in DataLoader(data, batch_size=batch_size, shuffle=False):
+            out = objective(x.to(dev), generator=gen)
+            b = x.shape[0]
+            for key, v in {"loss": out.loss, **out.metrics}.items():
+                sums[key] = sums.get(key, 0.0) + float(v) * b  # batch means weighted by batch size
+            n += b
+    if n == 0:
+        raise ValueError(f"the {split} split of {cfg.data.kind} is empty")
+    return {**{k: v / n for k, v in sums.items()}, "num_samples": n}
+
+
 def _run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress: bool, log) -> dict:
     """Run the missing stages of one cell; returns ``stages`` (per stage: spec, metrics, seconds)."""
     from .api import pretrain
@@ -734,8 +768,13 @@ def _run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress
 
         p = acfg.pretext
         t0 = time.perf_counter()
-        res = evaluate(run, split=p.split, out=cdir / "pretext.json", batch_size=p.batch_size,
-                       max_samples=p.max_samples, seed=cell.seed, verbose=False)
+        if cell.method in PART_OBJECTIVES:  # translation errors of the relative encoder
+            res = evaluate(run, split=p.split, out=cdir / "pretext.json", batch_size=p.batch_size,
+                           max_samples=p.max_samples, seed=cell.seed, verbose=False)
+        else:
+            res = pretext_metrics(run, p.split, p.max_samples, p.batch_size, cell.seed)
+            _write_json(cdir / "pretext.json", {"task": "pretext", "run": str(run), "split": p.split,
+                                                "objective": cell.method, **res})
         metrics = {k: v for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         record("pretext", metrics, time.perf_counter() - t0)
         log(f"  pretext: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "num_samples"))
@@ -1120,6 +1159,7 @@ def _group_label(g: dict) -> str:
 
 __all__ = [
     "ablate", "AblationResult", "AblationConfig", "load_ablation_config", "plan_cells", "Cell", "cell_name",
+    "pretext_metrics",
     "aggregate", "mean_std", "format_markdown", "write_csv", "read_csv", "make_plots", "CSV_COLUMNS",
     "PART_OBJECTIVES",
 ]

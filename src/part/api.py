@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from .config import Config, config_from_dict, load_config, validate_config
+from .config import Config, load_config, validate_config
 
 
 def resolve_config(config: str | Path | Config | dict | None, overrides: Iterable[str] = ()) -> Config:
@@ -24,6 +24,17 @@ def resolve_config(config: str | Path | Config | dict | None, overrides: Iterabl
 def default_run_dir(config: str | Path | Config | dict | None, root: str | Path = "runs") -> Path:
     name = Path(config).stem if isinstance(config, (str, Path)) else "run"
     return Path(root) / name
+
+
+def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool = False) -> tuple[Path, Config]:
+    """The run folder and its config: with ``resume`` the run's own ``config.yaml`` (plus overrides),
+    otherwise ``config`` resolved by :func:`resolve_config`."""
+    run = Path(out) if out is not None else default_run_dir(config)
+    if not resume:
+        return run, resolve_config(config, overrides)
+    if not (run / "config.yaml").is_file():
+        raise ValueError(f"--resume: no run to resume in {run} (no config.yaml)")
+    return run, load_config(run / "config.yaml", overrides)
 
 
 def pretrain(
@@ -49,14 +60,8 @@ def pretrain(
     """
     from .engine.trainer import train
 
-    run = Path(out) if out is not None else default_run_dir(config)
-    if resume:
-        if not (run / "config.yaml").is_file():
-            raise ValueError(f"--resume: no run to resume in {run} (no config.yaml)")
-        cfg = load_config(run / "config.yaml", overrides)
-    else:
-        cfg = resolve_config(config, overrides)
+    run, cfg = resolve_run(config, out, overrides, resume)
     return train(cfg, run, resume=resume, overwrite=overwrite, init=init, progress=progress)
 
 
-__all__ = ["pretrain", "resolve_config", "default_run_dir"]
+__all__ = ["pretrain", "resolve_config", "resolve_run", "default_run_dir"]

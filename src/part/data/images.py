@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .transforms import size_pair as _size_pair
+
 __all__ = [
     "FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASSES",
@@ -79,21 +81,6 @@ class DatasetFormatError(ValueError):
 # --------------------------------------------------------------------------------------------
 # Per-image helpers (shared by every reader)
 # --------------------------------------------------------------------------------------------
-
-def _size_pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(size, bool):
-        raise ValueError(f"{name} must be an int or (H, W), got {size!r}")
-    if isinstance(size, int):
-        pair: tuple[int, ...] = (size, size)
-    else:
-        try:
-            pair = tuple(int(s) for s in size)
-        except TypeError:
-            raise ValueError(f"{name} must be an int or (H, W), got {size!r}") from None
-    if len(pair) != 2 or min(pair) <= 0:
-        raise ValueError(f"{name} must be a positive int or (H, W) of positive ints, got {size!r}")
-    return pair  # type: ignore[return-value]
-
 
 def convert_channels(img: Tensor, channels: int | None) -> Tensor:
     """Convert a ``(C, H, W)`` float image to ``channels`` channels (``None``: unchanged).

@@ -61,7 +61,7 @@ def _check_image(img: Tensor, who: str) -> None:
         raise ValueError(f"{who}: expected one image tensor of shape (C, H, W), got {shape}")
 
 
-def _size_pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
+def size_pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
     """``size`` as ``(H, W)``; an int means a square."""
     if isinstance(size, bool):
         raise ValueError(f"{name} must be an int or (H, W), got {size!r}")
@@ -126,7 +126,7 @@ class RandomResizedCrop:
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.2, 1.0),
                  ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0), antialias: bool = True,
                  generator: torch.Generator | None = None):
-        self.size = _size_pair(size, "RandomResizedCrop size")
+        self.size = size_pair(size, "RandomResizedCrop size")
         scale = tuple(float(s) for s in scale)
         ratio = tuple(float(r) for r in ratio)
         if len(scale) != 2 or not 0.0 < scale[0] <= scale[1]:
@@ -207,7 +207,7 @@ class Resize:
                 raise ValueError(f"Resize size must be positive, got {size}")
             self.size: int | tuple[int, int] = size
         else:
-            self.size = _size_pair(size, "Resize size")
+            self.size = size_pair(size, "Resize size")
         self.antialias = antialias
 
     def __call__(self, img: Tensor) -> Tensor:
@@ -233,7 +233,7 @@ class CenterCrop:
     """
 
     def __init__(self, size: int | Sequence[int]):
-        self.size = _size_pair(size, "CenterCrop size")
+        self.size = size_pair(size, "CenterCrop size")
 
     def __call__(self, img: Tensor) -> Tensor:
         _check_image(img, "CenterCrop")
@@ -300,7 +300,7 @@ def build_transforms(train: bool, image_size: int | Sequence[int],
 
     Shapes: ``(C, H, W)`` in [0, 1] -> ``(C, *image_size)``.
     """
-    size = _size_pair(image_size, "build_transforms image_size")
+    size = size_pair(image_size, "build_transforms image_size")
     if (mean is None) != (std is None):
         raise ValueError("build_transforms: give both mean and std, or neither")
     steps: list[Callable[[Tensor], Tensor]] = []

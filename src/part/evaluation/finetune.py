@@ -92,17 +92,10 @@ def finetune(
     Returns:
         :class:`FinetuneResult`.
     """
-    from ..api import default_run_dir, resolve_config
-    from ..config import load_config
+    from ..api import resolve_run
     from ..engine import build_dataset, build_objective, train
 
-    run = Path(out) if out is not None else default_run_dir(config)
-    if resume:
-        if not (run / "config.yaml").is_file():
-            raise ValueError(f"--resume: no run to resume in {run} (no config.yaml)")
-        cfg = load_config(run / "config.yaml", overrides)
-    else:
-        cfg = resolve_config(config, overrides)
+    run, cfg = resolve_run(config, out, overrides, resume)
     num_classes = _num_classes(cfg)
     from_scratch = init is None or str(init).lower() == "none"
     if not from_scratch and not resume:

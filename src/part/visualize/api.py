@@ -130,24 +130,11 @@ def _model_geometry(model) -> tuple[int | None, int | None, tuple[int, int] | No
 
 
 def _size_pair(size, name: str) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, bool):
-        raise ValueError(f"{name} must be an int or (H, W), got {size!r}")
-    if isinstance(size, int):
-        return (size, size)
-    try:
-        pair = tuple(int(s) for s in size)
-    except TypeError:
-        raise ValueError(f"{name} must be an int or (H, W), got {size!r}") from None
-    if len(pair) != 2 or min(pair) <= 0:
-        raise ValueError(f"{name} must be a positive int or (H, W), got {size!r}")
-    return pair
+    """``None`` stays ``None``; otherwise :func:`part.data.transforms.size_pair`."""
+    from ..data.transforms import size_pair
 
+    return None if size is None else size_pair(size, name)
 
-# --------------------------------------------------------------------------------------------
-# Images
-# --------------------------------------------------------------------------------------------
 
 def _as_unit_tensor(arr: np.ndarray | torch.Tensor) -> torch.Tensor:
     t = torch.as_tensor(arr)

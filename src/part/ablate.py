@@ -1105,9 +1105,10 @@ def make_plots(rows: list[dict], groups: list[dict], cells: list[Cell], folder: 
         names = [_group_label(g) for g in groups]
         order = list(dict.fromkeys(g["objective"] for g in groups))
         col = [colors[order.index(g["objective"]) % len(colors)] for g in groups]
-        width = max(4.5, 0.42 * len(groups) + 1.5)
-        fig, axes = plt.subplots(1, len(accs), figsize=(width * len(accs), 4.4), squeeze=False, constrained_layout=True)
-        for ax, m in zip(axes[0], accs):
+        width = max(5.0, 0.5 * len(groups) + 1.5)  # one panel per accuracy, stacked
+        fig, axes = plt.subplots(len(accs), 1, figsize=(width, 1.2 + 3.6 * len(accs)), squeeze=False,
+                                 constrained_layout=True)
+        for ax, m in zip(axes[:, 0], accs):
             means = [100 * (g[f"{m}_mean"] or 0.0) for g in groups]
             stds = [100 * (g[f"{m}_std"] or 0.0) for g in groups]
             bars = ax.bar(range(len(groups)), means, yerr=stds, capsize=3, color=col)

@@ -57,23 +57,25 @@ from .heads import CrossAttentionHead, PairwiseMLPHead, _check_pairs, gather_tok
 
 PATHS = ("auto", "table", "gather")
 
-#: ``path="auto"`` uses the full table when ``M * N * GATHER_COST >= N^3 * (k + 1)``: one entry of the
-#: gather path's ``(M, H, N)`` score tensor (gather, add, softmax, weighted sum, and the same again in
-#: the backward, all memory-bound on fresh buffers) costs about as much as this many multiply-adds inside
-#: the table path's batched matmul. Calibrated by timing both paths fwd+bwd on a 2-core CPU (3 heads,
-#: d = 192, k = 2): crossover near M ~ N^2 / 16 for N = 64 and below N^2 / 16 for N = 196; for N = 16
-#: both paths cost about the same. For k = 2 the rule picks the table from M = N^2 / 16 on.
-GATHER_COST = 48.0
+#: ``path="auto"`` uses the full table when ``M * N * (GATHER_COST * N) >= N^3 * (k + 1)``, i.e. from
+#: ``M >= N (k + 1) / GATHER_COST`` pairs on. One entry of the gather path's ``(M, H, N)`` score tensor (gather,
+#: add, softmax, weighted sum, and the same again in the backward, memory-bound on fresh buffers) costs as
+#: much as ``GATHER_COST * N`` multiply-adds inside the table path's batched matmul: the entry cost grows with
+#: N because those tensors outgrow the caches. Calibrated on an idle 2-core CPU (3 heads, d = 192, k = 2,
+#: fwd+bwd of ``FusedCrossAttentionHead(path=...)``): measured crossovers M ~ 300 for N = 64
+#: (B = 128) and M ~ 940 for N = 196 (B = 32); the rule gives 320 and 980. An earlier constant per-entry
+#: cost picked the slower gather path at N = 196, M = 2048 (710 ms vs 466 ms for the table).
+GATHER_COST = 0.6
 
 
 def choose_path(num_tokens: int, num_pairs: int, out_dim: int, gather_cost: float = GATHER_COST) -> str:
     """``"table"`` or ``"gather"`` for N tokens, M pairs and k outputs (shape-only, compile-safe).
 
     Table path: ``~N^3 (k + 1)`` multiply-adds per head and image; gather path: ``~M N`` elementwise
-    gather/exp steps, each weighted ``gather_cost`` multiply-adds (see :data:`GATHER_COST`).
+    gather/exp steps, each weighted ``gather_cost * N`` multiply-adds (see :data:`GATHER_COST`).
     """
     table = num_tokens**3 * (out_dim + 1)
-    gather = num_pairs * num_tokens * gather_cost
+    gather = num_pairs * num_tokens * (gather_cost * num_tokens)
     return "table" if gather >= table else "gather"
 
 

@@ -122,3 +122,17 @@ def test_evaluate_cli(pretrain_run, tmp_path):
     assert json.loads((tmp_path / "e.json").read_text())["num_samples"] == 8
     with pytest.raises(ValueError, match="is not a part run folder \\(no config.yaml\\)"):
         cli(["evaluate", "--run", str(tmp_path)])
+
+
+def test_evaluate_pretext_of_mae_reports_its_own_metrics(tmp_path, npz_data):
+    """MAE's pixel pred/target must not be read as relative translations (k = patch pixels)."""
+    from part.api import pretrain
+    from part.evaluation import evaluate
+
+    from ..engine.conftest import tiny_config
+
+    raw = tiny_config(npz_data, max_steps=1)
+    raw["objective"] = {"name": "mae"}
+    run = pretrain(raw, out=tmp_path / "mae", progress=False).run_dir
+    res = evaluate(run, split="train", verbose=False)
+    assert res["task"] == "pretext" and "loss" in res and "err_x" not in res

@@ -101,6 +101,9 @@ def evaluate_pretext(objective: nn.Module, dataset: Dataset, batch_size: int = 2
     gen = torch.Generator(device=dev).manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     spatial = int(getattr(objective, "spatial_dims", getattr(objective.backbone, "spatial_dims", 2)))
+    from ..objectives.part import PARTModel
+
+    is_part = isinstance(objective, PARTModel)
     was_training = objective.training
     objective.eval()
     sums: dict[str, float] = {}
@@ -109,7 +112,7 @@ def evaluate_pretext(objective: nn.Module, dataset: Dataset, batch_size: int = 2
         for x, _ in loader:
             out = objective(x.to(dev), generator=gen)
             b = x.shape[0]
-            if hasattr(out, "pred") and hasattr(out, "target") and out.pred.shape == out.target.shape:
+            if is_part:  # relative translations; other objectives' pred/target (e.g. MAE pixels) are not
                 vals = M.translation_errors(out.pred, out.target, spatial_dims=spatial)
                 vals["loss"] = float(out.loss)
             else:

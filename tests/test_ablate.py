@@ -315,7 +315,7 @@ def test_shipped_configs_plan():
     sup = [c for c in cells if c.method == "supervised"]
     assert len(sup) == 4 and all(c.pretrain is None for c in sup)
     assert {c.finetune.objective.options["pos_embed"] for c in sup} == {True, False}
-    assert all(c.finetune.train.max_steps == 250 for c in cells)
+    assert all(c.finetune.train.max_steps == 150 for c in cells)
     heads = A.plan_cells(A.load_ablation_config(configs / "ablate_cifar100_heads.yaml"))
     assert [(c.head, c.num_pairs) for c in heads] == [(h, 2048) for h in ("cross_attention", "pairwise_mlp", "mlp")]
     assert heads[0].pretrain.model.arch == "vit_small" and heads[0].pretrain.train.epochs == 1000

@@ -704,6 +704,29 @@ def load_sleep_npz(
 _FORMATS = ("physionet2018", "sleep_edf", "npz")
 
 
+def record_paths(root: Path, format: str) -> list[Path]:
+    """Sorted record files of one format under ``root`` (see :func:`load_sleep_folder` for the rules);
+    a format with no records raises :class:`DatasetNotFoundError` naming the folder."""
+    if format == "physionet2018":
+        heads = sorted(root.rglob("*.hea"))
+        paths = [h for h in heads if h.with_suffix(".arousal").exists()]
+        if not paths:
+            raise DatasetNotFoundError(
+                f"no PhysioNet 2018 records with .arousal stage annotations under {root} "
+                f"({len(heads)} WFDB header(s) found)"
+            )
+        return paths
+    if format == "sleep_edf":
+        paths = sorted(root.rglob("*-PSG.edf"))
+        if not paths:
+            raise DatasetNotFoundError(f"no Sleep-EDF PSG files (*-PSG.edf) under {root}")
+        return paths
+    paths = sorted(root.rglob("*.npz"))
+    if not paths:
+        raise DatasetNotFoundError(f"no .npz files under {root}")
+    return paths
+
+
 def load_sleep_folder(
     root: str | Path,
     format: str = "physionet2018",
@@ -729,28 +752,13 @@ def load_sleep_folder(
         raise DatasetNotFoundError(f"data folder {root} does not exist")
     if max_records is not None and max_records < 1:
         raise ValueError(f"max_records must be >= 1, got {max_records}")
+    paths = record_paths(root, format)
     if format == "physionet2018":
-        heads = sorted(root.rglob("*.hea"))
-        paths = [h for h in heads if h.with_suffix(".arousal").exists()]
-        if not paths:
-            raise DatasetNotFoundError(
-                f"no PhysioNet 2018 records with .arousal stage annotations under {root} "
-                f"({len(heads)} WFDB header(s) found)"
-            )
-        load = load_physionet2018_record
-        default = PHYSIONET2018_EEG
+        load, default = load_physionet2018_record, PHYSIONET2018_EEG
     elif format == "sleep_edf":
-        paths = sorted(root.rglob("*-PSG.edf"))
-        if not paths:
-            raise DatasetNotFoundError(f"no Sleep-EDF PSG files (*-PSG.edf) under {root}")
-        load = load_sleep_edf_record
-        default = SLEEP_EDF_EEG
+        load, default = load_sleep_edf_record, SLEEP_EDF_EEG
     else:
-        paths = sorted(root.rglob("*.npz"))
-        if not paths:
-            raise DatasetNotFoundError(f"no .npz files under {root}")
-        load = load_sleep_npz
-        default = None
+        load, default = load_sleep_npz, None
     if max_records is not None:
         paths = paths[:max_records]
     chosen = default if channels is None else channels

@@ -316,25 +316,10 @@ def _as_tuple(v):
 
 
 def _record_paths(root: Path, kind: str) -> list[Path]:
-    """Sorted record files of ``kind`` under ``root`` (same rules as :func:`part.data.sleep.load_sleep_folder`)."""
-    if kind == "physionet2018":
-        heads = sorted(root.rglob("*.hea"))
-        paths = [h for h in heads if h.with_suffix(".arousal").exists()]
-        if not paths:
-            raise DatasetNotFoundError(
-                f"no PhysioNet 2018 records with .arousal stage annotations under {root} "
-                f"({len(heads)} WFDB header(s) found)"
-            )
-        return paths
-    if kind == "sleep_edf":
-        paths = sorted(root.rglob("*-PSG.edf"))
-        if not paths:
-            raise DatasetNotFoundError(f"no Sleep-EDF PSG files (*-PSG.edf) under {root}")
-        return paths
-    paths = sorted(root.rglob("*.npz"))
-    if not paths:
-        raise DatasetNotFoundError(f"no .npz files under {root}")
-    return paths
+    """Sorted record files of ``kind`` under ``root`` (the rules of :func:`part.data.sleep.record_paths`)."""
+    from .sleep import record_paths
+
+    return record_paths(root, kind)
 
 
 def _source_files(path: Path, kind: str) -> list[Path]:

@@ -64,7 +64,7 @@ class DataConfig:
     mean: list | None = None  # default: the dataset's published statistics
     std: list | None = None
     augment: bool = True
-    rrc_scale: list = field(default_factory=lambda: [0.2, 1.0])
+    rrc_scale: list | None = field(default_factory=lambda: [0.2, 1.0])  # null: no random resized crop
     hflip: float = 0.5
     max_samples: int | None = None
     skip_corrupt: bool = False
@@ -99,8 +99,11 @@ class TrainConfig:
     compile: bool = False
     log_every: int = 10
     ckpt_every: int = 200
-    keep_last: int = 2
+    keep_last: int = 2  # verified checkpoints kept (the last good one before a loss spike is kept too)
     threads: int | None = None  # torch.set_num_threads on CPU
+    nan_policy: str = "stop"  # stop | skip: skip a step whose loss is NaN/inf (at most max_nan_skips times)
+    max_nan_skips: int = 10
+    spike_factor: float = 10.0  # a checkpoint is "good" if its loss <= spike_factor x the best so far
 
 
 @dataclass
@@ -115,14 +118,55 @@ class Config:
         return dataclasses.asdict(self)
 
 
+class ConfigError(ValueError):
+    """A config value of the wrong type or out of range; the message names the dotted field and value."""
+
+
+def _type_name(hint) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
+            dict: "a mapping"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _check_type(key: str, value, hint):
+    """``value`` checked against a field's type hint (``int``, ``float``, ``int | None``, ``Any`` ...).
+
+    Ints must be ints (``1.5`` or ``"abc"`` for an int field is an error; ``true`` is not an int); a number
+    field accepts ints and numeric strings such as ``"5e-4"`` (YAML 1.1 reads those as strings) and returns
+    a float. Raises :class:`ConfigError` naming ``key`` and the value."""
+    if hint is Any:
+        return value
+    args = typing.get_args(hint)
+    if args and type(None) in args:  # X | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(hint, type) and isinstance(value, hint):
+        return value
+    raise ConfigError(f"{key} must be {_type_name(hint)}, got {value!r}")
+
+
 def _from_dict(cls, data: dict, prefix: str = ""):
     if not isinstance(data, dict):
-        raise ValueError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown config key {prefix}{unknown[0]!s}; valid keys under {prefix.rstrip('.') or 'the top level'}: {sorted(names)}"
         )
     kwargs = {}
@@ -131,7 +175,7 @@ def _from_dict(cls, data: dict, prefix: str = ""):
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _from_dict(hint, value or {}, f"{prefix}{key}.")
         else:
-            kwargs[key] = value
+            kwargs[key] = _check_type(f"{prefix}{key}", value, hint)
     return cls(**kwargs)
 
 
@@ -143,7 +187,7 @@ def config_from_dict(data: dict | None) -> Config:
 def parse_override(item: str) -> tuple[str, Any]:
     """``"optim.lr=1e-3"`` -> ``("optim.lr", 0.001)``; values are parsed as YAML scalars/lists."""
     if "=" not in item:
-        raise ValueError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-3)")
+        raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-3)")
     key, raw = item.split("=", 1)
     value = yaml.safe_load(raw) if raw.strip() else None
     # YAML reads "5e-4" as a string; accept scientific notation for numbers
@@ -165,7 +209,7 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {key!r}: {p!r} is not a section")
+                raise ConfigError(f"override {key!r}: {p!r} is not a section")
         node[parts[-1]] = value
     return out
 
@@ -180,11 +224,19 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise ValueError(f"config file not found: {p}")
-        with open(p) as f:
-            loaded = yaml.safe_load(f) or {}
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            with open(p) as f:
+                loaded = yaml.safe_load(f) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {p}: {getattr(exc, 'strerror', None) or exc}") from None
         if not isinstance(loaded, dict):
-            raise ValueError(f"config file {p} must contain a mapping at the top level")
+            raise ConfigError(f"config file {p} must contain a mapping at the top level")
         data = _merge(data, loaded)
     cfg = config_from_dict(apply_overrides(data, overrides))
     validate_config(cfg)
@@ -198,27 +250,88 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
+def _need(ok: bool, key: str, value, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
+
+
+def _size_ok(v) -> bool:
+    """An image size: a positive int or a list of two positive ints."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return v > 0
+    return isinstance(v, (list, tuple)) and len(v) == 2 and all(
+        isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+
+
+def _numbers(v, n: int | None = None) -> bool:
+    return isinstance(v, (list, tuple)) and (n is None or len(v) == n) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
 def validate_config(cfg: Config) -> None:
-    """Value checks that a typo in a YAML file would otherwise turn into a confusing stack trace."""
-    t, o = cfg.train, cfg.optim
-    if t.amp not in ("auto", "bf16", "fp16", "none"):
-        raise ValueError(f"train.amp must be one of auto, bf16, fp16, none; got {t.amp!r}")
-    if t.device not in ("auto", "cpu", "cuda") and not str(t.device).startswith("cuda:"):
-        raise ValueError(f"train.device must be auto, cpu or cuda[:i]; got {t.device!r}")
-    if t.batch_size <= 0:
-        raise ValueError(f"train.batch_size must be positive, got {t.batch_size}")
-    if t.max_steps is None and not t.epochs > 0:
-        raise ValueError(f"train.epochs must be positive (or set train.max_steps), got {t.epochs}")
-    if t.max_steps is not None and t.max_steps <= 0:
-        raise ValueError(f"train.max_steps must be positive, got {t.max_steps}")
-    if t.keep_last < 1:
-        raise ValueError(f"train.keep_last must be >= 1, got {t.keep_last}")
-    if o.lr <= 0:
-        raise ValueError(f"optim.lr must be positive, got {o.lr}")
-    if o.accum_steps < 1:
-        raise ValueError(f"optim.accum_steps must be >= 1, got {o.accum_steps}")
-    if cfg.model.patch_size <= 0:
-        raise ValueError(f"model.patch_size must be positive, got {cfg.model.patch_size}")
+    """Ranges of every field, checked at load so that a typo fails in one line before anything runs
+    (types are checked by :func:`config_from_dict`). Raises :class:`ConfigError` naming field and value."""
+    m, o, d, op, t = cfg.model, cfg.objective, cfg.data, cfg.optim, cfg.train
+    pos = "a positive integer"
+    # model
+    _need(_size_ok(m.img_size), "model.img_size", m.img_size, "a positive integer or [H, W]")
+    _need(m.patch_size >= 1, "model.patch_size", m.patch_size, pos)
+    _need(m.in_chans >= 1, "model.in_chans", m.in_chans, pos)
+    for k in ("embed_dim", "depth", "num_heads"):
+        v = getattr(m, k)
+        _need(v is None or v >= 1, f"model.{k}", v, f"{pos} or null")
+    _need(m.mlp_ratio > 0, "model.mlp_ratio", m.mlp_ratio, "positive")
+    _need(0 <= m.drop_path_rate < 1, "model.drop_path_rate", m.drop_path_rate, "in [0, 1)")
+    _need(0 <= m.pos_embed_mask_ratio < 1, "model.pos_embed_mask_ratio", m.pos_embed_mask_ratio, "in [0, 1)")
+    # objective
+    _need(o.num_pairs == "all" or (isinstance(o.num_pairs, int) and not isinstance(o.num_pairs, bool)
+                                   and o.num_pairs >= 1), "objective.num_pairs", o.num_pairs, f'{pos} or "all"')
+    _need(o.num_patches is None or o.num_patches >= 1, "objective.num_patches", o.num_patches, f"{pos} or null")
+    _need(o.box_size is None or o.box_size > 0, "objective.box_size", o.box_size, "positive or null")
+    _need(_numbers(o.scale_range, 2) and 0 < o.scale_range[0] <= o.scale_range[1], "objective.scale_range",
+          o.scale_range, "[low, high] with 0 < low <= high")
+    for k in ("head_heads", "head_hidden"):
+        v = getattr(o, k)
+        _need(v is None or v >= 1, f"objective.{k}", v, f"{pos} or null")
+    # data
+    _need(d.image_size is None or _size_ok(d.image_size), "data.image_size", d.image_size,
+          "a positive integer, [H, W] or null")
+    _need(d.channels is None or d.channels >= 1, "data.channels", d.channels, f"{pos} or null")
+    for k in ("mean", "std"):
+        v = getattr(d, k)
+        _need(v is None or (_numbers(v) and len(v) >= 1), f"data.{k}", v, "a list of numbers or null")
+    _need(d.std is None or all(x > 0 for x in d.std), "data.std", d.std, "positive")
+    _need(not d.rrc_scale or (_numbers(d.rrc_scale, 2) and 0 < d.rrc_scale[0] <= d.rrc_scale[1] <= 1),
+          "data.rrc_scale", d.rrc_scale, "[low, high] with 0 < low <= high <= 1")
+    _need(0 <= d.hflip <= 1, "data.hflip", d.hflip, "in [0, 1]")
+    _need(d.max_samples is None or d.max_samples >= 1, "data.max_samples", d.max_samples, f"{pos} or null")
+    _need(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
+    # optim
+    _need(op.lr > 0, "optim.lr", op.lr, "positive")
+    _need(0 <= op.min_lr <= op.lr, "optim.min_lr", op.min_lr, f"in [0, optim.lr={op.lr}]")
+    _need(op.weight_decay >= 0, "optim.weight_decay", op.weight_decay, ">= 0")
+    _need(_numbers(op.betas, 2) and all(0 <= b < 1 for b in op.betas), "optim.betas", op.betas,
+          "[beta1, beta2], each in [0, 1)")
+    _need(op.warmup_steps is None or op.warmup_steps >= 0, "optim.warmup_steps", op.warmup_steps, ">= 0 or null")
+    _need(op.warmup_epochs >= 0, "optim.warmup_epochs", op.warmup_epochs, ">= 0")
+    _need(op.clip_grad is None or op.clip_grad >= 0, "optim.clip_grad", op.clip_grad, ">= 0 or null (0: no clipping)")
+    _need(op.accum_steps >= 1, "optim.accum_steps", op.accum_steps, pos)
+    # train
+    _need(t.max_steps is not None or t.epochs > 0, "train.epochs", t.epochs, "positive (or set train.max_steps)")
+    _need(t.max_steps is None or t.max_steps >= 1, "train.max_steps", t.max_steps, f"{pos} or null")
+    _need(t.batch_size >= 1, "train.batch_size", t.batch_size, pos)
+    _need(t.seed >= 0, "train.seed", t.seed, ">= 0")
+    _need(t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit()),
+          "train.device", t.device, "auto, cpu, cuda or cuda:<index>")
+    _need(t.amp in ("auto", "bf16", "fp16", "none"), "train.amp", t.amp, "one of auto, bf16, fp16, none")
+    for k in ("log_every", "ckpt_every", "keep_last"):
+        _need(getattr(t, k) >= 1, f"train.{k}", getattr(t, k), pos)
+    _need(t.threads is None or t.threads >= 1, "train.threads", t.threads, f"{pos} or null")
+    _need(t.nan_policy in ("stop", "skip"), "train.nan_policy", t.nan_policy, "stop or skip")
+    _need(t.max_nan_skips >= 0, "train.max_nan_skips", t.max_nan_skips, ">= 0")
+    _need(t.spike_factor > 1, "train.spike_factor", t.spike_factor, "> 1")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
@@ -227,6 +340,6 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 
 __all__ = [
-    "Config", "ModelConfig", "ObjectiveConfig", "DataConfig", "OptimConfig", "TrainConfig",
+    "ConfigError", "Config", "ModelConfig", "ObjectiveConfig", "DataConfig", "OptimConfig", "TrainConfig",
     "config_from_dict", "load_config", "apply_overrides", "parse_override", "save_config", "validate_config",
 ]

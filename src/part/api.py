@@ -26,22 +26,41 @@ def default_run_dir(config: str | Path | Config | dict | None, root: str | Path 
     return Path(root) / name
 
 
-def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool = False) -> tuple[Path, Config]:
+# keys that may differ between a run's saved config and the command that requeues it (execution only)
+EXECUTION_KEYS = {("train", "threads"), ("train", "device"), ("data", "num_workers"), ("data", "root")}
+
+
+def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str = False) -> tuple[Path, Config]:
     """The run folder and its config: with ``resume`` the run's own ``config.yaml`` (plus overrides),
-    otherwise ``config`` resolved by :func:`resolve_config`."""
+    otherwise ``config`` resolved by :func:`resolve_config`.
+
+    ``resume="auto"``: the run's config when ``out`` holds a run, else ``config``. When both exist they must
+    agree (apart from execution-only keys such as ``train.threads``), so a requeued job cannot silently
+    continue with a changed recipe."""
     run = Path(out) if out is not None else default_run_dir(config)
-    if not resume:
+    has_run = (run / "config.yaml").is_file()
+    if not resume or (resume == "auto" and not has_run):
         return run, resolve_config(config, overrides)
-    if not (run / "config.yaml").is_file():
+    if not has_run:
         raise ValueError(f"--resume: no run to resume in {run} (no config.yaml)")
-    return run, load_config(run / "config.yaml", overrides)
+    saved = load_config(run / "config.yaml", overrides)
+    if resume == "auto" and config is not None:
+        given = resolve_config(config, overrides).to_dict()
+        have = saved.to_dict()
+        diff = [f"{sec}.{k}: {have[sec][k]!r} in the run, {given[sec][k]!r} given" for sec in have
+                for k in have[sec] if (sec, k) not in EXECUTION_KEYS and have[sec][k] != given[sec][k]]
+        if diff:
+            raise ValueError(f"--resume auto: {run} was started with another config ({diff[0]}"
+                             f"{f' and {len(diff) - 1} more' if len(diff) > 1 else ''}); use --resume to "
+                             "continue with the run's own config, or another --out")
+    return run, saved
 
 
 def pretrain(
     config: str | Path | Config | dict | None = None,
     out: str | Path | None = None,
     overrides: Iterable[str] = (),
-    resume: bool = False,
+    resume: bool | str = False,
     overwrite: bool = False,
     init: str | Path | None = None,
     progress: bool = True,
@@ -52,14 +71,18 @@ def pretrain(
         config: YAML path, mapping or :class:`~part.config.Config` (see ``configs/``).
         out: run folder (default ``runs/<config name>``).
         overrides: dotted ``key=value`` strings, e.g. ``["optim.lr=1e-3", "train.max_steps=100"]``.
-        resume: continue the run in ``out`` exactly where its last checkpoint stopped.
-        overwrite: replace an existing run in ``out``.
+        resume: ``True``: continue the run in ``out`` exactly where its newest verified checkpoint stopped;
+            ``"auto"``: continue when ``out`` holds a run, else start one (requeued jobs).
+        overwrite: replace an existing run in ``out`` (after everything else was validated).
         init: initialise the weights of a NEW run from a run folder or ``.safetensors`` file.
     Returns:
         :class:`part.engine.TrainResult` with ``run_dir``, ``step``, last ``metrics`` and ``history``.
     """
     from .engine.trainer import train
 
+    if resume is True and init is not None:
+        raise ValueError("--resume continues a run from its own checkpoint; --init is only for a new run "
+                         "(drop one of them)")
     run, cfg = resolve_run(config, out, overrides, resume)
     return train(cfg, run, resume=resume, overwrite=overwrite, init=init, progress=progress)
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config file (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
-    p.add_argument("--out", help="run folder (default runs/<config name>)")
+from .cliargs import add_config_args, add_run_mode_args, check_run_mode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,12 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pretrain", help="pretrain a backbone (PART or a baseline objective)")
-    _add_config_args(p)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true", help="continue the run in --out exactly from its last checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    add_config_args(p)
+    add_run_mode_args(p)
     p.add_argument("--init", help="initialise weights of a NEW run from a run folder or .safetensors file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_pretrain)
 
     from .evaluation.commands import register as register_evaluation
@@ -73,10 +66,7 @@ def _visualize(args) -> str:
 def _pretrain(args) -> str:
     from .api import pretrain
 
-    if not args.config and not args.resume:
-        raise ValueError("part pretrain needs --config (or --resume with --out)")
-    if args.resume and not args.out:
-        raise ValueError("--resume needs --out RUN_FOLDER")
+    check_run_mode(args, "pretrain")
     res = pretrain(args.config, out=args.out, overrides=args.overrides, resume=args.resume,
                    overwrite=args.overwrite, init=args.init, progress=not args.no_progress)
     if res.metrics:
@@ -85,18 +75,47 @@ def _pretrain(args) -> str:
     return f"wrote run to {res.run_dir}"
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: a message that spans lines is joined (no traceback reaches a user)."""
+    if isinstance(exc, OSError) and not str(exc).startswith("cannot ") and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit codes (docs/reliability.md): 0 done; 2 bad input (config, data, file, run
+    folder), nothing changed; 3 training diverged; 130/143 stopped by SIGINT/SIGTERM after a checkpoint
+    (resumable); 1 internal error (a bug: please report it)."""
     args = build_parser().parse_args(argv)
+    from .engine.signals import TrainingStopped
     from .engine.trainer import TrainingDiverged
 
+    rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports shared outcomes
     try:
         where = args.func(args)
+    except TrainingStopped as exc:
+        if rank0:
+            print(f"part {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except TrainingDiverged as exc:
-        print(f"part {args.command}: training diverged: {exc}", file=sys.stderr)
+        if rank0:
+            print(f"part {args.command}: training diverged: {_one_line(exc)}", file=sys.stderr)
         return 3
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"part {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"part {args.command}: aborted ({_one_line(exc) if str(exc) else 'interrupted'}); "
+              "no checkpoint was written for the current interval", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:
+        print(f"part {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: one line, and the traceback on request
+        if os.environ.get("PART_DEBUG"):
+            raise
+        print(f"part {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} (set PART_DEBUG=1 "
+              "for the traceback; please report it)", file=sys.stderr)
+        return 1
     if where:
         print(where)
     return 0

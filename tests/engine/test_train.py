@@ -152,7 +152,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, npz_data):
 
     cfg = config_from_dict(tiny_config(npz_data, max_steps=10, ckpt_every=2))
     obj = _FailAt(build_objective(cfg), bad_call=5)
-    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 4 .*last good checkpoint is kept"):
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 4 .*Last good checkpoint: .*step_0000004 \(step 4\)"):
         train(cfg, tmp_path / "run", objective=obj, progress=False)
     ckpts = ck.list_checkpoints(tmp_path / "run" / "checkpoints")
     assert [p.name for p in ckpts] == ["step_0000002.pt", "step_0000004.pt"]

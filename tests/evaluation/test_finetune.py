@@ -122,11 +122,13 @@ def test_finetune_learns_the_tiny_task(tmp_path):
     assert res.results["top1"] >= 0.75, res.results
 
 
-def test_finetune_resume_continues(npz_root, tmp_path):
+def test_finetune_resume_of_finished_run_is_read_only(npz_root, tmp_path):
     cfg = finetune_config(npz_root, steps=2)
-    finetune(cfg, init="none", out=tmp_path / "r", progress=False)
+    first = finetune(cfg, init="none", out=tmp_path / "r", progress=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file() and p.name != ".lock"}
     res = finetune(None, out=tmp_path / "r", resume=True, overrides=["train.max_steps=4"], progress=False)
-    assert res.train.step == 4 and res.results["init"] == "none"
+    assert res.train.finished_before and res.train.step == 2 and res.results == first.results
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file() and p.name != ".lock"} == before
     # overwrite without evaluation leaves no stale results of the replaced run
     res = finetune(cfg, init="none", out=tmp_path / "r", overwrite=True, evaluate=False, progress=False)
     assert res.results == {} and not (tmp_path / "r" / "results.json").exists()

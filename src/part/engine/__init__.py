@@ -4,11 +4,13 @@ from .builders import build_backbone, build_dataset, build_objective, data_defau
 from .checkpoint import list_checkpoints, load_checkpoint, load_state_dict_checked, load_weights, save_weights
 from .export import export_backbone, load_exported, timm_model_args
 from .runs import load_run
-from .trainer import RunFolderError, TrainingDiverged, TrainResult, train
+from .runfolder import RunFolderError, RunLock
+from .signals import TrainingStopped
+from .trainer import TrainingDiverged, TrainResult, train
 
 __all__ = [
     "build_backbone", "build_dataset", "build_objective", "data_defaults",
     "list_checkpoints", "load_checkpoint", "load_state_dict_checked", "load_weights", "save_weights",
     "export_backbone", "load_exported", "timm_model_args", "load_run",
-    "RunFolderError", "TrainingDiverged", "TrainResult", "train",
+    "RunFolderError", "RunLock", "TrainingStopped", "TrainingDiverged", "TrainResult", "train",
 ]

@@ -1,21 +1,31 @@
-"""Checkpoints: atomic writes, safetensors weights, training state loadable with ``weights_only=True``.
+"""Checkpoints: atomic durable writes, safetensors weights, training state loadable with ``weights_only=True``,
+and a content-hash manifest that makes a checkpoint count only once it is durable and verified.
 
 Layout inside a run folder::
 
     checkpoints/step_0000200.safetensors   objective weights (model + head)
-    checkpoints/step_0000200.pt            optimizer, scheduler, scaler, RNG states, step, epoch
+    checkpoints/step_0000200.pt            optimizer, scaler, RNG states, step, last metrics
+    checkpoints/step_0000200.json          manifest: sha256 + size of both files, loss, "good"
+    checkpoints/rejected/                  checkpoints set aside (corrupt, or diverged after a loss spike)
     weights.safetensors                    final objective weights
     export/model.safetensors + config.json backbone only, timm parameter names
 
-Every file is written to ``<name>.tmp`` in the same folder and then ``os.replace``-d, so a crash in the
-middle of a save leaves the previous checkpoint intact and loadable.
+Every file is written to ``<name>.tmp`` in the same folder, fsynced, ``os.replace``-d, and the folder is
+fsynced, so a crash in the middle of a save leaves the previous file intact. The manifest is written last,
+from the bytes read back from disk: a checkpoint without a manifest is incomplete (never counted as
+verified), and a checkpoint whose bytes no longer match its manifest (bit flip, truncation) is rejected on
+resume in favour of the next older verified one. Older checkpoints are pruned only after their successor's
+manifest is durable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -24,19 +34,55 @@ from safetensors.torch import load_file, save_file
 _STEP_RE = re.compile(r"step_(\d+)\.pt$")
 
 
+class WriteError(OSError):
+    """A file of the run could not be written (permission, disk full, ...); the message names the path.
+    The previous version of the file, if any, is untouched."""
+
+
+class CheckpointError(ValueError):
+    """No checkpoint could be used (none verified, or all unreadable); the message names the folder."""
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename/creation inside ``path`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | Path, write_fn) -> None:
-    """Call ``write_fn(tmp_path)`` then atomically rename the temp file to ``path``."""
+    """Call ``write_fn(tmp_path)``, fsync it, atomically rename it to ``path`` and fsync the folder.
+
+    Any failure (disk full, permission, a writer error) leaves ``path`` as it was, removes the temp file,
+    and raises :class:`WriteError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_fn(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except WriteError:
+        raise
+    except Exception as exc:  # OSError, or a serialiser's own error type wrapping one
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        err = WriteError(f"cannot write {path}: {reason}")
+        err.errno = getattr(exc, "errno", None)
+        raise err from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def save_weights(state_dict: dict, path: str | Path, metadata: dict | None = None) -> None:
@@ -47,10 +93,17 @@ def save_weights(state_dict: dict, path: str | Path, metadata: dict | None = Non
 
 
 def load_weights(path: str | Path) -> dict:
+    """Tensors of a safetensors file; a missing file or one that is not safetensors (a ``.pt``, text,
+    truncated) is a ``ValueError`` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"weights file not found: {path}")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error type on a bad header
+        hint = " (a .pt training state? give the .safetensors beside it)" if path.suffix == ".pt" else ""
+        raise ValueError(f"{path} is not a readable safetensors weights file{hint}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def load_state_dict_checked(module: torch.nn.Module, state: dict, strict: bool = True, what: str = "weights") -> tuple[list, list]:
@@ -108,33 +161,159 @@ def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None
         generator.set_state(state["sampling"])
 
 
-def save_checkpoint(ckpt_dir: str | Path, step: int, weights: dict, state: dict, keep_last: int = 2) -> Path:
-    """Write ``step_XXXXXXX.{safetensors,pt}`` atomically (weights first, state last, so a state file
-    always has its weights), then delete all but the newest ``keep_last`` checkpoints."""
+def file_digest(path: str | Path) -> dict:
+    """``{"sha256": hex, "bytes": size}`` of a file, read back from disk."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+            n += len(chunk)
+    return {"sha256": h.hexdigest(), "bytes": n}
+
+
+def _manifest_path(ckpt: Path) -> Path:
+    return ckpt.with_suffix(".json")
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    return int(_STEP_RE.search(ckpt.name).group(1))
+
+
+def save_checkpoint(ckpt_dir: str | Path, step: int, weights: dict, state: dict, keep_last: int = 2,
+                    info: dict | None = None, protect: int | None = None) -> Path:
+    """Write checkpoint ``step`` durably, verify it, then prune.
+
+    1. ``step_XXXXXXX.safetensors`` (weights) and ``step_XXXXXXX.pt`` (state), each atomic and fsynced;
+    2. the manifest ``step_XXXXXXX.json`` with the sha256 of both files as read back from disk, plus
+       ``info`` (e.g. ``{"loss": 4.1, "good": true}``), atomic;
+    3. only then older verified checkpoints beyond the newest ``keep_last`` are deleted, except step
+       ``protect`` (the last good one before a loss spike), and leftovers of interrupted writes.
+    Returns the ``.pt`` path. Raises :class:`WriteError` (nothing older is touched) when a write fails."""
     ckpt_dir = Path(ckpt_dir)
     stem = ckpt_dir / f"step_{step:07d}"
-    save_weights(weights, stem.with_suffix(".safetensors"), {"step": step})
-    atomic_write(stem.with_suffix(".pt"), lambda tmp: torch.save(state, tmp))
-    for old in list_checkpoints(ckpt_dir)[:-keep_last]:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".safetensors").unlink(missing_ok=True)
-    return stem.with_suffix(".pt")
+    wpath, spath = stem.with_suffix(".safetensors"), stem.with_suffix(".pt")
+    _manifest_path(spath).unlink(missing_ok=True)  # a re-written step is unverified until its new manifest
+    save_weights(weights, wpath, {"step": step})
+    atomic_write(spath, lambda tmp: torch.save(state, tmp))
+    manifest = {"step": step, "files": {wpath.name: file_digest(wpath), spath.name: file_digest(spath)},
+                **(info or {})}
+    write_json(_manifest_path(spath), manifest)
+    verified = verified_checkpoints(ckpt_dir)
+    keep = {checkpoint_step(p) for p in verified[-keep_last:]} | {protect}
+    for old in verified:
+        if checkpoint_step(old) not in keep and checkpoint_step(old) < step:
+            for suffix in (".json", ".pt", ".safetensors"):  # manifest first: a half-deleted one is unverified
+                old.with_suffix(suffix).unlink(missing_ok=True)
+    for orphan in ckpt_dir.iterdir():  # interrupted writes of older steps (no manifest)
+        m = re.match(r"step_(\d+)\.(pt|safetensors)(\.tmp)?$", orphan.name)
+        if m and int(m.group(1)) < step and not (ckpt_dir / f"step_{m.group(1)}.json").is_file():
+            orphan.unlink(missing_ok=True)
+    return spath
 
 
 def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:
-    """Complete checkpoints (state + weights present), oldest first."""
+    """Complete checkpoints (state + weights present; verified or not), oldest first."""
     ckpt_dir = Path(ckpt_dir)
     if not ckpt_dir.is_dir():
         return []
     found = [p for p in ckpt_dir.iterdir() if _STEP_RE.search(p.name) and p.with_suffix(".safetensors").is_file()]
-    return sorted(found, key=lambda p: int(_STEP_RE.search(p.name).group(1)))
+    return sorted(found, key=checkpoint_step)
+
+
+def verified_checkpoints(ckpt_dir: str | Path) -> list[Path]:
+    """Checkpoints that have a manifest (written only after both files were durable), oldest first.
+    Their content is checked against the manifest by :func:`verify_checkpoint` when they are loaded."""
+    return [p for p in list_checkpoints(ckpt_dir) if _manifest_path(p).is_file()]
+
+
+def read_manifest(ckpt: str | Path) -> dict:
+    try:
+        return json.loads(_manifest_path(Path(ckpt)).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def verify_checkpoint(ckpt: str | Path) -> str | None:
+    """``None`` when both files match the manifest's sha256 and size, else the reason (one line)."""
+    ckpt = Path(ckpt)
+    manifest = read_manifest(ckpt)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return "no readable manifest"
+    for name, want in files.items():
+        path = ckpt.parent / name
+        if not path.is_file():
+            return f"{name} is missing"
+        got = file_digest(path)
+        if got["bytes"] != want.get("bytes"):
+            return f"{name} has {got['bytes']} bytes, the manifest says {want.get('bytes')}"
+        if got["sha256"] != want.get("sha256"):
+            return f"{name} does not match its sha256 (corrupted on disk)"
+    return None
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """``(weights, state)`` of a checkpoint; the state is read with ``torch.load(weights_only=True)``."""
     path = Path(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable training state: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise ValueError(f"{path} is not a part training state (no step)")
     return load_weights(path.with_suffix(".safetensors")), state
+
+
+def set_aside(ckpt: str | Path, reason: str) -> Path:
+    """Move a checkpoint's files into ``checkpoints/rejected/`` (never deleted: kept for inspection)."""
+    ckpt = Path(ckpt)
+    dest = ckpt.parent / "rejected"
+    dest.mkdir(exist_ok=True)
+    for suffix in (".json", ".pt", ".safetensors"):  # manifest first: the rest is then unverified
+        f = ckpt.with_suffix(suffix)
+        if f.exists():
+            os.replace(f, dest / f.name)
+    (dest / (ckpt.stem + ".reason.txt")).write_text(reason + "\n")
+    fsync_dir(ckpt.parent)
+    return dest
+
+
+def load_latest(ckpt_dir: str | Path, warn=None) -> tuple[dict, dict, Path]:
+    """``(weights, state, path)`` of the newest usable checkpoint.
+
+    Verified checkpoints are tried newest first; one that fails its hash check or cannot be read is named
+    in a one-line warning and set aside (:func:`set_aside`), and the next older one is tried. Checkpoints
+    without a manifest (written by part < 0.2, or an interrupted write) are used only when no verified one
+    exists, with a warning. Raises :class:`CheckpointError` when nothing is usable."""
+    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    ckpt_dir = Path(ckpt_dir)
+    verified = verified_checkpoints(ckpt_dir)
+    for ckpt in reversed(verified):
+        reason = verify_checkpoint(ckpt)
+        if reason is None:
+            try:
+                weights, state = load_checkpoint(ckpt)
+                return weights, state, ckpt
+            except ValueError as exc:
+                reason = str(exc)
+        warn(f"checkpoint {ckpt.with_suffix('')} is unusable ({reason}); set aside in {ckpt_dir / 'rejected'}, "
+             "trying the next older one")
+        set_aside(ckpt, reason)
+    legacy = [p for p in list_checkpoints(ckpt_dir) if not _manifest_path(p).is_file()]
+    for ckpt in reversed(legacy):
+        try:
+            weights, state = load_checkpoint(ckpt)
+        except ValueError as exc:
+            warn(f"checkpoint {ckpt.with_suffix('')} is unusable ({exc}); trying the next older one")
+            continue
+        warn(f"checkpoint {ckpt.with_suffix('')} has no manifest (unverified); using it")
+        return weights, state, ckpt
+    raise CheckpointError(f"no usable checkpoint in {ckpt_dir}" + (" (all were corrupt)" if verified else ""))
+
+
+def is_finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def write_json(path: str | Path, data: dict) -> None:

@@ -82,3 +82,23 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def on_main(fn, is_main: bool):
+    """Run ``fn()`` on rank 0 only; its result, or its error as the same one-line message, reaches every
+    rank (so a refused run folder stops all ranks instead of leaving them waiting in a barrier)."""
+    result, err = None, None
+    if is_main:
+        try:
+            result = fn()
+        except Exception as exc:  # re-raised below, on every rank
+            err = exc
+    if dist.is_available() and dist.is_initialized():
+        box = [(result, None if err is None else str(err))]
+        dist.broadcast_object_list(box, src=0)
+        result, msg = box[0]
+        if err is None and msg is not None:
+            raise ValueError(msg)
+    if err is not None:
+        raise err
+    return result

@@ -60,3 +60,27 @@ class SeededItems(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
             return self.dataset[index]
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore SIGINT/SIGTERM, so the main process can finish its
+    step and write a checkpoint (a worker still exits when its main process dies)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def one_line_worker_error(exc: BaseException) -> BaseException:
+    """An error raised in a DataLoader worker, as it reads with ``num_workers: 0``: PyTorch re-raises it
+    in the main process with the worker's whole traceback as its message; keep the original last line."""
+    msg = str(exc)
+    if not (msg.startswith("Caught ") and "Original Traceback" in msg):
+        return exc
+    last = [ln for ln in msg.splitlines() if ln.strip()][-1]
+    name, _, text = last.partition(": ")
+    text = text or last
+    try:
+        return type(exc)(text)
+    except Exception:  # an exception type that takes other arguments
+        return ValueError(text)

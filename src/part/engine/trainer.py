@@ -25,16 +25,16 @@ from torch.utils.data import DataLoader
 from ..config import Config, save_config
 from . import checkpoint as ck
 from .builders import build_dataset, build_objective
-from .distributed import DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed
-from .loader import ResumableSampler, SeededItems
+from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed,
+                          on_main)
+from .loader import ResumableSampler, SeededItems, ignore_stop_signals, one_line_worker_error
+from .runfolder import RunFolderError, RunLock, plan_run, replace_run
+from .signals import StopRequests, TrainingStopped
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
-
-
-class RunFolderError(ValueError):
-    """The run folder cannot be used as asked (finished run without --resume/--overwrite, ...)."""
+    """The loss became NaN or infinite; the run stopped. The message names the last good checkpoint (finite
+    loss, not after a spike) or says that none exists."""
 
 
 @dataclass
@@ -43,6 +43,7 @@ class TrainResult:
     step: int
     metrics: dict = field(default_factory=dict)  # last logged values
     history: list = field(default_factory=list)  # the JSONL records of this process
+    finished_before: bool = False  # --resume of a run that had already finished: nothing was done
 
 
 # --- optimiser and schedule ------------------------------------------------------------------------
@@ -80,73 +81,89 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-# --- run folder ------------------------------------------------------------------------------------
-def prepare_run_dir(out_dir: str | Path, resume: bool, overwrite: bool) -> Path:
-    """Refuse to clobber: a folder with a finished or started run needs ``resume`` or ``overwrite``."""
-    run = Path(out_dir)
-    if resume and overwrite:
-        raise RunFolderError("choose one of --resume and --overwrite, not both")
-    has_run = (run / "config.yaml").exists()
-    if resume:
-        if not has_run:
-            raise RunFolderError(f"--resume: no run to resume in {run} (no config.yaml)")
-        return run
-    if has_run and not overwrite:
-        state = "a finished run" if (run / "weights.safetensors").exists() else "a started run"
-        raise RunFolderError(f"{run} already holds {state}; pass --resume to continue it or --overwrite to replace it")
-    if has_run and overwrite:
-        import shutil
-
-        for sub in ("checkpoints", "export", "plots", "tb"):
-            shutil.rmtree(run / sub, ignore_errors=True)
-        for f in ("metrics.jsonl", "weights.safetensors", "config.yaml", "summary.json", "probe.json",
-                  "results.json", "init.json"):
-            (run / f).unlink(missing_ok=True)
-    return run
-
-
 # --- the loop --------------------------------------------------------------------------------------
 def train(
     cfg: Config,
     out_dir: str | Path,
-    resume: bool = False,
+    resume: bool | str = False,
     overwrite: bool = False,
     init: str | Path | None = None,
     progress: bool = True,
     objective: nn.Module | None = None,
     dataset=None,
+    provenance: dict | None = None,
 ) -> TrainResult:
     """Train ``cfg.objective`` on ``cfg.data``; write the run folder; return where it wrote.
+
+    Everything that can fail (run folder, config, model, ``init``, dataset, checkpoint) is built and
+    checked before an old run is replaced or anything is written. The run folder is locked for the whole
+    call (one writer per folder). SIGTERM/SIGINT finish the current step, write a verified checkpoint and
+    raise :class:`~part.engine.signals.TrainingStopped`.
 
     Args:
         cfg: resolved :class:`~part.config.Config` (for ``resume``, the run's saved config.yaml).
         out_dir: the run folder.
-        resume: continue exactly from the newest checkpoint in ``out_dir``.
-        overwrite: replace an existing run in ``out_dir``.
+        resume: ``True``: continue exactly from the newest verified checkpoint in ``out_dir``;
+            ``"auto"``: continue when ``out_dir`` holds a run, else start fresh. A finished run is
+            read-only: nothing is written and its summary is returned.
+        overwrite: replace an existing run in ``out_dir`` (only after everything above was validated).
         init: a ``.safetensors`` file (or run folder) whose weights initialise the model of a NEW run.
         objective, dataset: ready objects instead of building them from ``cfg`` (Python API).
+        provenance: what initialised the model, written atomically to ``init.json`` of a new run (kept on
+            resume); default: ``init``'s source.
     """
     dist_info = init_distributed(cfg.train.device)
     try:
-        return _train(cfg, Path(out_dir), resume, overwrite, init, progress, objective, dataset, dist_info)
+        return _train(cfg, Path(out_dir), resume, overwrite, init, progress, objective, dataset, provenance,
+                      dist_info)
     finally:
         cleanup_distributed()
 
 
-def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, di: DistInfo) -> TrainResult:
+def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, provenance, di: DistInfo) -> TrainResult:
     t = cfg.train
+    if resume is True and init is not None:
+        raise RunFolderError("--resume continues a run from its own checkpoint; --init is only for a new run "
+                             "(drop one of them)")
     if t.threads:
         torch.set_num_threads(t.threads)
-    if di.is_main:
-        run = prepare_run_dir(run, resume, overwrite)
-    barrier()
+
+    held: list[RunLock] = []  # the lock lives on rank 0 only; the plan reaches every rank
+
+    def _plan_and_lock():
+        p = plan_run(run, resume, overwrite)
+        held.append(RunLock(run).acquire())
+        return p
+
+    plan = on_main(_plan_and_lock, di.is_main)
+    lock = held[0] if held else None
+    failed = True
+    try:
+        if plan.mode == "finished":
+            failed = False
+            return _finished_result(run)
+        result = _train_locked(cfg, run, plan.mode, init, progress, objective, dataset, provenance, di)
+        failed = False
+        return result
+    finally:
+        if lock is not None:
+            lock.release(failed=failed and plan.mode == "fresh")
+
+
+def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance, di: DistInfo) -> TrainResult:
+    t = cfg.train
+    resuming = mode == "resume"
     torch.manual_seed(t.seed + di.rank)
     device = di.device
+    if resuming and init is not None:  # --resume auto of a run: --init must be the one it started from
+        _check_same_init(run, init)
+    # --- build and validate everything; nothing in the run folder is touched yet --------------------
     if objective is None:
         objective = build_objective(cfg)
     objective.to(device)
-    if init is not None and not resume:
-        _init_from(objective, init)
+    if init is not None and not resuming:
+        loaded = _init_from(objective, init)
+        provenance = provenance or {"source": str(init), "loaded": loaded}
     if dataset is None:
         dataset = build_dataset(cfg, train=True)
     if len(dataset) == 0:
@@ -175,138 +192,271 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, di: 
     # many draws building the model took
     torch.manual_seed(t.seed * 104_729 + di.rank + 1)
 
-    step = 0
+    step, last, track = 0, {}, {"best_loss": None, "nan_skips": 0}
     ckpt_dir = run / "checkpoints"
-    if resume:
-        ckpts = ck.list_checkpoints(ckpt_dir)
-        if ckpts:
-            weights, state = ck.load_checkpoint(ckpts[-1])
-            ck.load_state_dict_checked(objective, weights, what=f"checkpoint {ckpts[-1].with_suffix('.safetensors')}")
+    if resuming:
+        # rank 0 picks the newest verified checkpoint (setting corrupt ones aside); every rank loads it
+        path = on_main(lambda: _pick_checkpoint(ckpt_dir), di.is_main)
+        if path is not None:
+            weights, state = ck.load_checkpoint(path)
+            ck.load_state_dict_checked(objective, weights, what=f"checkpoint {path.with_suffix('.safetensors')}")
             opt.load_state_dict(state["optimizer"])
             scaler.load_state_dict(state["scaler"])
             ck.set_rng_state(state["rng"][min(di.rank, len(state["rng"]) - 1)], gen)
             step = int(state["step"])
-    if di.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run / "config.yaml")
+            last = dict(state.get("last") or {})
+            track.update(state.get("track") or {})
+
+    # --- everything is valid: now the run folder changes ------------------------------------------------
+    def _prepare():
+        if mode == "replace":
+            replace_run(run)
+        ck.atomic_write(run / "config.yaml", lambda tmp: save_config(cfg, tmp))
+        if not resuming:
+            ck.write_json(run / "init.json", provenance or {"source": None, "from_scratch": True})
         _truncate_jsonl(run / "metrics.jsonl", step)
-    barrier()
+
+    on_main(_prepare, di.is_main)
 
     logger = _Logger(run, di.is_main, total, step, progress and di.is_main)
     history: list[dict] = []
-    last: dict = {}
     objective.train()
     uses_labels = getattr(objective, "uses_labels", False)
+    accum = cfg.optim.accum_steps
     t_last, n_last = time.perf_counter(), 0
+    interval = [torch.zeros((), device=device), 0]  # loss sum and count since the last checkpoint
+    saved_at = step
     try:
-        while step < total:
-            epoch, in_epoch = divmod(step * cfg.optim.accum_steps, sampler.batches_per_epoch)
-            sampler.set_epoch(epoch, in_epoch)
-            items.epoch = epoch
-            # own generator: building the iterator must not consume the global RNG (exact resume)
-            loader = DataLoader(items, batch_size=per_rank, sampler=sampler, num_workers=cfg.data.num_workers,
-                                drop_last=True, pin_memory=device.type == "cuda",
-                                generator=torch.Generator().manual_seed(t.seed + epoch))
-            it = iter(loader)
-            while step < total and in_epoch + cfg.optim.accum_steps <= sampler.batches_per_epoch:
-                lr = warmup_cosine(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr)
-                if hasattr(objective, "set_progress"):  # schedules inside an objective (DropPos sigma)
-                    objective.set_progress(step / total)
-                for g in opt.param_groups:
-                    g["lr"] = lr * g.get("lr_scale", 1.0)
-                loss_sum, metric_sum = torch.zeros((), device=device), {}
-                for micro in range(cfg.optim.accum_steps):
-                    x, y = next(it)
-                    x = x.to(device, non_blocking=True)
-                    sync = micro == cfg.optim.accum_steps - 1 or not di.enabled
-                    ctx = contextlib.nullcontext() if sync else model.no_sync()
-                    with ctx, torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                        out = fwd(x, y.to(device), generator=gen) if uses_labels else fwd(x, generator=gen)
-                        loss = out.loss / cfg.optim.accum_steps
-                    bad = broadcast_flag(not bool(torch.isfinite(out.loss)), device)
-                    if bad:
-                        raise TrainingDiverged(
-                            f"loss is {out.loss.item()} at step {step} (lr {lr:.3g}); stopped. The last good "
-                            f"checkpoint is kept in {ckpt_dir}. Lower optim.lr, raise optim.warmup_steps, or set "
-                            "optim.clip_grad"
-                        )
-                    scaler.scale(loss).backward()
-                    loss_sum += out.loss.detach().float()
-                    for k, v in out.metrics.items():
-                        metric_sum[k] = metric_sum.get(k, 0.0) + v.detach().float().to(device)
-                if cfg.optim.clip_grad:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(objective.parameters(), cfg.optim.clip_grad)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                in_epoch += cfg.optim.accum_steps
-                n_last += x.shape[0] * cfg.optim.accum_steps * di.world_size
-                if step % t.log_every == 0 or step == total:
-                    now = time.perf_counter()
-                    names = sorted(metric_sum)
-                    vals = torch.stack([loss_sum] + [metric_sum[k] for k in names]) / cfg.optim.accum_steps
-                    vals = all_reduce_mean(vals).tolist()  # the global batch's mean under DDP
-                    rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": vals[0], "lr": lr,
-                           "img_per_s": n_last / max(now - t_last, 1e-9)}
-                    rec.update(zip(names, vals[1:]))
-                    t_last, n_last = now, 0
-                    last = rec
-                    history.append(rec)
-                    logger.log(rec)
-                logger.tick(last)
-                if step % t.ckpt_every == 0 or step == total:
-                    _save(run, objective, opt, scaler, gen, step, t.keep_last, di)
+        with StopRequests() as stops:
+            while step < total:
+                epoch, in_epoch = divmod(step * accum, sampler.batches_per_epoch)
+                sampler.set_epoch(epoch, in_epoch)
+                items.epoch = epoch
+                # own generator: building the iterator must not consume the global RNG (exact resume)
+                loader = DataLoader(items, batch_size=per_rank, sampler=sampler, num_workers=cfg.data.num_workers,
+                                    drop_last=True, pin_memory=device.type == "cuda",
+                                    worker_init_fn=ignore_stop_signals if cfg.data.num_workers else None,
+                                    generator=torch.Generator().manual_seed(t.seed + epoch))
+                it = iter(loader)
+                while step < total and in_epoch + accum <= sampler.batches_per_epoch:
+                    lr = warmup_cosine(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr)
+                    if hasattr(objective, "set_progress"):  # schedules inside an objective (DropPos sigma)
+                        objective.set_progress(step / total)
+                    for g in opt.param_groups:
+                        g["lr"] = lr * g.get("lr_scale", 1.0)
+                    loss_sum, metric_sum, skipped = torch.zeros((), device=device), {}, False
+                    for micro in range(accum):
+                        x, y = _next_batch(it)
+                        if skipped:  # a skipped step still consumes its batches (same data order)
+                            continue
+                        x = x.to(device, non_blocking=True)
+                        sync = micro == accum - 1 or not di.enabled
+                        ctx = contextlib.nullcontext() if sync else model.no_sync()
+                        with ctx, torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                            out = fwd(x, y.to(device), generator=gen) if uses_labels else fwd(x, generator=gen)
+                            loss = out.loss / accum
+                        if broadcast_flag(not bool(torch.isfinite(out.loss)), device):
+                            if t.nan_policy == "skip" and track["nan_skips"] < t.max_nan_skips:
+                                track["nan_skips"] += 1
+                                print(f"warning: loss is {out.loss.item()} at step {step}; step skipped "
+                                      f"({track['nan_skips']}/{t.max_nan_skips} skips, train.nan_policy=skip)",
+                                      file=sys.stderr)
+                                skipped = True
+                                continue
+                            raise TrainingDiverged(_divergence_message(out.loss.item(), step, lr, run, di))
+                        scaler.scale(loss).backward()
+                        loss_sum += out.loss.detach().float()
+                        for k, v in out.metrics.items():
+                            metric_sum[k] = metric_sum.get(k, 0.0) + v.detach().float().to(device)
+                    if skipped:
+                        opt.zero_grad(set_to_none=True)
+                    else:
+                        if cfg.optim.clip_grad:
+                            scaler.unscale_(opt)
+                            torch.nn.utils.clip_grad_norm_(objective.parameters(), cfg.optim.clip_grad)
+                        scaler.step(opt)
+                        scaler.update()
+                        opt.zero_grad(set_to_none=True)
+                        interval[0] += loss_sum / accum
+                        interval[1] += 1
+                    step += 1
+                    in_epoch += accum
+                    n_last += x.shape[0] * accum * di.world_size
+                    if not skipped and (step % t.log_every == 0 or step == total):
+                        now = time.perf_counter()
+                        names = sorted(metric_sum)
+                        vals = torch.stack([loss_sum] + [metric_sum[k] for k in names]) / accum
+                        vals = all_reduce_mean(vals).tolist()  # the global batch's mean under DDP
+                        rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": vals[0], "lr": lr,
+                               "img_per_s": n_last / max(now - t_last, 1e-9)}
+                        rec.update(zip(names, vals[1:]))
+                        t_last, n_last = now, 0
+                        last = rec
+                        history.append(rec)
+                        logger.log(rec)
+                    logger.tick(last)
+                    stop = broadcast_flag(stops.requested, device) if di.enabled else stops.requested
+                    if step % t.ckpt_every == 0 or step == total or stop:
+                        _save(run, objective, opt, scaler, gen, step, t, di, interval, track, last)
+                        saved_at = step
+                    if stop:
+                        raise TrainingStopped(
+                            f"stopped at step {step} of {total} by {_signal_name(stops.signum)}; checkpoint "
+                            f"{ckpt_dir / f'step_{saved_at:07d}'}; continue with: part pretrain --out {run} --resume",
+                            step, stops.signum or 15)
     finally:
         logger.close()
 
     if di.is_main:
-        _finish(run, cfg, objective, last)
+        _finish(run, cfg, objective, last, step)
     barrier()
     return TrainResult(run, step, last, history)
 
 
-def _init_from(objective: nn.Module, init) -> None:
+def _signal_name(signum) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except (ValueError, TypeError):
+        return "a signal on another rank"
+
+
+def _next_batch(it):
+    try:
+        return next(it)
+    except Exception as exc:
+        raise one_line_worker_error(exc) from None
+
+
+def _pick_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest usable checkpoint (corrupt ones set aside with a warning); None when the run never
+    wrote one (it restarts from step 0); :class:`~part.engine.checkpoint.CheckpointError` when all are bad."""
+    if not ck.list_checkpoints(ckpt_dir):
+        print(f"note: {ckpt_dir} holds no checkpoint yet; the run restarts from step 0", file=sys.stderr)
+        return None
+    return ck.load_latest(ckpt_dir)[2]
+
+
+def _check_same_init(run: Path, init) -> None:
+    try:
+        recorded = json.loads((run / "init.json").read_text()).get("source")
+    except (OSError, ValueError):
+        recorded = None
+    if recorded is not None and Path(str(recorded)).resolve() != Path(str(init)).resolve():
+        raise RunFolderError(f"--resume auto: {run} was started with --init {recorded}, not {init}; drop --init "
+                             "or choose another --out")
+
+
+def _finished_result(run: Path) -> TrainResult:
+    summary = json.loads((run / "summary.json").read_text())
+    last = summary.get("final") or {}
+    step = int(summary.get("step") or last.get("step") or 0)
+    print(f"{run} finished at step {step}; --resume leaves a finished run unchanged (start a new run with "
+          f"--init {run} to train further)", file=sys.stderr)
+    return TrainResult(run, step, last, [], finished_before=True)
+
+
+def _divergence_message(value: float, step: int, lr: float, run: Path, di: DistInfo) -> str:
+    """Set aside checkpoints written after the loss spiked; name the last good one (or say none exists)."""
+    good = on_main(lambda: _keep_last_good(run / "checkpoints"), di.is_main)
+    head = f"loss is {value} at step {step} (lr {lr:.3g}); stopped. "
+    tail = "Lower optim.lr, raise optim.warmup_steps, set optim.clip_grad, or train.nan_policy=skip"
+    if good is None:
+        return head + "No good checkpoint exists (none written yet, or all after the loss spiked). " + tail
+    return (head + f"Last good checkpoint: {good} (step {int(good.name[5:])}); continue from it with: part pretrain "
+            f"--out {run} --resume --set optim.lr=<lower>. " + tail)
+
+
+def _keep_last_good(ckpt_dir: Path) -> Path | None:
+    verified = ck.verified_checkpoints(ckpt_dir)
+    good = [p for p in verified if ck.read_manifest(p).get("good", True)]
+    if not good:
+        return None
+    for p in verified:
+        if ck.checkpoint_step(p) > ck.checkpoint_step(good[-1]):
+            ck.set_aside(p, f"written after the loss spiked (loss {ck.read_manifest(p).get('loss')}); "
+                            f"the last good checkpoint is {good[-1].stem}")
+    return good[-1].with_suffix("")
+
+
+def _init_from(objective: nn.Module, init) -> int:
     """Load weights into a new run: a run folder (its weights.safetensors) or a safetensors file.
-    Keys present in both must match in shape; other keys are listed but allowed (e.g. a new head)."""
+    Keys present in both must match in shape; other keys are listed but allowed (e.g. a new head). A file
+    that shares no key with the model is an error. Returns the number of tensors loaded."""
     path = Path(init)
     if path.is_dir():
         path = path / "weights.safetensors"
-    missing, unexpected = ck.load_state_dict_checked(objective, ck.load_weights(path), strict=False, what=f"--init {path}")
+    state = ck.load_weights(path)
+    missing, unexpected = ck.load_state_dict_checked(objective, state, strict=False, what=f"--init {path}")
+    loaded = len(state) - len(unexpected)
+    if loaded == 0:
+        raise ValueError(f"--init {path}: none of its {len(state)} tensors matches a parameter of this model "
+                         f"(e.g. {sorted(state)[:3]}); is it the weights of another kind of model?")
     if missing or unexpected:
         print(f"--init {path}: {len(missing)} missing keys {missing[:6]}, {len(unexpected)} unexpected keys {unexpected[:6]}",
               file=sys.stderr)
+    return loaded
 
 
-def _save(run, objective, opt, scaler, gen, step, keep_last, di: DistInfo) -> None:
+def _save(run, objective, opt, scaler, gen, step, t, di: DistInfo, interval, track, last) -> None:
+    """A verified checkpoint of ``step``. Its manifest records the mean loss since the previous checkpoint
+    and whether it is *good*: finite and at most ``train.spike_factor`` x the best such loss so far. The
+    newest good checkpoint is never pruned, so a loss spike cannot rotate the last good state away."""
     rng = ck.rng_state(gen)
+    loss = all_reduce_mean(interval[0] / max(1, interval[1])).item() if interval[1] else None
+    interval[0], interval[1] = torch.zeros_like(interval[0]), 0
     if di.enabled:  # every rank's RNG, so a resumed DDP run continues each rank's streams
         gathered = [None] * di.world_size
         torch.distributed.all_gather_object(gathered, rng)
         rng_all = gathered
     else:
         rng_all = [rng]
+    best = track.get("best_loss")
+    good = loss is None or (math.isfinite(loss) and (best is None or loss <= t.spike_factor * best))
+    if good and loss is not None:
+        track["best_loss"] = loss if best is None else min(best, loss)
     if di.is_main:
-        state = {"step": step, "optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "rng": rng_all}
-        ck.save_checkpoint(run / "checkpoints", step, objective.state_dict(), state, keep_last)
+        state = {"step": step, "optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "rng": rng_all,
+                 "last": last, "track": dict(track)}
+        ckpt_dir = run / "checkpoints"
+        earlier_good = [p for p in ck.verified_checkpoints(ckpt_dir) if ck.read_manifest(p).get("good", True)]
+        protect = ck.checkpoint_step(earlier_good[-1]) if earlier_good and not good else None
+        ck.save_checkpoint(ckpt_dir, step, objective.state_dict(), state, t.keep_last,
+                           info={"loss": loss, "good": good}, protect=protect)
     barrier()
 
 
-def _finish(run: Path, cfg: Config, objective: nn.Module, last: dict) -> None:
+def _finish(run: Path, cfg: Config, objective: nn.Module, last: dict, step: int) -> None:
+    """Final weights, export, plot, then ``summary.json`` (atomic, last: its presence marks the run finished).
+    A run killed during these writes is finished by ``--resume`` from its final checkpoint, whose state
+    carries the final metrics."""
     from .export import export_backbone
 
     ck.save_weights(objective.state_dict(), run / "weights.safetensors", {"format": "part-objective"})
     export_backbone(objective.backbone, run / "export")
     _plot_loss(run)
-    ck.write_json(run / "summary.json", {"final": last, "finished": True})
+    ck.write_json(run / "summary.json", {"final": last, "finished": True, "step": step})
 
 
 def _truncate_jsonl(path: Path, step: int) -> None:
-    """On resume, drop log lines written after the checkpoint we resume from."""
+    """On resume, drop log lines written after the checkpoint we resume from. A torn last line (a kill in
+    the middle of a write) is dropped with a warning naming the file; a bad line elsewhere is an error."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    keep = []
+    for i, ln in enumerate(lines):
+        try:
+            rec = json.loads(ln)
+            rec_step = rec["step"]
+        except (ValueError, KeyError, TypeError):
+            if i == len(lines) - 1:
+                print(f"warning: {path}: dropped a torn last line (an interrupted write)", file=sys.stderr)
+                continue
+            raise ValueError(f"{path}:{i + 1}: not a metrics record; fix or remove that line") from None
+        if rec_step <= step:
+            keep.append(ln)
     ck.atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
 
 
@@ -380,3 +530,4 @@ class _Logger:
             self.tb.close()
         if self.jsonl is not None:
             self.jsonl.close()
+        self.bar = self.tb = self.jsonl = None

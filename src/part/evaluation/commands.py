@@ -6,33 +6,23 @@ that the CLI prints (errors are ``ValueError`` s, printed as one line with exit 
 
 from __future__ import annotations
 
-import argparse
-
-
-def _config_args(p: argparse.ArgumentParser, out_help: str) -> None:
-    p.add_argument("--config", help="YAML config file (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
-    p.add_argument("--out", help=out_help)
+from ..cliargs import add_config_args, add_run_mode_args, check_run_mode
 
 
 def register(subparsers) -> None:
     """Add the ``finetune``, ``probe``, ``evaluate`` and ``export`` subcommands."""
     p = subparsers.add_parser("finetune", help="fine-tune a pretrained backbone (or train from scratch) and "
                                                "evaluate it on the test split (paper §4)")
-    _config_args(p, "run folder (default runs/<config name>)")
+    add_config_args(p, "run folder (default runs/<config name>)")
     p.add_argument("--init", help="pretrain run folder or .safetensors weights for the encoder, or 'none' to "
                                   "train from scratch (required unless --resume)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    add_run_mode_args(p)
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_finetune)
 
     p = subparsers.add_parser("probe", help="linear probe + kNN on frozen features of a backbone")
     p.add_argument("--run", required=True, help="run folder (any objective) or .safetensors weights / export")
-    _config_args(p, "JSON file or folder for probe.json (default: <run>/probe.json)")
+    add_config_args(p, "JSON file or folder for probe.json (default: <run>/probe.json)")
     p.add_argument("--pool", choices=["avg", "token"], default="avg",
                    help="features: mean of patch tokens (default) or the [CLS] token")
     p.add_argument("--k", type=int, default=20, help="kNN neighbours (default 20)")
@@ -67,10 +57,7 @@ def register(subparsers) -> None:
 def _finetune(args) -> str:
     from .finetune import finetune
 
-    if not args.config and not args.resume:
-        raise ValueError("part finetune needs --config (or --resume with --out)")
-    if args.resume and not args.out:
-        raise ValueError("--resume needs --out RUN_FOLDER")
+    check_run_mode(args, "finetune")
     if not args.resume and not args.init:
         raise ValueError("part finetune needs --init RUN_OR_WEIGHTS (or --init none to train from scratch)")
     res = finetune(args.config, init=args.init, out=args.out, overrides=args.overrides, resume=args.resume,

@@ -22,6 +22,7 @@ DeiT" (CIFAR-100: 400 epochs, lr 5e-4; ``configs/cifar100_vits_finetune.yaml``);
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -55,10 +56,17 @@ def _num_classes(cfg) -> int:
     return int(n)
 
 
+def _check_recorded_init(run: Path, init) -> None:
+    """``--resume auto`` of an existing fine-tune: ``--init`` must name what the run started from."""
+    recorded = _init_source(run, None)
+    wanted = "none" if init is None else str(resolve_weights_path(init, "--init"))
+    if recorded != "none" and wanted != "none" and Path(recorded).resolve() != Path(wanted).resolve():
+        raise ValueError(f"--resume auto: {run} was started with --init {recorded}, not {wanted}; drop --init "
+                         "or choose another --out")
+
+
 def _init_source(run: Path, report: dict | None) -> str:
     """What initialised the encoder: this call's report, else (resume) the run's ``init.json``."""
-    import json
-
     if report is not None:
         return report["source"]
     path = run / "init.json"
@@ -72,7 +80,7 @@ def finetune(
     init: str | Path | None = None,
     out: str | Path | None = None,
     overrides: Iterable[str] = (),
-    resume: bool = False,
+    resume: bool | str = False,
     overwrite: bool = False,
     progress: bool = True,
     evaluate: bool = True,
@@ -86,18 +94,27 @@ def finetune(
             encoder; ``None`` or ``"none"``: from scratch.
         out: run folder (default ``runs/<config name>``).
         overrides: dotted ``key=value`` strings.
-        resume: continue the run in ``out`` from its last checkpoint (``init`` is ignored).
+        resume: ``True``: continue the run in ``out`` from its newest verified checkpoint (``init`` must not
+            be given); ``"auto"``: continue when ``out`` holds a run (``init`` must then be the one it
+            started from), else start it.
         overwrite: replace an existing run in ``out``.
         evaluate: evaluate the test split after training (``<run>/results.json``).
     Returns:
         :class:`FinetuneResult`.
     """
     from ..api import resolve_run
-    from ..engine import build_dataset, build_objective, train
+    from ..engine import RunLock, build_dataset, build_objective, load_state_dict_checked, load_weights, train
 
+    from_scratch = init is None or str(init).lower() == "none"
+    if resume is True and not from_scratch:
+        raise ValueError("--resume continues a run from its own checkpoint; --init is only for a new run "
+                         "(drop one of them)")
     run, cfg = resolve_run(config, out, overrides, resume)
     num_classes = _num_classes(cfg)
-    from_scratch = init is None or str(init).lower() == "none"
+    if resume == "auto" and (run / "config.yaml").is_file():
+        resume = True  # continuing: the run's own weights, not --init (checked against its init.json below)
+        _check_recorded_init(run, None if from_scratch else init)
+        from_scratch = True
     if not from_scratch and not resume:
         resolve_weights_path(init, "--init")  # a missing path fails before any data is read
 
@@ -117,18 +134,23 @@ def finetune(
         print(f"--init {report['source']}: loaded {len(report['loaded'])} backbone tensors; fresh: "
               f"{report['fresh']}; dropped {len(report['dropped'])} (e.g. {report['dropped'][:3]})", file=sys.stderr)
     res = train(cfg, run, resume=resume, overwrite=overwrite, init=None, progress=progress,
-                objective=objective, dataset=train_data)
+                objective=objective, dataset=train_data,
+                provenance=report or {"source": None, "from_scratch": True})
     is_main = int(os.environ.get("RANK", "0")) == 0
-    if is_main and not resume:
-        M.save_results_json(run / "init.json", report or {"source": None, "from_scratch": True})
     results: dict = {}
-    if evaluate and is_main:
-        results = evaluate_classifier(objective, test_data, eval_batch_size,
-                                      what=f"test split of {cfg.data.kind}")
-        results = {"task": "classification", "run": str(run), "split": "test", "objective": "supervised",
-                   "init": _init_source(run, report),
-                   "step": res.step, **results}
-        M.save_results_json(run / "results.json", results)
+    if evaluate and is_main and res.finished_before and (run / "results.json").is_file():
+        results = json.loads((run / "results.json").read_text())  # a finished run is read-only to --resume
+    elif evaluate and is_main:
+        with RunLock(run):
+            if res.finished_before:  # finished, but killed before its results were written
+                load_state_dict_checked(objective, load_weights(run / "weights.safetensors"),
+                                        what=str(run / "weights.safetensors"))
+            results = evaluate_classifier(objective, test_data, eval_batch_size,
+                                          what=f"test split of {cfg.data.kind}")
+            results = {"task": "classification", "run": str(run), "split": "test", "objective": "supervised",
+                       "init": _init_source(run, report),
+                       "step": res.step, **results}
+            M.save_results_json(run / "results.json", results)
         print(M.format_table([summary_row(run.name, {k: results[k] for k in ("top1", "top5", "kappa", "macro_f1")})]))
     return FinetuneResult(run, res, results, report)
 

@@ -142,7 +142,7 @@ def main(argv=None) -> dict:
     print(format_table(summary_rows))
 
     summary = {
-        "data": "SYNTHETIC sleep-like generator (part.data.synthetic_sleep), not real EEG",
+        "data": "SYNTHETIC sleep-like generator (part.data.sleep.synthetic), not real EEG",
         "command": " ".join([Path(sys.argv[0]).name] + (sys.argv[1:] if argv is None else list(argv))),
         "splits": {s: {"subjects": list(ds.subjects), "windows": len(ds)} for s, ds in splits.items()},
         "pretrain": {"run": str(pre.run_dir), "steps": pre.step, "seconds": t_pre, "first": first, "last": last,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from part.data.synthetic_sleep import make_synthetic_sleep
+from part.data.sleep import make_synthetic_sleep
 from part.models.vit1d import vit1d_custom, vit1d_paper
 from part.objectives import PARTModel
 from part.sampling.windows1d import GridWindowSampler, OffGridWindowSampler, ScaleWindowSampler, build_window_sampler

@@ -1,13 +1,25 @@
-"""Data: image readers (IDX, CIFAR pickle, ImageFolder, npz), tensor transforms, biosignal readers."""
+"""Data: one reader per file format, the transforms, and the errors they raise.
 
+* :mod:`part.data.errors` - :class:`DatasetNotFoundError`, :class:`DatasetFormatError` (every reader's).
+* :mod:`part.data.images` - image readers, one module per format: IDX, CIFAR pickles, image files and
+  class folders (Pillow), ``.npz`` arrays; :func:`build_image_dataset` by ``data.kind``.
+* :mod:`part.data.transforms` - tensor transforms for images (resize, crops, flips, normalisation).
+* :mod:`part.data.signal` - 1D signal preprocessing (band-pass, re-sampling, windows, instance
+  normalisation) for any ``(C, T)`` signal, and the paper's EEG recipe :data:`part.data.signal.PAPER_EEG`.
+* :mod:`part.data.sleep` - sleep-staging EEG (paper App. 8.1): WFDB, EDF and npz readers, subject splits,
+  the window cache, and the datasets the engine builds for the sleep data kinds.
+
+Imports inside the package go one way: ``images`` uses ``errors`` and ``transforms``; ``sleep`` uses
+``errors`` and ``signal``; ``errors``, ``transforms`` and ``signal`` import nothing of ``part``.
+"""
+
+from .errors import DatasetFormatError, DatasetNotFoundError
 from .images import (
     DATASET_KINDS,
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
     IMAGE_EXTENSIONS,
     CIFARDataset,
-    DatasetFormatError,
-    DatasetNotFoundError,
     IDXDataset,
     ImageFolderDataset,
     NpzDataset,

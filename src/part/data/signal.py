@@ -8,7 +8,9 @@ The paper's recipe for the PhysioNet 2018 EEG is, in this order:
 3. cut into 30-second windows (:func:`make_windows`),
 4. instance-normalise every window (:func:`instance_normalize`, per window and channel).
 
-:func:`preprocess` chains steps 1-2 on a continuous record; :mod:`part.data.sleep` windows and labels it.
+Those numbers are written once, in :data:`PAPER_EEG`; every default of a rate, band, filter order or window
+length in :mod:`part.data` reads it. :func:`preprocess` chains steps 1-2 on a continuous record;
+:mod:`part.data.sleep` windows and labels it. Nothing here is specific to sleep: any ``(C, T)`` signal works.
 
 Signals are numpy arrays shaped ``(C, T)`` (channels first, time last; any leading shape ``(..., T)`` is
 accepted by the filters). Functions returning signals return ``float32``; filtering runs in ``float64``.
@@ -33,11 +35,14 @@ transient takes tens of seconds to die out). FFT lengths are padded to ``2^a 3^b
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 __all__ = [
+    "EEGPreprocessing",
+    "PAPER_EEG",
     "bandpass",
     "bandpass_gain",
     "resample",
@@ -50,6 +55,30 @@ __all__ = [
 ]
 
 _BACKENDS = ("auto", "scipy", "numpy")
+
+
+@dataclass(frozen=True)
+class EEGPreprocessing:
+    """The EEG preprocessing recipe of paper App. 8.1 ("bandpass filtered with cutoffs 0.1-30 Hz",
+    "re-sampled to have a 100 Hz sampling rate", "Thirty-second windows are instance normalized").
+
+    Attributes:
+        fs: sampling rate after re-sampling, Hz.
+        band: ``(low, high)`` band-pass cut-offs, Hz.
+        order: Butterworth order of the band-pass design (applied forward and backward).
+        window_s: window length, seconds (``T = fs * window_s`` samples).
+        normalize: instance-normalise every window.
+    """
+
+    fs: float = 100.0
+    band: tuple[float, float] = (0.1, 30.0)
+    order: int = 4
+    window_s: float = 30.0
+    normalize: bool = True
+
+
+PAPER_EEG = EEGPreprocessing()
+"""The one home of the EEG defaults (100 Hz, 0.1-30 Hz, order 4, 30-s windows, instance normalisation)."""
 
 
 def has_scipy() -> bool:
@@ -156,7 +185,13 @@ def _check_band(fs: float, low: float, high: float, order: int) -> None:
         raise ValueError(f"order must be a positive integer, got {order}")
 
 
-def bandpass_gain(freqs, fs: float, low: float = 0.1, high: float = 30.0, order: int = 4) -> np.ndarray:
+def bandpass_gain(
+    freqs,
+    fs: float,
+    low: float = PAPER_EEG.band[0],
+    high: float = PAPER_EEG.band[1],
+    order: int = PAPER_EEG.order,
+) -> np.ndarray:
     """Amplitude gain of the forward-backward Butterworth band-pass, ``|H(f)|^2`` (``H``: one pass).
 
     ``freqs``: frequencies in Hz, any shape, within ``[0, fs/2]``. Returns float64 of the same shape, in
@@ -181,9 +216,9 @@ def _min_bandpass_len(order: int) -> int:
 def bandpass(
     x,
     fs: float,
-    low: float = 0.1,
-    high: float = 30.0,
-    order: int = 4,
+    low: float = PAPER_EEG.band[0],
+    high: float = PAPER_EEG.band[1],
+    order: int = PAPER_EEG.order,
     backend: str = "auto",
 ) -> np.ndarray:
     """Zero-phase Butterworth band-pass along the last axis (paper App. 8.1: "bandpass filtered with
@@ -308,7 +343,7 @@ def window_length(fs: float, window_s: float) -> int:
     return int(round(t_w))
 
 
-def make_windows(x, fs: float, window_s: float = 30.0, start: int = 0) -> np.ndarray:
+def make_windows(x, fs: float, window_s: float = PAPER_EEG.window_s, start: int = 0) -> np.ndarray:
     """Cut a continuous ``(C, T)`` record into consecutive non-overlapping windows (paper App. 8.1:
     "Thirty-second windows").
 
@@ -353,10 +388,10 @@ def instance_normalize(windows, eps: float = 1e-6) -> np.ndarray:
 def preprocess(
     x,
     fs: float,
-    fs_out: float = 100.0,
-    low: float = 0.1,
-    high: float = 30.0,
-    order: int = 4,
+    fs_out: float = PAPER_EEG.fs,
+    low: float = PAPER_EEG.band[0],
+    high: float = PAPER_EEG.band[1],
+    order: int = PAPER_EEG.order,
     backend: str = "auto",
 ) -> np.ndarray:
     """Band-pass at the native rate, then re-sample to ``fs_out`` (paper App. 8.1, steps 1-2).

@@ -1,6 +1,6 @@
 """Sleep readers on real file formats written by the tests: PhysioNet 2018 WFDB records (``wfdb.wrsamp`` +
-``wfdb.wrann`` with extension ``arousal``), Sleep-EDF PSG + hypnogram EDF+ files (``pyedflib``), npz; the
-subject split of paper App. 8.1 and the torch Dataset."""
+``wfdb.wrann`` with extension ``arousal``), Sleep-EDF PSG + hypnogram EDF+ files (``pyedflib``), npz; folder
+scans into a :class:`SleepSource`, the subject split of paper App. 8.1 and the torch Dataset view."""
 
 import sys
 from datetime import datetime, timedelta
@@ -12,19 +12,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from part.data.images import DatasetFormatError, DatasetNotFoundError
+from part.data.errors import DatasetFormatError, DatasetNotFoundError
 from part.data.signal import instance_normalize
 from part.data.sleep import (
     PHYSIONET2018_EEG,
     SLEEP_EDF_EEG,
     UNSCORED,
     SleepRecording,
-    SleepWindowDataset,
+    SleepSource,
+    SleepSplitDataset,
     label_windows,
     load_physionet2018_record,
     load_sleep_edf_record,
-    load_sleep_folder,
     load_sleep_npz,
+    load_sleep_source,
     parse_stage,
     subject_split,
 )
@@ -327,14 +328,17 @@ def test_npz_minimal_and_bad_files(tmp_path):
         load_sleep_npz(tmp_path / "badlabel.npz")
 
 
-def test_recording_validation_and_concatenate():
+def test_recording_validation_and_joining():
     a, b = small_recording(seed=1), small_recording(seed=2)
-    both = SleepRecording.concatenate([a, b])
+    both = SleepSource.from_recordings([a, b])
     assert len(both) == len(a) + len(b)
-    np.testing.assert_array_equal(both.X[len(a):], b.X)
-    assert both.stage_counts().sum() == len(both)
-    with pytest.raises(ValueError, match="cannot concatenate recordings with channels"):
-        SleepRecording.concatenate([a, small_recording(channels=("a", "c"))])
+    np.testing.assert_array_equal(both.window(len(a) + 3), b.X[3])
+    np.testing.assert_array_equal(both.y, np.concatenate([a.y, b.y]))
+    assert SleepSplitDataset(both).stage_counts().sum() == len(both)
+    with pytest.raises(DatasetFormatError, match=r"channels \('a', 'c'\)"):
+        SleepSource.from_recordings([a, small_recording(channels=("a", "c"))])
+    with pytest.raises(DatasetFormatError, match=r"20 samples"):
+        SleepSource.from_recordings([a, small_recording(t=20)])
     with pytest.raises(ValueError, match=r"y must hold stages in 0..4"):
         SleepRecording(np.zeros((2, 1, 10)), [0, 7], ["s", "s"])
     with pytest.raises(ValueError, match=r"subject must have shape \(2,\)"):
@@ -343,57 +347,64 @@ def test_recording_validation_and_concatenate():
 
 def test_dataset_yields_float_tensor_and_int_label():
     data = small_recording()
-    ds = SleepWindowDataset(data, indices=[5, 2], transform=lambda x: x * 2)
-    assert len(ds) == 2
+    source = SleepSource.from_recordings([data])
+    ds = SleepSplitDataset(source, indices=[5, 2], transform=lambda x: x * 2)
+    assert len(ds) == 2 and ds.split is None and ds.split_info is None
     x, label = ds[0]
     assert isinstance(x, torch.Tensor) and x.dtype == torch.float32 and x.shape == (2, 50)
     assert isinstance(label, int) and label == int(data.y[5])
     torch.testing.assert_close(x, torch.from_numpy(data.X[5]) * 2)
-    xb, yb = next(iter(torch.utils.data.DataLoader(SleepWindowDataset(data), batch_size=4)))
+    x[0, 0] = 1e6  # items are copies: the source windows stay as they were
+    assert data.X[5, 0, 0] != 1e6
+    xb, yb = next(iter(torch.utils.data.DataLoader(SleepSplitDataset(source), batch_size=4)))
     assert xb.shape == (4, 2, 50) and yb.dtype == torch.int64
     np.testing.assert_array_equal(ds.labels, data.y[[5, 2]])
-    with pytest.raises(IndexError, match="out of range"):
-        SleepWindowDataset(data, indices=[len(data)])
+    assert ds.subjects == tuple(sorted(set(data.subject[[5, 2]])))
+    with pytest.raises(IndexError, match=f"out of range for {len(data)} windows"):
+        SleepSplitDataset(source, indices=[len(data)])
 
 
 # ---------------------------------------------------------------------------------------- folder scan
 
 
-def test_load_sleep_folder_physionet_skips_unlabelled_and_limits(tmp_path):
+def test_folder_source_physionet_skips_unlabelled_and_limits(tmp_path):
     write_physionet_record(tmp_path / "training", "tr00-0001", [(0.0, "W"), (30.0, "N2")], 60)
     write_physionet_record(tmp_path / "training", "tr00-0002", [(0.0, "R")], 90)
     write_physionet_record(tmp_path / "test", "te00-0001", [], 60)  # no .arousal: unlabelled, skipped
-    data = load_sleep_folder(tmp_path, "physionet2018", channels=["C4-M1"])
-    assert data.subjects == ("tr00-0001", "tr00-0002") and len(data) == 5
+    data = load_sleep_source("physionet2018", tmp_path, {"channels": ["C4-M1"], "cache": False})
+    assert sorted(set(data.subject)) == ["tr00-0001", "tr00-0002"] and len(data) == 5
     np.testing.assert_array_equal(data.y, [0, 2, 4, 4, 4])
-    first = load_sleep_folder(tmp_path, "physionet2018", max_records=1)
-    assert first.subjects == ("tr00-0001",) and first.channels == PHYSIONET2018_EEG
+    assert data.channels == ("C4-M1",)
+    first = load_sleep_source("physionet2018", tmp_path, {"max_records": 1, "cache": False})
+    assert set(first.subject) == {"tr00-0001"} and first.channels == PHYSIONET2018_EEG
 
 
-def test_load_sleep_folder_sleep_edf_and_npz(tmp_path):
+def test_folder_source_sleep_edf_and_npz(tmp_path):
     for night, hyp in (("SC4001E0", "SC4001EC"), ("SC4002E0", "SC4002EC"), ("SC4011E0", "SC4011EH")):
         write_sleep_edf(tmp_path / "edf", f"{night}-PSG.edf", f"{hyp}-Hypnogram.edf", SLEEP_EDF_HYP, 300)
-    data = load_sleep_folder(tmp_path / "edf", "sleep_edf", wake_edge_min=None)
-    assert data.subjects == ("SC400", "SC401")  # two nights of SC400 share one subject id
+    data = load_sleep_source("sleep_edf", tmp_path / "edf", {"wake_edge_min": None, "cache": False})
+    assert sorted(set(data.subject)) == ["SC400", "SC401"]  # two nights of SC400 share one subject id
     assert sorted(set(data.record)) == ["SC4001", "SC4002", "SC4011"] and len(data) == 24
+    assert data.channels == SLEEP_EDF_EEG
     (tmp_path / "npz").mkdir()
     small_recording(seed=3).save_npz(tmp_path / "npz" / "a.npz")
     small_recording(seed=4).save_npz(tmp_path / "npz" / "b.npz")
-    both = load_sleep_folder(tmp_path / "npz", "npz")
+    both = load_sleep_source("sleep_npz", tmp_path / "npz")
     assert len(both) == 24
+    np.testing.assert_array_equal(both.window(12), small_recording(seed=4).X[0])
 
 
-def test_load_sleep_folder_errors(tmp_path):
-    with pytest.raises(ValueError, match="format must be one of"):
-        load_sleep_folder(tmp_path, "edf")
+def test_folder_source_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"data.kind='edf' is not a sleep data kind"):
+        load_sleep_source("edf", tmp_path)
     with pytest.raises(FileNotFoundError, match="no PhysioNet 2018 records with .arousal"):
-        load_sleep_folder(tmp_path, "physionet2018")
+        load_sleep_source("physionet2018", tmp_path, {"cache": False})
     with pytest.raises(FileNotFoundError, match=r"no Sleep-EDF PSG files \(\*-PSG.edf\)"):
-        load_sleep_folder(tmp_path, "sleep_edf")
-    with pytest.raises(FileNotFoundError, match="data folder .* does not exist"):
-        load_sleep_folder(tmp_path / "missing", "npz")
-    with pytest.raises(ValueError, match="max_records must be >= 1"):
-        load_sleep_folder(tmp_path, "npz", max_records=0)
+        load_sleep_source("sleep_edf", tmp_path, {"cache": False})
+    with pytest.raises(FileNotFoundError, match=r"data.root .*missing does not exist"):
+        load_sleep_source("sleep_npz", tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"max_records must be a positive int, got 0"):
+        load_sleep_source("sleep_npz", tmp_path, {"max_records": 0})
 
 
 # ---------------------------------------------------------------------------------------------- split

@@ -12,16 +12,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+import part.data.sleep.dataset as sleep_dataset
 from part.config import DataConfig, load_config
-from part.data import sleep_datasets as sd
-from part.data.images import DatasetFormatError, DatasetNotFoundError
+from part.data.errors import DatasetFormatError, DatasetNotFoundError
 from part.data.sleep import (
     SleepRecording,
     build_sleep_dataset,
     load_physionet2018_record,
     load_sleep_edf_record,
+    make_synthetic_sleep,
 )
-from part.data.synthetic_sleep import make_synthetic_sleep
 from part.engine.builders import build_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword:Warning")  # wfdb 4.3 + pandas
@@ -214,7 +214,7 @@ def test_physionet_folder_cache_and_splits(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("record re-read although cached")
 
-    monkeypatch.setattr(sd, "load_physionet2018_record", boom)
+    monkeypatch.setattr(sleep_dataset, "load_physionet2018_record", boom)
     again = build_sleep_dataset(cfg, split="test")
     assert torch.equal(again[5][0], test[5][0]) and again.subjects == test.subjects
     assert isinstance(again.source.parts[0], Path)  # memory-mapped from the cache

@@ -6,7 +6,7 @@
 ==================  =======================================================================================
 ``data.kind``       source
 ==================  =======================================================================================
-``sleep_synthetic`` :func:`part.data.synthetic_sleep.make_synthetic_sleep` - SYNTHETIC sleep-like EEG, not
+``sleep_synthetic`` :func:`part.data.sleep.make_synthetic_sleep` - SYNTHETIC sleep-like EEG, not
                     real data (demos and tests). Regenerated deterministically, memoised in the process.
 ``physionet2018``   every PhysioNet/CinC 2018 record (``*.hea`` + signals + ``*.arousal``) under
                     ``data.root`` (:func:`part.data.sleep.load_physionet2018_record`), 6 EEG channels.
@@ -33,12 +33,8 @@ The split depends on ``data.options.split_seed`` (default 0) and the data option
 ``train.seed``: a pretraining run and fine-tuning runs with other training seeds see the same held-out
 subjects, so a test subject can never leak into pretraining or fine-tuning.
 
-Cache. Raw records are read, filtered and windowed once: every record's windows are stored as an
-uncompressed ``.npy`` (memory-mapped when read back, so a corpus larger than RAM works) plus a small
-``.npz`` of labels, subject, record and onsets, under ``<cache_dir>/<kind>-<key>/`` where ``key`` hashes
-the data folder and the preprocessing options. A cached record is re-read only when its source files change
-(size or modification time). ``cache_dir`` defaults to ``$PART_CACHE_DIR/sleep`` or
-``~/.cache/part/sleep``; ``cache: false`` reads the records into memory without writing anything.
+Cache. Raw records are read, filtered and windowed once (:mod:`part.data.sleep.cache`); ``cache: false``
+reads them into memory without writing anything.
 
 Options (``data.options``), by kind; an unknown option raises ``ValueError`` listing the valid ones:
 
@@ -57,41 +53,36 @@ split, e.g. to evaluate on part of a large test set.
 
 from __future__ import annotations
 
-import hashlib
-import json
+
+from __future__ import annotations
+
 import os
-import re
-from dataclasses import dataclass
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .images import DatasetFormatError, DatasetNotFoundError
-from .sleep import (
-    PHYSIONET2018_EEG,
-    SLEEP_EDF_EEG,
-    STAGES,
-    SleepRecording,
-    SubjectSplit,
-    _find_hypnogram,
-    load_physionet2018_record,
-    load_sleep_edf_record,
-    load_sleep_npz,
-    subject_split,
-)
+from ..errors import DatasetNotFoundError
+from ..signal import PAPER_EEG
+from .cache import cached_source
+from .physionet import PHYSIONET2018_EEG, load_physionet2018_record
+from .recording import load_sleep_npz
+from .sleep_edf import SLEEP_EDF_EEG, load_sleep_edf_record
+from .source import SleepSource, record_paths
+from .split import PAPER_SPLIT, SubjectSplit, subject_split
+from .stages import STAGES
+from .synthetic import make_synthetic_sleep
 
 __all__ = [
     "SLEEP_KINDS",
     "SLEEP_SPLITS",
-    "SleepSource",
     "SleepSplitDataset",
     "build_sleep_dataset",
     "load_sleep_source",
-    "sleep_cache_dir",
 ]
 
 SLEEP_KINDS: tuple[str, ...] = ("sleep_synthetic", "physionet2018", "sleep_edf", "sleep_npz")
@@ -100,26 +91,20 @@ SLEEP_KINDS: tuple[str, ...] = ("sleep_synthetic", "physionet2018", "sleep_edf",
 SLEEP_SPLITS: tuple[str, ...] = ("pretrain", "train", "finetune", "test")
 """``data.split`` values; ``"train"`` is an alias of ``"pretrain"``."""
 
-CACHE_VERSION = 1
-"""Bumped whenever the cached arrays' meaning changes (part of every cache key)."""
-
-_SPLIT_OPTIONS = {"n_finetune": 10, "n_test": 0.2, "split_seed": 0, "finetune_in_pretrain": True}
+_SPLIT_OPTIONS = asdict(PAPER_SPLIT)
 _KIND_OPTIONS: dict[str, dict[str, Any]] = {
     "sleep_synthetic": {
-        "n_subjects": 24, "epochs_per_subject": 120, "channels": None, "seed": 0, "fs": 100.0,
-        "window_s": 30.0, "noise": 1.0,
+        "n_subjects": 24, "epochs_per_subject": 120, "channels": None, "seed": 0, "fs": PAPER_EEG.fs,
+        "window_s": PAPER_EEG.window_s, "noise": 1.0,
     },
     "physionet2018": {
-        "channels": PHYSIONET2018_EEG, "max_records": None, "fs": 100.0, "band": (0.1, 30.0),
-        "window_s": 30.0, "wake_edge_min": None, "normalize": True, "backend": "auto", "cache": True,
-        "cache_dir": None,
+        "channels": PHYSIONET2018_EEG, "max_records": None, "fs": PAPER_EEG.fs, "band": PAPER_EEG.band,
+        "window_s": PAPER_EEG.window_s, "wake_edge_min": None, "normalize": PAPER_EEG.normalize,
+        "backend": "auto", "cache": True, "cache_dir": None,
     },
     "sleep_npz": {"channels": None, "fs": None, "normalize": False, "max_records": None},
 }
 _KIND_OPTIONS["sleep_edf"] = {**_KIND_OPTIONS["physionet2018"], "channels": SLEEP_EDF_EEG}
-
-
-# ------------------------------------------------------------------------------------------ options
 
 
 def _options(kind: str, given: dict | None) -> dict[str, Any]:
@@ -140,115 +125,38 @@ def _options(kind: str, given: dict | None) -> dict[str, Any]:
     return out
 
 
-def sleep_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Root of the window cache: ``cache_dir``, else ``$PART_CACHE_DIR/sleep``, else ``~/.cache/part/sleep``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("PART_CACHE_DIR")
-    return Path(env).expanduser() / "sleep" if env else Path.home() / ".cache" / "part" / "sleep"
-
-
-# ------------------------------------------------------------------------------------------- source
-
-
-@dataclass
-class SleepSource:
-    """Every window of a data source before splitting; ``X`` kept per record, possibly memory-mapped.
-
-    Attributes:
-        parts: per record, ``float32 (W_r, C, T)`` windows, as an array or as the path of a ``.npy`` file
-            that is memory-mapped (read-only) on first access in each process.
-        y: ``int64 (W,)`` stages ``0..4`` of all windows, records in order.
-        subject, record: ``str (W,)`` ids. onset: ``float64 (W,)`` seconds from the record start.
-        channels: ``C`` names. fs: rate in Hz. window_len: ``T`` samples.
-    """
-
-    parts: list
-    y: np.ndarray
-    subject: np.ndarray
-    record: np.ndarray
-    onset: np.ndarray
-    channels: tuple[str, ...]
-    fs: float
-    window_len: int
-
-    def __post_init__(self) -> None:
-        sizes = [_part_len(p) for p in self.parts]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # (R + 1,)
-        if self.offsets[-1] != self.y.shape[0]:
-            raise ValueError(f"{self.offsets[-1]} windows in parts but {self.y.shape[0]} labels")
-        self._open: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    @classmethod
-    def from_recordings(cls, recs: Sequence[SleepRecording], parts: list | None = None) -> "SleepSource":
-        """Join recordings (same channels, rate, window length); ``parts`` replaces their ``X`` (e.g. paths)."""
-        recs = list(recs)
-        if not recs:
-            raise ValueError("no recordings to join")
-        ref = recs[0]
-        for r in recs[1:]:
-            if r.channels != ref.channels or r.fs != ref.fs or r.X.shape[2] != ref.X.shape[2]:
-                raise DatasetFormatError(
-                    f"record {r.record[0] if len(r) else '?'} has channels {r.channels} at {r.fs:g} Hz x "
-                    f"{r.X.shape[2]} samples, unlike {ref.channels} at {ref.fs:g} Hz x {ref.X.shape[2]}"
-                )
-        return cls(
-            parts if parts is not None else [r.X for r in recs],
-            np.concatenate([r.y for r in recs]),
-            np.concatenate([r.subject for r in recs]),
-            np.concatenate([r.record for r in recs]),
-            np.concatenate([r.onset for r in recs]),
-            ref.channels,
-            ref.fs,
-            int(ref.X.shape[2]),
-        )
-
-    def _part(self, r: int) -> np.ndarray:
-        p = self.parts[r]
-        if isinstance(p, np.ndarray):
-            return p
-        arr = self._open.get(r)
-        if arr is None:
-            arr = self._open[r] = np.load(p, mmap_mode="r", allow_pickle=False)
-        return arr
-
-    def window(self, g: int) -> np.ndarray:
-        """Window ``g`` (global index) as ``float32 (C, T)`` (a read-only view for memory-mapped records)."""
-        r = int(np.searchsorted(self.offsets, g, side="right")) - 1
-        return self._part(r)[g - self.offsets[r]]
-
-    def __getstate__(self) -> dict:  # DataLoader workers re-open memory maps instead of pickling data
-        state = dict(self.__dict__)
-        state["_open"] = {}
-        return state
-
-
-def _part_len(p) -> int:
-    if isinstance(p, np.ndarray):
-        return int(p.shape[0])
-    return int(np.load(p, mmap_mode="r", allow_pickle=False).shape[0])
-
-
 # ------------------------------------------------------------------------------------------ dataset
 
 
 class SleepSplitDataset(Dataset):
-    """One split of a :class:`SleepSource`: item ``i`` is ``(x, label)``, ``x`` a ``float32`` tensor
-    ``(C, T)`` and ``label`` an ``int`` stage in ``0..4`` (:data:`part.data.sleep.STAGES`).
+    """A view of some windows of a :class:`SleepSource` - one split of it, or any index set: item ``i`` is
+    ``(x, label)``, ``x`` a ``float32`` tensor ``(C, T)`` (a copy, after ``transform``) and ``label`` an
+    ``int`` stage in ``0..4`` (:data:`part.data.sleep.STAGES`).
 
     Attributes:
-        source: the :class:`SleepSource`. indices: ``int64 (n,)`` global window indices, sorted.
-        split: ``"pretrain"``, ``"finetune"`` or ``"test"``. split_info: the :class:`SubjectSplit`.
+        source: the :class:`SleepSource`. indices: ``int64 (n,)`` global window indices (default: all).
+        split: ``"pretrain"``, ``"finetune"``, ``"test"`` or ``None`` (a hand-made view).
+        split_info: the :class:`SubjectSplit` the view comes from, or ``None``.
+        transform: optional ``x -> x`` applied to every window tensor.
     """
 
-    def __init__(self, source: SleepSource, indices: np.ndarray, split: str, split_info: SubjectSplit):
+    def __init__(
+        self,
+        source: SleepSource,
+        indices: Iterable[int] | np.ndarray | None = None,
+        split: str | None = None,
+        split_info: SubjectSplit | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        n = len(source)
+        idx = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"indices out of range for {n} windows: [{idx.min()}, {idx.max()}]")
         self.source = source
-        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self.indices = idx
         self.split = split
         self.split_info = split_info
+        self.transform = transform
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -256,8 +164,10 @@ class SleepSplitDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         g = int(self.indices[i])
         # a copy: memory-mapped windows are read-only, and in-memory ones are shared (memoised synthetic data)
-        x = np.array(self.source.window(g), dtype=np.float32, copy=True)
-        return torch.from_numpy(x), int(self.source.y[g])
+        x = torch.from_numpy(np.array(self.source.window(g), dtype=np.float32, copy=True))
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.source.y[g])
 
     @property
     def labels(self) -> np.ndarray:
@@ -303,8 +213,6 @@ class SleepSplitDataset(Dataset):
 
 @lru_cache(maxsize=2)
 def _synthetic(n_subjects: int, epochs: int, channels, seed: int, fs: float, window_s: float, noise: float):
-    from .synthetic_sleep import make_synthetic_sleep
-
     return make_synthetic_sleep(
         n_subjects, epochs, channels=list(channels) if isinstance(channels, tuple) else channels,
         fs=fs, seed=seed, window_s=window_s, noise=noise,
@@ -315,37 +223,9 @@ def _as_tuple(v):
     return tuple(str(c) for c in v) if isinstance(v, (list, tuple)) else v
 
 
-def _record_paths(root: Path, kind: str) -> list[Path]:
-    """Sorted record files of ``kind`` under ``root`` (the rules of :func:`part.data.sleep.record_paths`)."""
-    from .sleep import record_paths
-
-    return record_paths(root, kind)
-
-
-def _source_files(path: Path, kind: str) -> list[Path]:
-    """Files whose change invalidates a cached record."""
-    if kind == "physionet2018":
-        return sorted(p for p in path.parent.glob(path.stem + ".*") if p.is_file())
-    return [path, _find_hypnogram(path)]
-
-
-def _signature(files: Sequence[Path]) -> str:
-    return json.dumps([[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files])
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _raw_source(kind: str, root: Path, o: dict) -> SleepSource:
     """Read (or reuse cached windows of) every record of ``kind`` under ``root``."""
-    paths = _record_paths(root, kind)
+    paths = record_paths(root, kind)
     if o["max_records"] is not None:
         paths = paths[: o["max_records"]]
     channels = _as_tuple(o["channels"])
@@ -357,55 +237,14 @@ def _raw_source(kind: str, root: Path, o: dict) -> SleepSource:
     read = load_physionet2018_record if kind == "physionet2018" else load_sleep_edf_record
     if not o["cache"]:
         return SleepSource.from_recordings([read(p, **reader_kw) for p in paths])
-
-    key_src = json.dumps({"version": CACHE_VERSION, "kind": kind, "root": str(root.resolve()),
-                          **{k: list(v) if isinstance(v, tuple) else v for k, v in reader_kw.items()}},
-                         sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    folder = sleep_cache_dir(o["cache_dir"]) / f"{kind}-{key}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "key.json").write_text(key_src + "\n")
-    metas, parts = [], []
-    for p in paths:
-        rel = p.relative_to(root).as_posix()  # rglob paths start with root
-        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", p.stem)[:60]
-        base = folder / f"{stem}-{hashlib.sha256(rel.encode()).hexdigest()[:8]}"
-        x_path, meta_path = base.with_suffix(".X.npy"), base.with_suffix(".meta.npz")
-        sig = _signature(_source_files(p, kind))
-        rec = _read_meta(meta_path, sig) if x_path.exists() else None
-        if rec is None:
-            full = read(p, **reader_kw)
-            _atomic_write(x_path, lambda f: np.save(f, full.X, allow_pickle=False))
-            _atomic_write(meta_path, lambda f: np.savez(
-                f, y=full.y, subject=full.subject, record=full.record, onset=full.onset,
-                channels=np.asarray(full.channels, dtype=str), fs=np.float64(full.fs),
-                window_len=np.int64(full.X.shape[2]), signature=np.asarray(sig)))
-            rec = _read_meta(meta_path, sig)
-        metas.append(rec)
-        parts.append(x_path)
-    return SleepSource.from_recordings(metas, parts)
-
-
-def _read_meta(path: Path, signature: str) -> SleepRecording | None:
-    """The cached labels of a record as a :class:`SleepRecording` with a zero-size ``X`` placeholder of the
-    right ``(W, C, T)`` shape (strided, no memory), or ``None`` if missing or stale."""
-    if not path.exists():
-        return None
-    with np.load(path, allow_pickle=False) as z:
-        if str(z["signature"]) != signature:
-            return None
-        y, subject, record, onset = z["y"], z["subject"], z["record"], z["onset"]
-        channels, fs, t = tuple(str(c) for c in z["channels"]), float(z["fs"]), int(z["window_len"])
-    shape = (y.shape[0], len(channels), t)
-    placeholder = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape, (0, 0, 0), writeable=False)
-    return SleepRecording(placeholder, y, subject, record, onset, channels, fs)
+    return cached_source(kind, root, paths, read, reader_kw, o["cache_dir"])
 
 
 def _npz_source(root: Path, o: dict) -> SleepSource:
     if root.is_file():
         paths = [root]
     elif root.is_dir():
-        paths = _record_paths(root, "sleep_npz")
+        paths = record_paths(root, "sleep_npz")
     else:
         raise DatasetNotFoundError(f"data.root {root} does not exist (expected an .npz file or a folder of them)")
     if o["max_records"] is not None:
@@ -433,7 +272,8 @@ def load_sleep_source(kind: str, root: str | os.PathLike | None, options: dict |
     """
     o = _options(kind, options)
     if kind == "sleep_synthetic":
-        ch = o["channels"] if o["channels"] is not None else (channels if channels is not None else 6)
+        ch = o["channels"] if o["channels"] is not None else channels
+        ch = len(PHYSIONET2018_EEG) if ch is None else ch
         rec = _synthetic(int(o["n_subjects"]), int(o["epochs_per_subject"]), _as_tuple(ch), int(o["seed"]),
                          float(o["fs"]), float(o["window_s"]), float(o["noise"]))
         return SleepSource.from_recordings([rec])
@@ -494,7 +334,7 @@ def build_sleep_dataset(d, split: str = "pretrain", seed: int | None = None) -> 
                              finetune_in_pretrain=bool(o["finetune_in_pretrain"]))
     except ValueError as err:
         raise ValueError(f"data.options (n_finetune / n_test) for {kind}: {err}") from None
-    idx = getattr(info, split)
+    idx = {"pretrain": info.pretrain, "finetune": info.finetune, "test": info.test}[split]
     if d.max_samples is not None:
         if d.max_samples < 1:
             raise ValueError(f"data.max_samples must be >= 1, got {d.max_samples}")

@@ -4,8 +4,8 @@ spectra in the textbook bands, and hard enough that Cohen's kappa is informative
 import numpy as np
 import pytest
 
-from part.data.sleep import PHYSIONET2018_EEG, SleepRecording, SleepWindowDataset, subject_split
-from part.data.synthetic_sleep import TRANSITIONS, make_synthetic_sleep, synthetic_stage_sequence
+from part.data.sleep import PHYSIONET2018_EEG, SleepRecording, SleepSource, SleepSplitDataset, subject_split
+from part.data.sleep.synthetic import TRANSITIONS, make_synthetic_sleep, synthetic_stage_sequence
 
 BANDS = {"delta": (0.5, 2.0), "theta": (4.0, 7.0), "alpha": (8.0, 12.0), "sigma": (12.0, 15.0), "beta": (16.0, 30.0)}
 
@@ -40,7 +40,7 @@ def test_structure_matches_the_loaders(night):
     np.testing.assert_allclose(night.X.mean(-1), 0.0, atol=1e-4)  # instance-normalised like the loaders
     np.testing.assert_allclose(night.X.std(-1), 1.0, atol=1e-3)
     assert np.all(night.stage_counts() > 0)  # every stage present
-    x, label = SleepWindowDataset(night)[7]
+    x, label = SleepSplitDataset(SleepSource.from_recordings([night]))[7]
     assert tuple(x.shape) == (6, 3000) and label == night.y[7]
 
 

@@ -35,8 +35,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .signal import instance_normalize, window_length
-from .sleep import PHYSIONET2018_EEG, STAGES, SleepRecording
+from ..signal import PAPER_EEG, instance_normalize, window_length
+from .physionet import PHYSIONET2018_EEG
+from .recording import SleepRecording
+from .stages import STAGES
 
 __all__ = ["make_synthetic_sleep", "synthetic_stage_sequence", "TRANSITIONS", "BANDS"]
 
@@ -232,10 +234,10 @@ def _subject(
 def make_synthetic_sleep(
     n_subjects: int,
     epochs_per_subject: int,
-    channels: int | Sequence[str] = 6,
-    fs: float = 100.0,
+    channels: int | Sequence[str] = len(PHYSIONET2018_EEG),
+    fs: float = PAPER_EEG.fs,
     seed: int = 0,
-    window_s: float = 30.0,
+    window_s: float = PAPER_EEG.window_s,
     noise: float = 1.0,
     normalize: bool = True,
 ) -> SleepRecording:

@@ -1,0 +1,73 @@
+"""One entry point over the image readers: :func:`build_image_dataset` by ``data.kind``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import DatasetNotFoundError, missing_path
+from .base import ImageDataset
+from .cifar import CIFARDataset
+from .folder import ImageFolderDataset
+from .idx import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, FASHION_MNIST_HINT, IDXDataset
+from .npz import NpzDataset
+
+__all__ = ["DATASET_KINDS", "build_image_dataset"]
+
+DATASET_KINDS = ("idx", "fashion_mnist", "cifar", "imagefolder", "npz")
+"""``data.kind`` values served by :func:`build_image_dataset`."""
+
+
+def build_image_dataset(kind: str, root: str | os.PathLike | None = None, split: str | None = "train",
+                        **opts) -> ImageDataset:
+    """Build a dataset by kind: ``"idx"``, ``"fashion_mnist"``, ``"cifar"``, ``"imagefolder"``, ``"npz"``.
+
+    * ``idx`` / ``cifar``: ``split`` is ``"train"`` or ``"test"``.
+    * ``fashion_mnist``: IDX with ``root`` defaulting to :data:`FASHION_MNIST_DIR` and the ten class
+      names; a missing folder says how to install it.
+    * ``imagefolder``: ``root/<split>`` (``"test"`` falls back to ``root/val``); ``split=None`` uses
+      ``root`` itself as the class tree.
+    * ``npz``: ``root`` a file is used as is; a folder means ``root/<split>.npz``; a path containing
+      ``{split}`` is formatted with it.
+
+    ``**opts`` go to the dataset class (``channels``, ``image_size``, ``resize_mode``,
+    ``transform``, ``max_samples``, and the class's own options).
+    """
+    key = str(kind).lower().replace("-", "_")
+    if key not in DATASET_KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; valid kinds: {', '.join(DATASET_KINDS)}")
+    if key == "fashion_mnist":
+        opts.setdefault("classes", FASHION_MNIST_CLASSES)
+        try:
+            return IDXDataset(FASHION_MNIST_DIR if root is None else root, split or "train", **opts)
+        except DatasetNotFoundError as exc:
+            if FASHION_MNIST_HINT in str(exc):
+                raise
+            raise DatasetNotFoundError(f"{exc}; {FASHION_MNIST_HINT}") from None
+    if root is None:
+        raise ValueError(f"dataset kind {kind!r} needs a root path")
+    root = Path(root)
+    if key == "idx":
+        return IDXDataset(root, split or "train", **opts)
+    if key == "cifar":
+        return CIFARDataset(root, split or "train", **opts)
+    if key == "imagefolder":
+        if split is None:
+            return ImageFolderDataset(root, **opts)
+        if not root.is_dir():
+            raise missing_path(root, "image folder")
+        folder = root / split
+        if not folder.is_dir() and split == "test" and (root / "val").is_dir():
+            folder = root / "val"
+        if not folder.is_dir():
+            raise DatasetNotFoundError(f"image folder for split {split!r} does not exist: {folder} "
+                                       f"(pass split=None to use {root} itself)")
+        return ImageFolderDataset(folder, **opts)
+    # npz
+    if "{split}" in str(root):
+        path = Path(str(root).replace("{split}", split or "train"))
+    elif root.is_dir():
+        path = root / f"{split or 'train'}.npz"
+    else:
+        path = root
+    return NpzDataset(path, **opts)

@@ -13,7 +13,7 @@ from .models import ViTConfig, VisionTransformer, build_head, vit, vit_base, vit
 from .objectives import PARTModel, PARTOutput
 from .api import pretrain
 from .evaluation import evaluate, export_run, finetune, probe
-from .visualize import visualize  # the function; the package stays importable as part.visualize.*
+from .visualization import visualize  # the function part.visualize(); the package is part.visualization
 from .ablate import ablate  # likewise
 from .config import Config, load_config
 

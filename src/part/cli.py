@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _visualize(args) -> str:
-    from .visualize import visualize
+    from .visualization import visualize
 
     ref = int(args.reference) if str(args.reference).lstrip("-").isdigit() else args.reference
     out = visualize(

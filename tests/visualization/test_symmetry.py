@@ -6,7 +6,7 @@ import torch
 
 from part.sampling import ScaleAspectSampler, grid_boxes
 from part.targets import relative_matrix
-from part.visualize.symmetry import (
+from part.visualization.symmetry import (
     negative_symmetry_score,
     offdiag_corr,
     order_top_left,

@@ -207,7 +207,7 @@ def _set_limits(ax, lims) -> None:
 
 def plot_reconstruction(rec, index: int, image: torch.Tensor, display: Display, path: str | Path,
                         title: str | None = None) -> Path:
-    """Figure 4 for image ``index`` of a :class:`~part.visualize.reconstruct.Reconstruction`.
+    """Figure 4 for image ``index`` of a :class:`~part.visualization.reconstruct.Reconstruction`.
 
     Panels: input with the sampled boxes (reference in orange), the input patches, ground-truth placement,
     placement from one reference, least-squares placement from all references, and the per-patch
@@ -273,7 +273,7 @@ def plot_reconstruction(rec, index: int, image: torch.Tensor, display: Display, 
 
 def plot_uncertainty(unc, index: int, image: torch.Tensor, display: Display, path: str | Path,
                      targets: Sequence[int] | None = None, title: str | None = None) -> Path:
-    """Figure 5 for image ``index`` of an :class:`~part.visualize.uncertainty.Uncertainty`.
+    """Figure 5 for image ``index`` of an :class:`~part.visualization.uncertainty.Uncertainty`.
 
     Panels: the image with all sampled boxes and two target patches (default: most and least certain),
     each target's cloud of positions predicted from every other reference, and the heat map of patch
@@ -340,7 +340,7 @@ def plot_uncertainty(unc, index: int, image: torch.Tensor, display: Display, pat
 # --------------------------------------------------------------------------------------------
 
 def plot_symmetry(sym, index: int, path: str | Path, title: str | None = None) -> Path:
-    """Figure 6 for image ``index`` of a :class:`~part.visualize.symmetry.Symmetry`.
+    """Figure 6 for image ``index`` of a :class:`~part.visualization.symmetry.Symmetry`.
 
     Two rows (x, y translations), four columns: prediction and ground truth with patches ordered
     top-left -> bottom-right, then both with a random order. One colour scale per row, centred at 0

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from part.visualize.uncertainty import (
+from part.visualization.uncertainty import (
     position_spread,
     predicted_positions,
     uncertainty,

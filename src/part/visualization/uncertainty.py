@@ -15,7 +15,7 @@ references ``i != j``:
 
 ``median`` itself is a consensus position; ``consensus_error_px`` is its distance to the truth.
 A per-image heat map paints every box with its patch's spread, averaged where boxes overlap
-(:func:`part.visualize.reconstruct.paint_values`).
+(:func:`part.visualization.reconstruct.paint_values`).
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def uncertainty(
     """Figure 5 as tensors: every target's positions predicted from every reference, their spread and a heat map.
 
     Args:
-        model: PART objective (see :func:`part.visualize.reconstruct.sample_and_predict`).
+        model: PART objective (see :func:`part.visualization.reconstruct.sample_and_predict`).
         images: ``(B, C, H, W)`` in the model's input space.
         generator, sampler, num_patches, predict_fn: as in ``sample_and_predict``.
         measure: spread shown in the heat map, ``"median_dist"`` (px) or ``"trace_cov"`` (px^2).

@@ -1,5 +1,5 @@
 """Off-grid reconstruction from predicted relative translations (paper §5.1 "Off-grid reconstruction",
-Figure 4): tensors only; the pictures live in :mod:`part.visualize.plots`.
+Figure 4): tensors only; the pictures live in :mod:`part.visualization.plots`.
 
 Geometry (paper §4 "Relative translation parameterization"): for a pair (reference i, target j) the model
 predicts ``theta_ij = (c_j - c_i) / s_i`` in units of the reference box size ``s_i = (w_i, h_i)``. Knowing

@@ -5,12 +5,12 @@ The user-facing entry point behind ``part visualize {reconstruct,uncertainty,sym
 images (tensor, image file, folder of images, IDX or ``.npz`` file), runs the tensor function of the
 chosen capability, and writes one PNG per image plus one JSON with the numbers:
 
-* ``reconstruct`` (Fig. 4): :func:`part.visualize.reconstruct.reconstruct` -> ``reconstruct_000.png``...,
+* ``reconstruct`` (Fig. 4): :func:`part.visualization.reconstruct.reconstruct` -> ``reconstruct_000.png``...,
   ``reconstruct.json`` (placement error in px and as a fraction of the image size, single reference and
   least squares);
-* ``uncertainty`` (Fig. 5): :func:`part.visualize.uncertainty.uncertainty` -> ``uncertainty_*.png``,
+* ``uncertainty`` (Fig. 5): :func:`part.visualization.uncertainty.uncertainty` -> ``uncertainty_*.png``,
   ``uncertainty.json`` (per-patch spread of the predicted positions);
-* ``symmetry`` (Fig. 6): :func:`part.visualize.symmetry.symmetry` -> ``symmetry_*.png``,
+* ``symmetry`` (Fig. 6): :func:`part.visualization.symmetry.symmetry` -> ``symmetry_*.png``,
   ``symmetry.json`` (negative-symmetry score corr(P, -P^T), correlation with the truth).
 
 Images read from files are taken as ``[0, 1]`` pixels and normalised with the training ``mean``/``std``
@@ -20,32 +20,55 @@ before the model sees them; pictures show them un-normalised.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
+import torch.nn as nn
 
+from ..data.errors import DatasetFormatError, missing_path
 from ..data.images import (
     IMAGE_EXTENSIONS,
-    DatasetFormatError,
-    DatasetNotFoundError,
     NpzDataset,
     convert_channels,
+    find_images,
     fit_image_size,
     read_idx,
+    read_image,
+    to_unit_float,
 )
+from ..data.transforms import size_pair
+from ..engine import data_defaults, load_run
 from ..evaluation.metrics import save_results_json
 from .plots import Display, plot_reconstruction, plot_symmetry, plot_uncertainty
 from .reconstruct import reconstruct
 from .symmetry import symmetry
 from .uncertainty import uncertainty
 
-__all__ = ["KINDS", "VisualizationOutput", "visualize", "load_images", "load_model"]
+__all__ = ["KINDS", "PARTLike", "VisualizationOutput", "visualize", "load_images", "load_model"]
 
 KINDS = ("reconstruct", "uncertainty", "symmetry")
+
+
+@runtime_checkable
+class PARTLike(Protocol):
+    """What :func:`visualize` needs of a model object (an ``nn.Module``), e.g. :class:`part.PARTModel`.
+
+    * ``sample(images (B, C, H, W), generator) -> (patches, boxes (B, N, 4))`` and
+      ``predict_matrix(patches) -> (B, N, N, k)``: the pairwise relative predictions;
+    * ``backbone``: ``patch_size`` (the smallest image side), ``img_size`` (``(H, W)`` images are resized
+      to, or ``None`` for any size) and ``patch_embed.in_chans`` (channels, or ``None``);
+    * ``sampler``: the patch sampler, whose ``name`` goes into the JSON.
+    """
+
+    backbone: Any
+    sampler: Any
+
+    def sample(self, images: torch.Tensor, generator: torch.Generator | None = None): ...
+
+    def predict_matrix(self, patches: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass
@@ -69,21 +92,13 @@ class VisualizationOutput:
 # Model / run folder
 # --------------------------------------------------------------------------------------------
 
-def _cfg_get(cfg: Any, key: str, default=None):
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
-
-
 def load_model(model_or_run) -> tuple[Any, dict[str, Any], str]:
     """Resolve ``model_or_run`` to ``(model, data_settings, description)``.
 
     A path is a run folder written by ``part pretrain``: it must hold ``config.yaml`` and weights
     (``weights.safetensors`` or a checkpoint) and is loaded with :func:`part.engine.load_run`;
     ``data_settings`` then holds the config's ``data`` fields ``image_size``, ``channels``, ``mean``,
-    ``std``, with unset ones resolved as training resolved them (``part.engine.builders.data_defaults``).
+    ``std``, with unset ones resolved as training resolved them (:func:`part.engine.data_defaults`).
     Any other object is used as the model itself (empty settings).
     """
     if not isinstance(model_or_run, (str, os.PathLike)):
@@ -92,7 +107,7 @@ def load_model(model_or_run) -> tuple[Any, dict[str, Any], str]:
         return model_or_run, {}, type(model_or_run).__name__
     run = Path(model_or_run)
     if not run.exists():
-        raise DatasetNotFoundError(f"run folder does not exist: {run}")
+        raise missing_path(run, "run folder")
     if not run.is_dir():
         raise ValueError(f"run must be a run folder written by `part pretrain`, got a file: {run}")
     has_ckpt = (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("*.safetensors"))
@@ -103,63 +118,24 @@ def load_model(model_or_run) -> tuple[Any, dict[str, Any], str]:
         )
     if not (run / "config.yaml").is_file():
         raise ValueError(f"run folder {run} has no config.yaml; cannot rebuild the model")
-    try:
-        from ..engine import load_run
-    except ImportError as exc:  # the engine is optional for the tensor functions
-        raise RuntimeError(f"cannot load run {run}: part.engine.load_run is unavailable ({exc})") from None
     model, config = load_run(run)
-    data = _cfg_get(config, "data", None)
-    try:  # the engine's own resolution of unset fields (model size/channels, dataset statistics)
-        from ..engine.builders import data_defaults
-
-        data = data_defaults(config)
-    except (ImportError, AttributeError, TypeError):
-        pass  # a plain mapping config: take its values as they are
-    settings = {k: _cfg_get(data, k) for k in ("image_size", "channels", "mean", "std")}
+    data = data_defaults(config)  # unset fields as training resolved them (model size, dataset statistics)
+    settings = {"image_size": data.image_size, "channels": data.channels, "mean": data.mean, "std": data.std}
     return model, settings, str(run)
 
 
-def _model_geometry(model) -> tuple[int | None, int | None, tuple[int, int] | None]:
-    """(patch_size, in_channels, img_size) of the model's backbone when it exposes them."""
-    backbone = getattr(model, "backbone", None)
-    patch = getattr(backbone, "patch_size", None) or getattr(getattr(model, "sampler", None), "patch_size", None)
-    proj = getattr(getattr(backbone, "patch_embed", None), "proj", None)
-    chans = getattr(proj, "in_channels", None)
-    size = getattr(backbone, "img_size", None)
-    return patch, chans, (tuple(size) if size is not None else None)
-
-
-def _size_pair(size, name: str) -> tuple[int, int] | None:
-    """``None`` stays ``None``; otherwise :func:`part.data.transforms.size_pair`."""
-    from ..data.transforms import size_pair
-
-    return None if size is None else size_pair(size, name)
-
-
-def _as_unit_tensor(arr: np.ndarray | torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(arr)
-    if t.dtype == torch.uint8:
-        return t.float().div(255.0)
-    return t.float()
-
-
-def _read_pil(path: Path, mode: str) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            arr = np.array(im.convert(mode))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"images: cannot decode image file {path} ({type(exc).__name__}: {exc})") from None
-    t = torch.from_numpy(arr)
-    t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
-    return _as_unit_tensor(t)
+def _model_geometry(model: PARTLike) -> tuple[int, int | None, tuple[int, int] | None]:
+    """``(patch_size, in_channels, img_size)`` of the model's backbone (see :class:`PARTLike`)."""
+    backbone = model.backbone
+    size = backbone.img_size
+    return backbone.patch_size, backbone.patch_embed.in_chans, (tuple(size) if size is not None else None)
 
 
 def _read_file(path: Path, channels: int | None, limit: int | None) -> tuple[list[torch.Tensor], list[str]]:
+    """The images of one file: an image (Pillow), an ``.npz`` archive or an IDX file (plain or gzip)."""
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
-        return [_read_pil(path, "L" if channels == 1 else "RGB")], [path.name]
+        return [to_unit_float(read_image(path, "L" if channels == 1 else "RGB"))], [path.name]
     if suffix == ".npz":
         ds = NpzDataset(path, max_samples=limit)
         return [ds[i][0] for i in range(len(ds))], [f"{path.name}[{i}]" for i in range(len(ds))]
@@ -175,7 +151,7 @@ def _read_file(path: Path, channels: int | None, limit: int | None) -> tuple[lis
     if arr.ndim != 3:
         raise ValueError(f"images: IDX file {path} must hold images (N, H, W), got shape {arr.shape}")
     arr = arr[:limit] if limit else arr
-    imgs = [_as_unit_tensor(a).unsqueeze(0) for a in arr]
+    imgs = [to_unit_float(torch.from_numpy(a)).unsqueeze(0) for a in arr]
     return imgs, [f"{path.name}[{i}]" for i in range(len(imgs))]
 
 
@@ -188,10 +164,12 @@ def load_images(
 ) -> tuple[torch.Tensor, list[str]]:
     """Read images into one ``(B, C, H, W)`` float tensor in ``[0, 1]`` (tensors are passed through).
 
+    Files are read by :mod:`part.data.images`' readers, the same ones training uses.
+
     Args:
         source: a tensor ``(B, C, H, W)`` / ``(C, H, W)`` / ``(H, W)`` (uint8 is divided by 255), an image
             file (png/jpg/jpeg/bmp/webp, via Pillow), a folder (its image files, recursively, sorted), an
-            ``.npz`` archive (:class:`part.data.NpzDataset` keys) or an IDX file (plain or ``.gz``).
+            ``.npz`` archive (:class:`part.data.images.NpzDataset` keys) or an IDX file (plain or ``.gz``).
         channels: 1 or 3 to convert to (None keeps the source's).
         image_size: int or ``(H, W)`` to resize to (bilinear, antialiased); None keeps the size, which
             must then agree across images.
@@ -204,7 +182,7 @@ def load_images(
         raise ValueError(f"num_images must be a positive int, got {num_images!r}")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
-    size = _size_pair(image_size, "image_size")
+    size = None if image_size is None else size_pair(image_size, "image_size")
     if isinstance(source, torch.Tensor):
         t = source.detach()
         if t.dim() == 2:
@@ -213,25 +191,21 @@ def load_images(
             t = t[None]
         if t.dim() != 4:
             raise ValueError(f"images tensor must be (B, C, H, W), (C, H, W) or (H, W), got shape {tuple(source.shape)}")
-        t = _as_unit_tensor(t) if t.dtype == torch.uint8 else t.float()
+        t = to_unit_float(t)
         imgs = list(t[:num_images] if num_images else t)
         names = [f"tensor[{i}]" for i in range(len(imgs))]
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
-            raise DatasetNotFoundError(f"images path does not exist: {path}")
+            raise missing_path(path, "images path")
         if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            files = find_images(path)
             if not files:
                 raise ValueError(
                     f"images: folder {path} holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
                 )
             files = files[:num_images] if num_images else files
-            imgs = [_read_pil(f, "L" if channels == 1 else "RGB") for f in files]
+            imgs = [to_unit_float(read_image(f, "L" if channels == 1 else "RGB")) for f in files]
             names = [str(f.relative_to(path)) for f in files]
         else:
             imgs, names = _read_file(path, channels, num_images)
@@ -301,7 +275,7 @@ def visualize(
         kind: ``"reconstruct"`` (Fig. 4), ``"uncertainty"`` (Fig. 5) or ``"symmetry"`` (Fig. 6).
         model_or_run: a run folder (``config.yaml`` + ``weights.safetensors``, loaded with
             :func:`part.engine.load_run`; image size, channels and mean/std come from its ``data``
-            config) or a PART model object (``sample`` + ``predict_matrix``).
+            config) or a PART objective (an ``nn.Module`` with the members of :class:`PARTLike`).
         images: tensor, image file, folder of images, IDX or ``.npz`` file (see :func:`load_images`).
         out_dir: folder for ``<kind>_<i>.png`` and ``<kind>.json`` (created).
         num_images: how many images (the first ones) to draw.
@@ -324,9 +298,10 @@ def visualize(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     model, settings, model_desc = load_model(model_or_run)
-    if predict_fn is None and not (hasattr(model, "sample") and hasattr(model, "predict_matrix")):
+    if not (isinstance(model, nn.Module) and isinstance(model, PARTLike)):
         raise ValueError(
-            f"model_or_run must be a PART objective with sample() and predict_matrix(); got {type(model).__name__}"
+            f"model_or_run must be a PART objective with sample() and predict_matrix() (an nn.Module with "
+            f"backbone and sampler, e.g. part.PARTModel); got {type(model).__name__}"
         )
     patch, model_chans, model_size = _model_geometry(model)
     mean = mean if mean is not None else settings.get("mean")
@@ -334,13 +309,14 @@ def visualize(
     if (mean is None) != (std is None):
         raise ValueError(f"give both mean and std or neither (mean={mean!r}, std={std!r})")
     channels = channels or settings.get("channels") or model_chans
-    size = _size_pair(image_size if image_size is not None else settings.get("image_size"), "image_size") or model_size
+    size = image_size if image_size is not None else settings.get("image_size")
+    size = model_size if size is None else size_pair(size, "image_size")
 
     raw, names = load_images(images, channels, size, num_images, min_size=patch)
     if device is None:
-        params = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-        device = params.device if params is not None else torch.device("cpu")
-    elif hasattr(model, "to"):
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    else:
         model = model.to(device)
     raw = raw.to(device)
     if mean is not None and not images_normalized:
@@ -394,7 +370,7 @@ def visualize(
         "num_patches": int(res.boxes.shape[1]),
         "seed": seed,
         "settings": {"reference": reference if not isinstance(reference, torch.Tensor) else "tensor",
-                     "sampler": sampler or getattr(getattr(model, "sampler", None), "name", None),
+                     "sampler": sampler or model.sampler.name,
                      "anchor": anchor, "margin": margin, "measure": measure, "row_height": row_height,
                      "mean": list(mean) if mean is not None else None,
                      "std": list(std) if std is not None else None},

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from part.sampling import GridSampler, OffGridSampler, ScaleAspectSampler
 from part.targets import relative_matrix
-from part.visualize.reconstruct import (
+from part.visualization.reconstruct import (
     choose_reference,
     least_squares_centres,
     paint_patches,

@@ -157,7 +157,7 @@ def symmetry(
     """Figure 6 as tensors: the predicted N x N matrices (ordered, shuffled), ground truth, scores.
 
     Args:
-        model: PART objective (see :func:`part.visualize.reconstruct.sample_and_predict`).
+        model: PART objective (see :func:`part.visualization.reconstruct.sample_and_predict`).
         images: ``(B, C, H, W)`` in the model's input space.
         generator: seeds the patch positions, then the shuffled order.
         sampler, num_patches, predict_fn: as in ``sample_and_predict``.

@@ -4,22 +4,27 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn as nn
 
 import part
 from part.sampling import GridSampler, OffGridSampler
 from part.targets import relative_matrix
 
 
-class Oracle:
-    """Same interface as PARTModel (``sample``, ``predict_matrix``), but predicts the TRUE transforms.
+class Oracle(nn.Module):
+    """Same interface as PARTModel (``sample``, ``predict_matrix``, ``backbone``, ``sampler``; see
+    :class:`part.visualization.PARTLike`), but predicts the TRUE transforms.
 
     It remembers the boxes of the last ``sample`` call and answers ``relative_matrix(boxes)``; it also
-    keeps the images it was given so tests can check what the model saw.
+    keeps the images it was given so tests can check what the model saw. Its backbone takes images of any
+    size and channel count (``img_size`` and ``in_chans`` are ``None``).
     """
 
     def __init__(self, sampler, with_scale: bool = False):
+        super().__init__()
         self.sampler = sampler
-        self.backbone = SimpleNamespace(patch_size=sampler.patch_size)
+        self.backbone = SimpleNamespace(patch_size=sampler.patch_size, img_size=None,
+                                        patch_embed=SimpleNamespace(in_chans=None))
         self.with_scale = with_scale
         self.seen_images = None
         self._boxes = None

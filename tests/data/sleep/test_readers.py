@@ -29,6 +29,7 @@ from part.data.sleep import (
     parse_stage,
     subject_split,
 )
+from part.data.sleep.stages import stage_annotations
 
 # wfdb 4.3 calls pandas with the deprecated inplace= keyword; that is wfdb's business, not this module's
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword:Warning")
@@ -115,6 +116,14 @@ def test_parse_stage():
     assert parse_stage(b"Sleep stage 2") == 2
     for marker in ["(arousal_rera", "arousal_rera)", "(resp_hypopnea", "resp_centralapnea)", "Lights off"]:
         assert parse_stage(marker) is None
+
+
+def test_stage_annotations_keep_stages_in_order_and_name_the_file():
+    is_stage, codes = stage_annotations(["W", "(arousal_rera", "Sleep stage ?", "arousal_rera)", "R"], "r1", "r1.x", "W..R")
+    np.testing.assert_array_equal(is_stage, [True, False, True, False, True])
+    np.testing.assert_array_equal(codes, [0, UNSCORED, 4])
+    with pytest.raises(DatasetFormatError, match=r"record r2: no sleep-stage annotations .* in r2\.x; found 2 other"):
+        stage_annotations(["Sleep stage ?", "Lights off"], "r2", "r2.x", "W..R")
 
 
 def test_label_windows_majority_and_unscored():

@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DatasetFormatError, DatasetNotFoundError, require_extra
+from ..errors import DatasetNotFoundError, require_extra
 from ..signal import PAPER_EEG
 from .recording import SleepRecording, select_channels
-from .stages import parse_stage
+from .stages import stage_annotations
 from .windowing import windows_from_record
 
 __all__ = ["PHYSIONET2018_EEG", "load_physionet2018_record", "record_base"]
@@ -114,15 +114,8 @@ def load_physionet2018_record(
     sig = np.asarray(rec.p_signal, dtype=np.float64).T  # (C, T) at rec.fs
     rate = float(rec.fs)
     samples, notes = _read_aux_notes(wfdb, base, "arousal")
-    codes_all = [parse_stage(a) for a in notes]
-    is_stage = np.array([c is not None for c in codes_all], dtype=bool)
-    if not any(c is not None and c >= 0 for c in codes_all):
-        raise DatasetFormatError(
-            f"record {name}: no sleep-stage annotations (W, N1, N2, N3, R) in {ann_file.name}; "
-            f"found {len(notes)} other annotations"
-        )
+    is_stage, codes = stage_annotations(notes, name, ann_file.name, "W, N1, N2, N3, R")
     st = samples[is_stage]
-    codes = np.array([c for c in codes_all if c is not None], dtype=np.int64)
     order = np.argsort(st, kind="stable")
     st, codes = st[order], codes[order]
     n_in = sig.shape[1]

@@ -140,7 +140,8 @@ def load_sleep_npz(
 
     Args:
         channels: names to keep; needs a ``channels`` array in the file (missing names are listed).
-        fs: rate of ``X``; default the file's ``fs``, else ``PAPER_EEG.fs`` (100 Hz). A given value must match the file's.
+        fs: rate of ``X``; default the file's ``fs``, else ``PAPER_EEG.fs`` (100 Hz). A given value must match
+            the file's.
         normalize: instance-normalise the windows (off by default: such files are usually preprocessed).
     """
     path = Path(path)

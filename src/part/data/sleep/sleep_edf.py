@@ -13,10 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DatasetFormatError, DatasetNotFoundError, require_extra
+from ..errors import DatasetNotFoundError, require_extra
 from ..signal import PAPER_EEG
 from .recording import SleepRecording, select_channels
-from .stages import parse_stage
+from .stages import stage_annotations
 from .windowing import windows_from_record
 
 __all__ = ["SLEEP_EDF_EEG", "load_sleep_edf_record", "find_hypnogram", "sleep_edf_ids"]
@@ -117,16 +117,9 @@ def load_sleep_edf_record(
     finally:
         hreader.close()
     shift = (hyp_start - psg_start).total_seconds() if hyp_start and psg_start else 0.0
-    codes_all = [parse_stage(d) for d in descriptions]
-    is_stage = np.array([c is not None for c in codes_all], dtype=bool)
-    if not any(c is not None and c >= 0 for c in codes_all):
-        raise DatasetFormatError(
-            f"record {name}: no sleep-stage annotations ('Sleep stage W/1/2/3/4/R') in {hyp.name}; "
-            f"found {len(codes_all)} other annotations"
-        )
+    is_stage, codes = stage_annotations(descriptions, name, hyp.name, "'Sleep stage W/1/2/3/4/R'")
     start_s = np.asarray(onsets, dtype=np.float64)[is_stage] + shift
     end_s = start_s + np.asarray(durations, dtype=np.float64)[is_stage]
-    codes = np.array([c for c in codes_all if c is not None], dtype=np.int64)
     return windows_from_record(
         signals,
         rates,

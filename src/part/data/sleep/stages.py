@@ -7,11 +7,14 @@ half of it (:func:`label_windows`); windows without such a majority are unscored
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
+from ..errors import DatasetFormatError
 from ..signal import PAPER_EEG, window_length
 
-__all__ = ["STAGES", "UNSCORED", "parse_stage", "label_windows"]
+__all__ = ["STAGES", "UNSCORED", "parse_stage", "stage_annotations", "label_windows"]
 
 STAGES: tuple[str, ...] = ("W", "N1", "N2", "N3", "REM")
 """Class names for labels ``0..4``."""
@@ -52,6 +55,24 @@ def parse_stage(text: str | bytes) -> int | None:
     if s in _UNSCORED_TEXT:
         return UNSCORED
     return None
+
+
+def stage_annotations(
+    texts: Iterable[str | bytes], record: str, file: str, expected: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stage annotations among a record's ``K`` annotation strings (:func:`parse_stage` of each).
+
+    Returns ``(is_stage, codes)``: ``bool (K,)`` marks the stage annotations (unscored ones included),
+    ``codes`` ``int64 (S,)`` their codes in order. Raises :class:`part.data.errors.DatasetFormatError`
+    ``"record <record>: no sleep-stage annotations (<expected>) in <file>; ..."`` when none is a scored stage.
+    """
+    parsed = [parse_stage(t) for t in texts]
+    if not any(c is not None and c >= 0 for c in parsed):
+        raise DatasetFormatError(
+            f"record {record}: no sleep-stage annotations ({expected}) in {file}; found {len(parsed)} other annotations"
+        )
+    is_stage = np.array([c is not None for c in parsed], dtype=bool)
+    return is_stage, np.array([c for c in parsed if c is not None], dtype=np.int64)
 
 
 def label_windows(

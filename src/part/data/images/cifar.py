@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import tarfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DatasetFormatError, DatasetNotFoundError, missing_path
+from ..safe_pickle import safe_loads
 from .base import InMemoryImageDataset, check_split
 
 __all__ = ["CIFARDataset"]
@@ -39,7 +39,7 @@ def _cifar_dir_variant(folder: Path) -> str | None:
 
 def _unpickle(data: bytes, source: str) -> dict:
     try:
-        obj = pickle.loads(data, encoding="bytes")
+        obj = safe_loads(data, encoding="bytes")
     except Exception as exc:  # pickle raises many types on garbage input
         raise DatasetFormatError(f"{source}: cannot unpickle CIFAR batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, dict):
@@ -56,8 +56,9 @@ class CIFARDataset(InMemoryImageDataset):
     with ``tarfile`` (nothing is extracted to disk). CIFAR-10 reads ``data_batch_1..5`` /
     ``test_batch`` with key ``b"labels"``; CIFAR-100 reads ``train`` / ``test`` with key
     ``b"fine_labels"`` (or ``b"coarse_labels"`` with ``label_type="coarse"``). Class names come from
-    ``batches.meta`` / ``meta`` when present. Pickles are loaded with ``encoding="bytes"``; only
-    load archives you trust (pickle can execute code).
+    ``batches.meta`` / ``meta`` when present. Pickles are loaded with ``encoding="bytes"`` by a
+    restricted unpickler (:mod:`part.data.safe_pickle`): plain containers, numbers, bytes and NumPy arrays
+    only, so a malicious file is refused instead of running code.
 
     Args:
         root: see above.

@@ -1,0 +1,88 @@
+"""Shared pieces of the reliability tests: a tiny run, subprocess CLI runs, run-folder snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def write_data(folder: Path) -> Path:
+    """64 random 8x8 grayscale images with labels, as a real .npz file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    path = folder / "tiny.npz"
+    np.savez(path, x=rng.integers(0, 256, (64, 8, 8), dtype=np.uint8), y=rng.integers(0, 4, 64))
+    return path
+
+
+def tiny_raw(data: Path, **train) -> dict:
+    t = {"max_steps": 12, "batch_size": 8, "log_every": 1, "ckpt_every": 3, "keep_last": 2, "seed": 0,
+         "device": "cpu", "threads": 1}
+    t.update(train)
+    return {
+        "model": {"arch": "custom", "embed_dim": 16, "depth": 1, "num_heads": 2, "img_size": 8, "patch_size": 4,
+                  "in_chans": 1, "drop_path_rate": 0.1},
+        "objective": {"name": "part", "num_pairs": 6},
+        "data": {"kind": "npz", "root": str(data), "rrc_scale": [0.5, 1.0]},
+        "optim": {"lr": 1e-3, "warmup_steps": 2},
+        "train": t,
+    }
+
+
+def write_config(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", PART_PROGRESS="0",
+                PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
+
+
+def part_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "part", *args]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(part_cmd(*args), env=env(), capture_output=True, text=True, timeout=timeout)
+
+
+def snapshot(folder: Path) -> dict:
+    """relative path -> sha256 of every file under ``folder`` (the lock file excluded: it names its holder)."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def records(run: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock field."""
+    out = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        rec.pop("img_per_s", None)
+        out.append(rec)
+    return out
+
+
+def same_end_state(a: Path, b: Path) -> None:
+    """Bit-identical final weights and metrics (wall-clock throughput aside)."""
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(str(a / "weights.safetensors")), load_file(str(b / "weights.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert wa[k].dtype == wb[k].dtype and bool((wa[k] == wb[k]).all()), f"{k} differs"
+    assert records(a) == records(b)
+    sa, sb = (json.loads((r / "summary.json").read_text()) for r in (a, b))
+    sa["final"].pop("img_per_s", None), sb["final"].pop("img_per_s", None)
+    assert sa == sb

@@ -153,14 +153,49 @@ def plan_run(run: str | Path, resume: bool | str = False, overwrite: bool = Fals
     return RunPlan("replace" if exists else "fresh", run)
 
 
+REPLACED = ".replaced"  # the replaced run waits here until its successor has a verified checkpoint
+
+
 def replace_run(run: str | Path) -> None:
-    """Delete the files of the run in ``run`` (the caller holds its lock and has validated everything)."""
+    """Set the run in ``run`` aside for ``--overwrite`` (the caller holds the lock and has validated
+    everything it can). Its files move to ``<run>/.replaced/``; :func:`drop_replaced` deletes them once the
+    new run has written a verified checkpoint, :func:`restore_replaced` puts them back if it fails first
+    (an error only found while training, e.g. a corrupt image, loses nothing)."""
     run = Path(run)
-    for sub in RUN_DIRS:
-        shutil.rmtree(run / sub, ignore_errors=True)
-    for f in RUN_FILES:
-        (run / f).unlink(missing_ok=True)
+    trash = run / REPLACED
+    shutil.rmtree(trash, ignore_errors=True)
+    trash.mkdir()
+    for name in (*RUN_DIRS, *RUN_FILES):
+        if (run / name).exists():
+            os.replace(run / name, trash / name)
 
 
-__all__ = ["RunFolderError", "RunLock", "RunPlan", "plan_run", "replace_run", "has_run", "is_finished",
+def restore_replaced(run: str | Path) -> bool:
+    """Undo :func:`replace_run`: remove what the failed new run wrote, move the old run back."""
+    run = Path(run)
+    trash = run / REPLACED
+    if not trash.is_dir():
+        return False
+    for name in (*RUN_DIRS, *RUN_FILES):
+        if (trash / name).exists():
+            if (run / name).is_dir():
+                shutil.rmtree(run / name)
+            elif (run / name).exists():
+                (run / name).unlink()
+            os.replace(trash / name, run / name)
+        elif (run / name).is_dir():
+            shutil.rmtree(run / name)
+        elif (run / name).exists():
+            (run / name).unlink()
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
+
+
+def drop_replaced(run: str | Path) -> None:
+    """The new run has a verified checkpoint: delete the replaced run for good."""
+    shutil.rmtree(Path(run) / REPLACED, ignore_errors=True)
+
+
+__all__ = ["RunFolderError", "RunLock", "RunPlan", "plan_run", "replace_run", "restore_replaced", "drop_replaced",
+           "has_run", "is_finished",
            "RUN_FILES", "RUN_DIRS", "LOCK_NAME"]

@@ -28,7 +28,7 @@ from .builders import build_dataset, build_objective
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed,
                           on_main)
 from .loader import ResumableSampler, SeededItems, ignore_stop_signals, one_line_worker_error
-from .runfolder import RunFolderError, RunLock, plan_run, replace_run
+from .runfolder import RunFolderError, RunLock, drop_replaced, plan_run, replace_run, restore_replaced
 from .signals import StopRequests, TrainingStopped
 
 
@@ -142,7 +142,12 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, prov
         if plan.mode == "finished":
             failed = False
             return _finished_result(run)
-        result = _train_locked(cfg, run, plan.mode, init, progress, objective, dataset, provenance, di)
+        try:
+            result = _train_locked(cfg, run, plan.mode, init, progress, objective, dataset, provenance, di)
+        except BaseException:
+            if lock is not None and plan.mode == "replace" and restore_replaced(run):
+                print(f"note: the run that --overwrite was replacing in {run} is restored", file=sys.stderr)
+            raise
         failed = False
         return result
     finally:
@@ -299,6 +304,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                     if step % t.ckpt_every == 0 or step == total or stop:
                         _save(run, objective, opt, scaler, gen, step, t, di, interval, track, last)
                         saved_at = step
+                        if di.is_main and mode == "replace":
+                            drop_replaced(run)  # the new run has a verified checkpoint
                     if stop:
                         raise TrainingStopped(
                             f"stopped at step {step} of {total} by {_signal_name(stops.signum)}; checkpoint "

@@ -7,6 +7,7 @@ that the CLI prints (errors are ``ValueError`` s, printed as one line with exit 
 from __future__ import annotations
 
 from ..cliargs import add_config_args, add_run_mode_args, check_run_mode
+from .knn import KNN_K, KNN_TEMPERATURE
 
 
 def register(subparsers) -> None:
@@ -25,8 +26,9 @@ def register(subparsers) -> None:
     add_config_args(p, "JSON file or folder for probe.json (default: <run>/probe.json)")
     p.add_argument("--pool", choices=["avg", "token"], default="avg",
                    help="features: mean of patch tokens (default) or the [CLS] token")
-    p.add_argument("--k", type=int, default=20, help="kNN neighbours (default 20)")
-    p.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (default 0.07)")
+    p.add_argument("--k", type=int, default=KNN_K, help=f"kNN neighbours (default {KNN_K})")
+    p.add_argument("--temperature", type=float, default=KNN_TEMPERATURE,
+                   help=f"kNN vote temperature (default {KNN_TEMPERATURE})")
     p.add_argument("--classifier", choices=["lbfgs", "adamw"], default="lbfgs", help="logistic regression solver")
     p.add_argument("--epochs", type=int, default=100, help="L-BFGS iterations / AdamW epochs (default 100)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty of the probe (default 1e-4)")

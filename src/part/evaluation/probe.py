@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from . import metrics as M
 from .evaluate import classification_report
 from .features import check_labels, dataset_labels, extract_features, limit, load_backbone, resolve_device
-from .knn import knn_scores
+from .knn import KNN_K, KNN_TEMPERATURE, knn_scores
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,7 +115,8 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     return classification_report(logits, test_y, num_classes)
 
 
-def knn_probe(train_x, train_y, test_x, test_y, num_classes: int, k: int = 20, temperature: float = 0.07) -> dict:
+def knn_probe(train_x, train_y, test_x, test_y, num_classes: int, k: int = KNN_K,
+              temperature: float = KNN_TEMPERATURE) -> dict:
     """Weighted kNN (:func:`part.evaluation.knn.knn_scores`) report on the test features."""
     scores = knn_scores(train_x, train_y, test_x, num_classes, k=k, temperature=temperature)
     out = classification_report(scores, test_y, num_classes)
@@ -142,8 +143,8 @@ def probe(
     out: str | Path | None = None,
     overrides: Iterable[str] = (),
     pool: str = "avg",
-    k: int = 20,
-    temperature: float = 0.07,
+    k: int = KNN_K,
+    temperature: float = KNN_TEMPERATURE,
     classifier: str = "lbfgs",
     epochs: int = 100,
     lr: float | None = None,

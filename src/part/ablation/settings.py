@@ -19,7 +19,9 @@ from typing import Iterable
 
 from ..config import Config, apply_overrides, load_config, merge_dicts, parse_override, read_yaml_mapping
 from ..engine.builders import PART_SAMPLERS
+from ..evaluation.features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
 from ..evaluation.knn import KNN_K, KNN_TEMPERATURE
+from ..evaluation.probe import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
 
 PART_OBJECTIVES = tuple(PART_SAMPLERS)  # the objectives with a relative encoder: heads and #pairs vary
 SUPERVISED = "supervised"  # the from-scratch fine-tune row: no pretraining
@@ -34,7 +36,7 @@ class PretextSettings:
     enabled: bool = True
     split: str = "test"
     max_samples: int | None = 1000
-    batch_size: int = 256
+    batch_size: int = EVAL_BATCH_SIZE
 
 
 @dataclass
@@ -42,16 +44,16 @@ class ProbeSettings:
     """Linear probe + weighted kNN on frozen features (:func:`part.evaluation.probe`)."""
 
     enabled: bool = True
-    pool: str = "avg"
-    classifier: str = "lbfgs"
-    epochs: int = 100
+    pool: str = DEFAULT_POOL
+    classifier: str = DEFAULT_CLASSIFIER
+    epochs: int = PROBE_EPOCHS
     lr: float | None = None
-    weight_decay: float = 1e-4
+    weight_decay: float = PROBE_WEIGHT_DECAY
     k: int = KNN_K
     temperature: float = KNN_TEMPERATURE
     max_train: int | None = None
     max_test: int | None = None
-    batch_size: int = 256
+    batch_size: int = EVAL_BATCH_SIZE
 
 
 @dataclass
@@ -67,7 +69,7 @@ class FinetuneSettings:
     data: dict = field(default_factory=dict)
     optim: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
-    eval_batch_size: int = 256
+    eval_batch_size: int = EVAL_BATCH_SIZE
 
 
 @dataclass
@@ -330,10 +332,10 @@ def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{section}.{key} must be a positive int{' or null' if optional else ''}, got {value!r}")
-    if acfg.probe.enabled and acfg.probe.pool not in ("avg", "token"):
-        raise ValueError(f"probe.pool must be 'avg' or 'token', got {acfg.probe.pool!r}")
-    if acfg.probe.enabled and acfg.probe.classifier not in ("lbfgs", "adamw"):
-        raise ValueError(f"probe.classifier must be 'lbfgs' or 'adamw', got {acfg.probe.classifier!r}")
+    for key, valid in (("pool", POOLS), ("classifier", CLASSIFIERS)):
+        value = getattr(acfg.probe, key)
+        if acfg.probe.enabled and value not in valid:
+            raise ValueError(f"probe.{key} must be {' or '.join(map(repr, valid))}, got {value!r}")
 
 
 __all__ = ["AblationConfig", "PretextSettings", "ProbeSettings", "FinetuneSettings", "ObjectiveSettings",

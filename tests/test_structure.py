@@ -9,7 +9,7 @@ import pytest
 
 from .import_graph import cycles, guarded_imports, module_files, private_imports
 
-PACKAGES = ["part.data", "part.visualization"]
+PACKAGES = ["part.data", "part.visualization", "part.ablation"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

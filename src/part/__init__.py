@@ -14,7 +14,7 @@ from .objectives import PARTModel, PARTOutput
 from .api import pretrain
 from .evaluation import evaluate, export_run, finetune, probe
 from .visualization import visualize  # the function part.visualize(); the package is part.visualization
-from .ablate import ablate  # likewise
+from .ablation import ablate  # the function part.ablate(); the package is part.ablation
 from .config import Config, load_config
 
 __version__ = "0.1.0"

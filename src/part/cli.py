@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_evaluation(sub)  # finetune, probe, evaluate, export
 
-    from .ablate_commands import register as register_ablate
+    from .ablation.commands import register as register_ablate
 
     register_ablate(sub)  # ablate
 

@@ -185,10 +185,16 @@ def config_from_dict(data: dict | None) -> Config:
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """``"optim.lr=1e-3"`` -> ``("optim.lr", 0.001)``; values are parsed as YAML scalars/lists."""
+    """``"optim.lr=1e-3"`` -> ``("optim.lr", 0.001)``; values are parsed as YAML scalars/lists.
+
+    The key is a dotted path; in :func:`apply_overrides` a part that is a whole number indexes a list
+    (``data.rrc_scale.0=0.3``, ``grid.0.seeds=[0]`` of an ablation config)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-3)")
     key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"override {item!r}: key {key!r} has an empty part (write section.key=value)")
     value = yaml.safe_load(raw) if raw.strip() else None
     # YAML reads "5e-4" as a string; accept scientific notation for numbers
     if isinstance(value, str):
@@ -196,58 +202,95 @@ def parse_override(item: str) -> tuple[str, Any]:
             value = float(value) if any(c in value for c in ".eE") else value
         except ValueError:
             pass
-    return key.strip(), value
+    return key, value
 
 
 def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
-    """Apply dotted overrides to a nested mapping (a copy); unknown keys are caught by validation."""
+    """Apply dotted overrides, in order, to a copy of a nested mapping; unknown keys are caught by validation.
+
+    A missing section is created; a whole-number part indexes a list that is there (``data.rrc_scale.0=0.3``
+    sets the first entry; an index past the end raises :class:`ConfigError` naming it)."""
     out = _deep_copy(data)
     for item in overrides or ():
         key, value = parse_override(item)
-        parts = key.split(".")
-        node = out
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {key!r}: {p!r} is not a section")
-        node[parts[-1]] = value
+        _set_dotted(out, key, value)
     return out
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node: Any = data
+    for i, p in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = node[_list_index(node, p, key)]
+        else:
+            if p not in node and parts[i + 1].isdigit():
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"override {key!r}: {where} is not set, so there is no list to index; "
+                                  f"give the whole list ({where}=[...])")
+            node = node.setdefault(p, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"override {key!r}: {p!r} is not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override {key!r}: no list entry {part} (the list has {len(node)})")
+    return int(part)
 
 
 def _deep_copy(d):
-    return {k: _deep_copy(v) for k, v in d.items()} if isinstance(d, dict) else d
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    return [_deep_copy(v) for v in d] if isinstance(d, list) else d
+
+
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
+    """The mapping at the top level of a YAML file (empty file: ``{}``). A missing or unreadable file, a
+    YAML syntax error (named as ``file:line:col``) or another top-level value raises :class:`ConfigError`
+    naming ``what`` and the path."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} not found: {p}")
+    try:
+        with open(p) as f:
+            loaded = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {p}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{what} {p} must contain a mapping at the top level")
+    return loaded
+
+
+def merge_dicts(base: dict, update: dict | None) -> dict:
+    """``update`` merged onto a copy of ``base``: mappings merge key by key (recursively), any other value
+    (lists included) replaces; the result shares no mapping or list with either input."""
+    out = _deep_copy(base)
+    for k, v in (update or {}).items():
+        out[k] = merge_dicts(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else _deep_copy(v)
+    return out
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (), base: dict | None = None) -> Config:
-    """Read a YAML config (or start from ``base``/defaults), apply overrides, validate."""
-    data: dict = _deep_copy(base or {})
+    """Read a YAML config (or start from ``base``/defaults), apply overrides, validate.
+
+    Overrides see the defaults, so ``data.rrc_scale.0=0.3`` indexes the default list when the file has none."""
+    data = merge_dicts(Config().to_dict(), base)
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            with open(p) as f:
-                loaded = yaml.safe_load(f) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {p}: {getattr(exc, 'strerror', None) or exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p} must contain a mapping at the top level")
-        data = _merge(data, loaded)
+        data = merge_dicts(data, read_yaml_mapping(path))
     cfg = config_from_dict(apply_overrides(data, overrides))
     validate_config(cfg)
     return cfg
-
-
-def _merge(a: dict, b: dict) -> dict:
-    out = _deep_copy(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _need(ok: bool, key: str, value, rule: str) -> None:
@@ -341,5 +384,6 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 __all__ = [
     "ConfigError", "Config", "ModelConfig", "ObjectiveConfig", "DataConfig", "OptimConfig", "TrainConfig",
-    "config_from_dict", "load_config", "apply_overrides", "parse_override", "save_config", "validate_config",
+    "config_from_dict", "load_config", "apply_overrides", "parse_override", "merge_dicts", "read_yaml_mapping",
+    "save_config", "validate_config",
 ]

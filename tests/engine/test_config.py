@@ -41,7 +41,7 @@ def test_override_is_a_copy():
 def test_shipped_configs_load():
     from pathlib import Path
 
-    from part.ablate import load_ablation_config
+    from part.ablation import load_ablation_config
 
     root = Path(__file__).resolve().parents[2] / "configs"
     files = sorted(root.glob("*.yaml"))

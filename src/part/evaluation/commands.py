@@ -7,6 +7,9 @@ that the CLI prints (errors are ``ValueError`` s, printed as one line with exit 
 from __future__ import annotations
 
 from ..cliargs import add_config_args, add_run_mode_args, check_run_mode
+from .features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
+from .knn import KNN_K, KNN_TEMPERATURE
+from .probe import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
 
 
 def register(subparsers) -> None:
@@ -23,16 +26,20 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("probe", help="linear probe + kNN on frozen features of a backbone")
     p.add_argument("--run", required=True, help="run folder (any objective) or .safetensors weights / export")
     add_config_args(p, "JSON file or folder for probe.json (default: <run>/probe.json)")
-    p.add_argument("--pool", choices=["avg", "token"], default="avg",
+    p.add_argument("--pool", choices=list(POOLS), default=DEFAULT_POOL,
                    help="features: mean of patch tokens (default) or the [CLS] token")
-    p.add_argument("--k", type=int, default=20, help="kNN neighbours (default 20)")
-    p.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (default 0.07)")
-    p.add_argument("--classifier", choices=["lbfgs", "adamw"], default="lbfgs", help="logistic regression solver")
-    p.add_argument("--epochs", type=int, default=100, help="L-BFGS iterations / AdamW epochs (default 100)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty of the probe (default 1e-4)")
+    p.add_argument("--k", type=int, default=KNN_K, help=f"kNN neighbours (default {KNN_K})")
+    p.add_argument("--temperature", type=float, default=KNN_TEMPERATURE,
+                   help=f"kNN vote temperature (default {KNN_TEMPERATURE})")
+    p.add_argument("--classifier", choices=list(CLASSIFIERS), default=DEFAULT_CLASSIFIER,
+                   help="logistic regression solver")
+    p.add_argument("--epochs", type=int, default=PROBE_EPOCHS,
+                   help=f"L-BFGS iterations / AdamW epochs (default {PROBE_EPOCHS})")
+    p.add_argument("--weight-decay", type=float, default=PROBE_WEIGHT_DECAY,
+                   help=f"L2 penalty of the probe (default {PROBE_WEIGHT_DECAY:g})")
     p.add_argument("--max-train", type=int, help="use the first N training samples only")
     p.add_argument("--max-test", type=int, help="use the first N test samples only")
-    p.add_argument("--batch-size", type=int, default=256, help="feature extraction batch size")
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help="feature extraction batch size")
     p.add_argument("--device", help="cpu | cuda (default: the config's train.device)")
     p.set_defaults(func=_probe)
 
@@ -42,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="results JSON (default <run>/results.json)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override the run's config, e.g. --set data.root=/new/place")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE)
     p.add_argument("--max-samples", type=int, help="evaluate the first N samples only")
     p.add_argument("--device", help="cpu | cuda (default: the run's train.device)")
     p.add_argument("--seed", type=int, default=0, help="patch/pair sampling seed of pretext metrics")

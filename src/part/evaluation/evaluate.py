@@ -20,7 +20,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import metrics as M
-from .features import check_dataset_labels, limit, resolve_device
+from .features import EVAL_BATCH_SIZE, check_dataset_labels, limit, resolve_device
 
 
 # --------------------------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def classification_report(scores: torch.Tensor, labels: torch.Tensor, num_classe
 
 
 @torch.no_grad()
-def predict(objective: nn.Module, dataset: Dataset, batch_size: int = 256, device=None,
+def predict(objective: nn.Module, dataset: Dataset, batch_size: int = EVAL_BATCH_SIZE, device=None,
             num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits (N, K) float32 CPU, labels (N,) int64)`` of a supervised objective in eval mode.
 
@@ -74,7 +74,7 @@ def predict(objective: nn.Module, dataset: Dataset, batch_size: int = 256, devic
     return torch.cat(logits), torch.cat(labels)
 
 
-def evaluate_classifier(objective: nn.Module, dataset: Dataset, batch_size: int = 256, device=None,
+def evaluate_classifier(objective: nn.Module, dataset: Dataset, batch_size: int = EVAL_BATCH_SIZE, device=None,
                         what: str = "test split") -> dict:
     """:func:`classification_report` of a supervised objective on ``dataset`` (labels checked first)."""
     k = objective.num_classes
@@ -87,7 +87,7 @@ def evaluate_classifier(objective: nn.Module, dataset: Dataset, batch_size: int 
 # pretext
 # --------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def evaluate_pretext(objective: nn.Module, dataset: Dataset, batch_size: int = 256, device=None,
+def evaluate_pretext(objective: nn.Module, dataset: Dataset, batch_size: int = EVAL_BATCH_SIZE, device=None,
                      seed: int = 0) -> dict:
     """Pretext metrics of a self-supervised objective on a held-out ``dataset``, eval mode, no gradients.
 
@@ -145,7 +145,7 @@ def evaluate(
     split: str = "test",
     out: str | Path | None = None,
     overrides: Iterable[str] = (),
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH_SIZE,
     max_samples: int | None = None,
     device: str | None = None,
     seed: int = 0,

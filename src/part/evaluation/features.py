@@ -27,6 +27,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ..engine import checkpoint as ck
 
 BACKBONE_PREFIX = "backbone."
+EVAL_BATCH_SIZE = 256  # items per forward pass when evaluating, probing, extracting features
+POOLS = ("avg", "token")  # frozen features: mean of the patch tokens or the [CLS] token
+DEFAULT_POOL = "avg"  # PART's [CLS] token is read by no loss during pretraining
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,8 +237,8 @@ def limit(dataset: Dataset, max_samples: int | None) -> Dataset:
 def extract_features(
     backbone: nn.Module,
     data: Dataset | DataLoader,
-    pool: str = "avg",
-    batch_size: int = 256,
+    pool: str = DEFAULT_POOL,
+    batch_size: int = EVAL_BATCH_SIZE,
     device: str | torch.device | None = None,
     num_workers: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,7 +249,7 @@ def extract_features(
     gradients, and ``pool`` reduces the tokens: ``"token"`` = the [CLS] token, ``"avg"`` = the mean of the
     patch tokens. The backbone's train/eval mode is restored afterwards.
     """
-    if pool not in ("token", "avg"):
+    if pool not in POOLS:
         raise ValueError(f"pool must be 'token' or 'avg', got {pool!r}")
     if pool == "token" and getattr(backbone, "cls_token", None) is None:
         raise ValueError("pool='token' needs a backbone with a class token; use pool='avg'")

@@ -33,7 +33,7 @@ import torch
 
 from . import metrics as M
 from .evaluate import evaluate_classifier, summary_row
-from .features import check_dataset_labels, load_backbone_weights, resolve_weights_path
+from .features import EVAL_BATCH_SIZE, check_dataset_labels, load_backbone_weights, resolve_weights_path
 
 
 @dataclass
@@ -84,7 +84,7 @@ def finetune(
     overwrite: bool = False,
     progress: bool = True,
     evaluate: bool = True,
-    eval_batch_size: int = 256,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
 ) -> FinetuneResult:
     """Fine-tune (or train from scratch) a classifier and evaluate it on the test split.
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+KNN_K = 20  # neighbours (DINO's default); every kNN default in the package reads these two
+KNN_TEMPERATURE = 0.07  # T of the vote weights exp(s / T)
+
 
 def knn_scores(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
     test_features: torch.Tensor,
     num_classes: int,
-    k: int = 20,
-    temperature: float = 0.07,
+    k: int = KNN_K,
+    temperature: float = KNN_TEMPERATURE,
     chunk_size: int = 1024,
 ) -> torch.Tensor:
     """Class scores ``(N_test, num_classes)``: the summed vote weights ``exp(s / T)`` of each test sample's
@@ -66,10 +69,10 @@ def knn_scores(
     return torch.cat(out) if out else torch.zeros(0, num_classes)
 
 
-def knn_predict(train_features, train_labels, test_features, num_classes: int, k: int = 20,
-                temperature: float = 0.07) -> torch.Tensor:
+def knn_predict(train_features, train_labels, test_features, num_classes: int, k: int = KNN_K,
+                temperature: float = KNN_TEMPERATURE) -> torch.Tensor:
     """Predicted classes ``(N_test,)`` = argmax of :func:`knn_scores`."""
     return knn_scores(train_features, train_labels, test_features, num_classes, k, temperature).argmax(dim=1)
 
 
-__all__ = ["knn_scores", "knn_predict"]
+__all__ = ["knn_scores", "knn_predict", "KNN_K", "KNN_TEMPERATURE"]

@@ -27,8 +27,14 @@ import torch.nn.functional as F
 
 from . import metrics as M
 from .evaluate import classification_report
-from .features import check_labels, dataset_labels, extract_features, limit, load_backbone, resolve_device
-from .knn import knn_scores
+from .features import (DEFAULT_POOL, EVAL_BATCH_SIZE, check_labels, dataset_labels, extract_features, limit,
+                       load_backbone, resolve_device)
+from .knn import KNN_K, KNN_TEMPERATURE, knn_scores
+
+CLASSIFIERS = ("lbfgs", "adamw")  # logistic-regression solvers
+DEFAULT_CLASSIFIER = "lbfgs"  # full batch, deterministic
+PROBE_EPOCHS = 100  # L-BFGS iterations / AdamW epochs
+PROBE_WEIGHT_DECAY = 1e-4
 
 
 # --------------------------------------------------------------------------------------------------
@@ -46,10 +52,10 @@ def train_logistic_regression(
     features: torch.Tensor,
     labels: torch.Tensor,
     num_classes: int,
-    optimizer: str = "lbfgs",
-    epochs: int = 100,
+    optimizer: str = DEFAULT_CLASSIFIER,
+    epochs: int = PROBE_EPOCHS,
     lr: float | None = None,
-    weight_decay: float = 1e-4,
+    weight_decay: float = PROBE_WEIGHT_DECAY,
     batch_size: int = 256,
     seed: int = 0,
 ) -> nn.Linear:
@@ -60,7 +66,7 @@ def train_logistic_regression(
     mini-batches of ``batch_size``, lr ``lr`` (default 1e-3) with cosine decay, decoupled ``weight_decay``.
     The weights start at zero (LBFGS) / from a seeded init (AdamW), so results are reproducible.
     """
-    if optimizer not in ("lbfgs", "adamw"):
+    if optimizer not in CLASSIFIERS:
         raise ValueError(f"optimizer must be 'lbfgs' or 'adamw', got {optimizer!r}")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -115,7 +121,8 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     return classification_report(logits, test_y, num_classes)
 
 
-def knn_probe(train_x, train_y, test_x, test_y, num_classes: int, k: int = 20, temperature: float = 0.07) -> dict:
+def knn_probe(train_x, train_y, test_x, test_y, num_classes: int, k: int = KNN_K,
+              temperature: float = KNN_TEMPERATURE) -> dict:
     """Weighted kNN (:func:`part.evaluation.knn.knn_scores`) report on the test features."""
     scores = knn_scores(train_x, train_y, test_x, num_classes, k=k, temperature=temperature)
     out = classification_report(scores, test_y, num_classes)
@@ -141,16 +148,16 @@ def probe(
     config=None,
     out: str | Path | None = None,
     overrides: Iterable[str] = (),
-    pool: str = "avg",
-    k: int = 20,
-    temperature: float = 0.07,
-    classifier: str = "lbfgs",
-    epochs: int = 100,
+    pool: str = DEFAULT_POOL,
+    k: int = KNN_K,
+    temperature: float = KNN_TEMPERATURE,
+    classifier: str = DEFAULT_CLASSIFIER,
+    epochs: int = PROBE_EPOCHS,
     lr: float | None = None,
-    weight_decay: float = 1e-4,
+    weight_decay: float = PROBE_WEIGHT_DECAY,
     max_train: int | None = None,
     max_test: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH_SIZE,
     num_classes: int | None = None,
     train_data=None,
     test_data=None,
@@ -237,4 +244,5 @@ def probe(
     return ProbeResult(lin, knn, out, info)
 
 
-__all__ = ["standardize", "train_logistic_regression", "linear_probe", "knn_probe", "probe", "ProbeResult"]
+__all__ = ["standardize", "train_logistic_regression", "linear_probe", "knn_probe", "probe", "ProbeResult",
+           "CLASSIFIERS", "DEFAULT_CLASSIFIER", "PROBE_EPOCHS", "PROBE_WEIGHT_DECAY"]

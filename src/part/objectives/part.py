@@ -117,6 +117,7 @@ class PARTModel(nn.Module):
         self.num_pairs = num_pairs
         self.check_inputs = check_inputs
         n_fixed = self._fixed_num_patches()
+        self.num_patches = n_fixed  # N per image for the backbone's input size (as the baselines expose it)
         if n_fixed is not None:
             resolve_num_pairs(num_pairs, n_fixed)  # fail at construction, not at the first step
         if isinstance(head, str):

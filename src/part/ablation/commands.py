@@ -1,4 +1,4 @@
-"""``part ablate``: argparse registration, thin over :func:`part.ablate.ablate` (one to one).
+"""``part ablate``: argparse registration, thin over :func:`part.ablation.ablate` (one to one).
 
 ``part.cli`` calls :func:`register` on its subparsers; the handler returns the ``"wrote ... to PATH"`` line
 that the CLI prints (errors are ``ValueError`` s, printed as one line with exit code 2).
@@ -7,6 +7,8 @@ that the CLI prints (errors are ``ValueError`` s, printed as one line with exit 
 """
 
 from __future__ import annotations
+
+from .run import ablate
 
 
 def register(subparsers) -> None:
@@ -17,8 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--config", required=True, help="ablation YAML (see configs/ablate_*.yaml)")
     p.add_argument("--out", help="ablation folder (default runs/<config name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an ablation config value, e.g. --set pretrain.train.max_steps=50 or "
-                        "--set grid.seeds=[0] (repeatable)")
+                   help="override an ablation config value, e.g. --set pretrain.train.max_steps=50, "
+                        "--set grid.seeds=[0] or --set grid.0.num_pairs=[64] (a number indexes a list; repeatable)")
     p.add_argument("--no-resume", action="store_true",
                    help="delete the cells in --out and rerun all of them (default: skip finished cells, "
                         "resume half-finished runs)")
@@ -28,8 +30,6 @@ def register(subparsers) -> None:
 
 
 def _ablate(args) -> str:
-    from .ablate import ablate
-
     res = ablate(args.config, out=args.out, resume=not args.no_resume, overrides=args.overrides,
                  progress=args.progress, dry_run=args.dry_run)
     if args.dry_run:

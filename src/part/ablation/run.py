@@ -1,0 +1,320 @@
+"""Running an ablation: each cell ``pretrain -> pretext errors -> probe -> fine-tune`` through the Python API
+(:func:`part.pretrain`, :func:`part.evaluation.evaluate`, :func:`part.evaluation.probe`,
+:func:`part.evaluation.finetune`), resumable, then the reports and plots.
+
+Resuming: every finished stage is recorded in ``<cell>/stages.json`` with its *spec* (its settings in a
+JSON-normal form, without the settings that change how a run executes but not what it computes); a finished
+cell's ``result.json`` holds the specs of all its stages and its row. A stage whose stored spec equals today's
+is not redone; a cell whose every spec is equal is skipped without loading a model. Specs written by an older
+version are read in today's normal form (fields added since then take their defaults).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+
+from ..api import pretrain
+from ..config import config_from_dict, load_config
+from ..engine import TrainingDiverged, list_checkpoints
+from ..evaluation import evaluate, finetune, probe
+from ..evaluation.metrics import save_results_json
+from .plan import Cell, plan_cells
+from .plots import make_plots
+from .report import STAGES, aggregate, cell_row, format_markdown, write_csv, write_table
+from .settings import AblationConfig, PretextSettings, ProbeSettings, load_ablation_config
+
+
+@dataclass
+class AblationResult:
+    """``out``: the ablation folder; ``rows``: one dict per cell (the CSV); ``groups``: the aggregated
+    rows (mean/std per (objective, head, #pairs)); ``table``: Markdown; ``ran``/``skipped``: cell names
+    run (entirely or partly) / skipped as finished in this call; ``plots``: PNG paths."""
+
+    out: Path
+    rows: list
+    groups: list
+    table: str
+    csv_path: Path | None = None
+    table_path: Path | None = None
+    plots: list = field(default_factory=list)
+    ran: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    cells: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# specs: what a stage computes, to compare stored and current settings
+# --------------------------------------------------------------------------------------------------
+# how a run executes, not what it computes: changing them keeps finished cells valid
+EXEC_KEYS = (("train", "threads"), ("data", "num_workers"), ("train", "log_every"), ("train", "ckpt_every"),
+             ("train", "keep_last"), ("train", "device"))
+_STAGE_TYPES = {"pretext": PretextSettings, "probe": ProbeSettings}
+
+
+def _norm(obj) -> Any:
+    """JSON-normal form (tuples -> lists, sorted keys) for comparing stored and current settings."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def first_difference(old, new, prefix: str = "") -> str:
+    """``"optim.lr: 0.001 -> 0.005"``: the first key (sorted, depth first) whose values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new), key=str):
+            if old.get(k, "<unset>") != new.get(k, "<unset>"):
+                return first_difference(old.get(k, "<unset>"), new.get(k, "<unset>"), f"{prefix}{k}.")
+    return f"{prefix.rstrip('.')}: {old!r} -> {new!r}"
+
+
+def run_spec(cfg: dict) -> dict:
+    """The spec of a training run's config (a mapping): normal form without :data:`EXEC_KEYS`."""
+    out = _norm(cfg)
+    for section, key in EXEC_KEYS:
+        out.get(section, {}).pop(key, None)
+    return out
+
+
+def cell_spec(cell: Cell, acfg: AblationConfig) -> dict:
+    """The spec of every stage of ``cell`` (None: the stage does not run)."""
+    spec = {
+        "pretrain": run_spec(cell.pretrain.to_dict()) if cell.pretrain is not None else None,
+        "pretext": dataclasses.asdict(acfg.pretext) if acfg.pretext.enabled and cell.pretrain is not None else None,
+        "probe": dataclasses.asdict(acfg.probe) if acfg.probe.enabled and cell.pretrain is not None else None,
+        "finetune": run_spec(cell.finetune.to_dict()) if cell.finetune is not None else None,
+    }
+    return _norm(spec)
+
+
+def canonical(stage: str, value) -> Any:
+    """A stored stage spec in today's normal form: settings written by an older version get the fields
+    added since then at their defaults, so adding an option to the config schema does not invalidate
+    finished cells. Unreadable specs stay as they are (and compare unequal)."""
+    if value is None or not isinstance(value, dict):
+        return value
+    try:
+        if stage in ("pretrain", "finetune"):
+            return run_spec(config_from_dict(value).to_dict())
+        return _norm(dataclasses.asdict(_STAGE_TYPES[stage](**value)))
+    except (TypeError, ValueError, KeyError):
+        return _norm(value)
+
+
+def _same(stage: str, old, new) -> bool:
+    return canonical(stage, old) == new
+
+
+def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, bool]:
+    """``(resume, overwrite)`` for the engine on an existing run folder; a folder trained with other
+    settings raises ``ValueError``."""
+    cfg_path = run / "config.yaml"
+    if not cfg_path.is_file():
+        return False, run.exists() and any(run.iterdir())
+    old = run_spec(load_config(cfg_path).to_dict())
+    if old != spec:
+        raise ValueError(
+            f"cell {cell}: {run} holds a {what} run with other settings ({first_difference(old, spec)}); "
+            "use another --out, or resume=False (--no-resume) to rerun every cell")
+    return (True, False) if list_checkpoints(run / "checkpoints") else (False, True)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _last_record(run: Path) -> dict:
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return {}
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    return json.loads(lines[-1]) if lines else {}
+
+
+# --------------------------------------------------------------------------------------------------
+# one cell
+# --------------------------------------------------------------------------------------------------
+def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress: bool,
+             log: Callable[[str], None]) -> dict:
+    """Run the missing stages of one cell; returns ``stages`` (per stage: spec, metrics, seconds; ``error``
+    when a training run diverged)."""
+    cdir.mkdir(parents=True, exist_ok=True)
+    stages_path = cdir / "stages.json"
+    stages = _read_json(stages_path)
+
+    def done(stage: str) -> bool:
+        return stage in stages and _same(stage, stages[stage].get("spec"), spec[stage])
+
+    def record(stage: str, metrics: dict, seconds: float) -> None:
+        stages[stage] = {"spec": spec[stage], "metrics": metrics, "seconds": seconds}
+        save_results_json(stages_path, stages)
+
+    run = cdir / "pretrain"
+    if spec["pretrain"] is not None:
+        if "pretrain" in stages and not done("pretrain"):
+            diff = first_difference(canonical("pretrain", stages["pretrain"]["spec"]), spec["pretrain"])
+            raise ValueError(f"cell {cell.name}: pretrained with other settings ({diff}); use another --out, "
+                             "or resume=False (--no-resume) to rerun every cell")
+        if not done("pretrain") or not (run / "weights.safetensors").is_file():
+            resume, overwrite = _run_dir_state(run, spec["pretrain"], "pretraining", cell.name)
+            for s in STAGES[1:]:  # they read the weights being (re)made
+                stages.pop(s, None)
+            shutil.rmtree(cdir / "finetune", ignore_errors=True)
+            log(f"  pretrain {cell.method}" + (" (resuming)" if resume else ""))
+            t0 = time.perf_counter()
+            try:
+                pretrain(cell.pretrain, out=run, resume=resume, overwrite=overwrite, progress=progress)
+            except TrainingDiverged as exc:
+                return {"error": f"diverged: {exc}", **stages}
+            last = _last_record(run)
+            metrics = {k: v for k, v in last.items() if k not in ("epoch", "lr", "img_per_s")}
+            record("pretrain", metrics, time.perf_counter() - t0)
+
+    if spec["pretext"] is not None and not done("pretext"):
+        # every objective through part.evaluation: PART's translation errors, the others' loss and metrics
+        p = acfg.pretext
+        t0 = time.perf_counter()
+        res = evaluate(run, split=p.split, out=cdir / "pretext.json", batch_size=p.batch_size,
+                       max_samples=p.max_samples, seed=cell.seed, verbose=False)
+        metrics = {k: v for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        record("pretext", metrics, time.perf_counter() - t0)
+        log("  pretext: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "num_samples"))
+
+    if spec["probe"] is not None and not done("probe"):
+        p = acfg.probe
+        t0 = time.perf_counter()
+        res = probe(run, out=cdir / "probe.json", pool=p.pool, k=p.k, temperature=p.temperature,
+                    classifier=p.classifier, epochs=p.epochs, lr=p.lr, weight_decay=p.weight_decay,
+                    max_train=p.max_train, max_test=p.max_test, batch_size=p.batch_size, seed=cell.seed,
+                    verbose=False)
+        metrics = {"probe_top1": res.linear["top1"], "probe_top5": res.linear.get("top5"),
+                   "knn_top1": res.knn["top1"]}
+        record("probe", metrics, time.perf_counter() - t0)
+        log(f"  probe: linear top1 {metrics['probe_top1']:.4f}, kNN top1 {metrics['knn_top1']:.4f}")
+
+    if spec["finetune"] is not None and not done("finetune"):
+        ft_run = cdir / "finetune"
+        if "finetune" in stages or (ft_run / "config.yaml").is_file():
+            old = (canonical("finetune", stages["finetune"]["spec"]) if "finetune" in stages
+                   else run_spec(load_config(ft_run / "config.yaml").to_dict()))
+            if old != spec["finetune"]:  # a new fine-tune recipe on the same pretrained weights
+                log(f"  fine-tune settings changed ({first_difference(old, spec['finetune'])}): fine-tuning again")
+                shutil.rmtree(ft_run, ignore_errors=True)
+                stages.pop("finetune", None)
+        resume, overwrite = _run_dir_state(ft_run, spec["finetune"], "fine-tuning", cell.name)
+        init = run if cell.pretrain is not None else None
+        log("  finetune " + ("from scratch" if init is None else "from the pretrained backbone")
+            + (" (resuming)" if resume else ""))
+        t0 = time.perf_counter()
+        try:
+            res = finetune(cell.finetune, init=None if resume else init, out=ft_run, resume=resume,
+                           overwrite=overwrite, progress=progress, evaluate=True,
+                           eval_batch_size=acfg.finetune.eval_batch_size)
+        except TrainingDiverged as exc:
+            return {"error": f"fine-tune diverged: {exc}", **stages}
+        metrics = {"finetune_top1": res.results["top1"], "finetune_top5": res.results.get("top5"),
+                   "finetune_steps": res.train.step}
+        record("finetune", metrics, time.perf_counter() - t0)
+        log(f"  finetune: top1 {metrics['finetune_top1']:.4f}")
+    return stages
+
+
+def _finished_row(result_path: Path, spec: dict) -> dict | None:
+    """The stored row of a finished cell whose every stage spec equals ``spec``, else None."""
+    if not result_path.is_file():
+        return None
+    old = _read_json(result_path)
+    stored = old.get("spec")
+    if "row" in old and isinstance(stored, dict) and set(stored) == set(spec) and all(
+            _same(k, stored[k], spec[k]) for k in spec):
+        return old["row"]
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# the grid
+# --------------------------------------------------------------------------------------------------
+def ablate(
+    config: str | Path | dict | AblationConfig,
+    out: str | Path | None = None,
+    resume: bool = True,
+    overrides: Iterable[str] = (),
+    progress: bool = False,
+    dry_run: bool = False,
+    verbose: bool = True,
+) -> AblationResult:
+    """Run an ablation grid: every cell pretrain -> pretext errors -> probe -> fine-tune, then the
+    CSV, the mean ± std table and the plots (paper Tab. 2-7, Fig. 8).
+
+    Args:
+        config: ablation YAML path (``configs/ablate_*.yaml``), mapping or :class:`AblationConfig`.
+        out: the ablation folder (default ``runs/<config name>``).
+        resume: continue in ``out``: skip finished cells, resume half-finished training runs from their
+            checkpoints. ``False``: delete ``<out>/cells`` and rerun every cell.
+        overrides: dotted ``key=value`` strings on the ablation config (``pretrain.train.max_steps=50``,
+            ``grid.seeds=[0]``, ``grid.0.num_pairs=[64]``, ``probe.max_train=2000``, ...).
+        progress: progress bars of the training runs.
+        dry_run: plan and validate the cells, run nothing, write nothing (``cells`` lists them).
+        verbose: print one line per stage, and the table and the folder at the end.
+    Returns:
+        :class:`AblationResult`.
+    """
+    acfg = load_ablation_config(config, overrides)
+    cells = plan_cells(acfg)
+    out = Path(out) if out is not None else Path("runs") / acfg.name
+    log = (lambda msg: print(msg, flush=True)) if verbose else (lambda msg: None)
+    if dry_run:
+        for c in cells:
+            log(c.name)
+        log(f"{len(cells)} cells")
+        return AblationResult(out, [], [], "", cells=cells)
+    if not resume and (out / "cells").exists():
+        shutil.rmtree(out / "cells")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "ablation.yaml", "w") as f:
+        yaml.safe_dump(_norm(acfg.to_dict()), f, sort_keys=False)
+
+    rows, ran, skipped = [], [], []
+    t_all = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        cdir = out / "cells" / cell.name
+        spec = cell_spec(cell, acfg)
+        row = _finished_row(cdir / "result.json", spec)
+        if row is not None:
+            rows.append(row)
+            skipped.append(cell.name)
+            log(f"[{i}/{len(cells)}] {cell.name}: finished earlier, skipped")
+            continue
+        log(f"[{i}/{len(cells)}] {cell.name}")
+        stages = run_cell(cell, cdir, acfg, spec, progress, log)
+        row = cell_row(cell, stages)
+        rows.append(row)
+        ran.append(cell.name)
+        if "error" in stages:
+            log(f"  {stages['error']}")
+        else:
+            save_results_json(cdir / "result.json", {"spec": spec, "row": row})
+        log(f"  done in {row['wall_s'] or 0:.1f} s")
+
+    groups = aggregate(rows)
+    table = format_markdown(groups)
+    csv_path = write_csv(rows, out / "results.csv")
+    table_path = write_table(table, len(rows), out / "table.md", acfg.name)
+    plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
+    if verbose:
+        print(table)
+        print(f"ablation '{acfg.name}': {len(ran)} cells run, {len(skipped)} skipped, "
+              f"{time.perf_counter() - t_all:.0f} s; results in {out}")
+    return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells)
+
+
+__all__ = ["ablate", "AblationResult", "run_cell", "cell_spec", "run_spec", "canonical", "first_difference",
+           "EXEC_KEYS"]

@@ -1,0 +1,342 @@
+"""The ablation config: what an ``configs/ablate_*.yaml`` file may say, read and checked before any training.
+
+An ablation config is a base pretraining config (``pretrain``, the schema of :mod:`part.config`, optionally on
+top of a ``base`` file) plus a grid and the settings of the evaluation stages; see :mod:`part.ablation`.
+Files, merges and ``--set`` overrides go through :mod:`part.config` (:func:`~part.config.read_yaml_mapping`,
+:func:`~part.config.merge_dicts`, :func:`~part.config.apply_overrides`, whose dotted keys index lists:
+``grid.0.seeds=[0]``); the pretraining config is validated by :func:`~part.config.load_config`. This module
+adds the ablation's own sections and the rules of the grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from ..config import Config, apply_overrides, load_config, merge_dicts, parse_override, read_yaml_mapping
+from ..engine.builders import PART_SAMPLERS
+from ..evaluation.features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
+from ..evaluation.knn import KNN_K, KNN_TEMPERATURE
+from ..evaluation.probe import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
+
+PART_OBJECTIVES = tuple(PART_SAMPLERS)  # the objectives with a relative encoder: heads and #pairs vary
+SUPERVISED = "supervised"  # the from-scratch fine-tune row: no pretraining
+
+
+@dataclass
+class PretextSettings:
+    """Pretext metrics of each pretrained model on a held-out split (:func:`part.evaluation.evaluate`):
+    PART ``err_x``/``err_y``/``err_euclid`` (paper App. "Image classification": "ℓ2 error, and the mean
+    squared error in x and y"), MP3/DropPos position accuracy, MAE reconstruction loss."""
+
+    enabled: bool = True
+    split: str = "test"
+    max_samples: int | None = 1000
+    batch_size: int = EVAL_BATCH_SIZE
+
+
+@dataclass
+class ProbeSettings:
+    """Linear probe + weighted kNN on frozen features (:func:`part.evaluation.probe`)."""
+
+    enabled: bool = True
+    pool: str = DEFAULT_POOL
+    classifier: str = DEFAULT_CLASSIFIER
+    epochs: int = PROBE_EPOCHS
+    lr: float | None = None
+    weight_decay: float = PROBE_WEIGHT_DECAY
+    k: int = KNN_K
+    temperature: float = KNN_TEMPERATURE
+    max_train: int | None = None
+    max_test: int | None = None
+    batch_size: int = EVAL_BATCH_SIZE
+
+
+@dataclass
+class FinetuneSettings:
+    """Short end-to-end fine-tune (paper §4) of every pretrained backbone, and the from-scratch
+    ``supervised`` row. ``model``/``data``/``optim``/``train`` are merged onto the base pretrain config's
+    sections; ``options`` are the supervised objective's (``label_smoothing``, ``pos_embed``, ...)."""
+
+    enabled: bool = False
+    num_classes: int | None = None
+    options: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    optim: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    eval_batch_size: int = EVAL_BATCH_SIZE
+
+
+@dataclass
+class ObjectiveSettings:
+    """Settings of one objective label (see :mod:`part.ablation`)."""
+
+    objective: str | None = None
+    options: dict = field(default_factory=dict)
+    pretrain: dict = field(default_factory=dict)
+    finetune: dict = field(default_factory=dict)
+    heads: list | None = None
+    num_pairs: list | None = None
+
+
+@dataclass
+class GridBlock:
+    """``objectives`` x ``heads`` x ``num_pairs`` x ``seeds``; unset lists default to the base config's
+    ``objective.head`` / ``objective.num_pairs`` and the top-level ``seeds``."""
+
+    objectives: list
+    heads: list | None = None
+    num_pairs: list | None = None
+    seeds: list | None = None
+
+
+@dataclass
+class AblationConfig:
+    name: str
+    pretrain: dict
+    grid: list
+    seeds: list
+    objectives: dict
+    pretext: PretextSettings
+    probe: ProbeSettings
+    finetune: FinetuneSettings
+    base: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def settings(self, label: str) -> ObjectiveSettings:
+        """The settings of ``label`` (defaults when it has none)."""
+        return self.objectives.get(label) or ObjectiveSettings()
+
+    def method(self, label: str) -> str:
+        """The registry name behind ``label`` (``objectives.<label>.objective``, default the label)."""
+        return self.settings(label).objective or label
+
+
+_TOP_KEYS = ("name", "base", "pretrain", "grid", "seeds", "objectives", "pretext", "probe", "finetune")
+
+
+def _check_keys(data: dict, cls, where: str) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"unknown ablation config key {where}.{unknown[0]}; valid keys under {where}: {names}")
+
+
+def _section(cls, data, where: str):
+    """A settings dataclass from a mapping; ``false``/``None`` -> disabled, ``true`` -> enabled defaults."""
+    if data is None or data is False:
+        return cls(enabled=False) if "enabled" in cls.__dataclass_fields__ else cls()
+    if data is True:
+        return cls(enabled=True)
+    if not isinstance(data, dict):
+        raise ValueError(f"ablation config {where} must be a mapping (or true/false), got {type(data).__name__}")
+    _check_keys(data, cls, where)
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if hints[key] is dict and value is not None and not isinstance(value, dict):
+            raise ValueError(f"ablation config {where}.{key} must be a mapping, got {value!r}")
+    kwargs = {k: (v if v is not None or hints[k] is not dict else {}) for k, v in data.items()}
+    if "enabled" in cls.__dataclass_fields__ and "enabled" not in data:
+        kwargs["enabled"] = True  # giving the section turns it on
+    return cls(**kwargs)
+
+
+def _as_list(value, where: str) -> list | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        value = [value]
+    if not value:
+        raise ValueError(f"{where} must not be empty")
+    if len({json.dumps(v) for v in value}) != len(value):
+        raise ValueError(f"{where} lists a value twice: {value}")
+    return value
+
+
+def _pretrain_mapping(value) -> dict:
+    if not isinstance(value or {}, dict):
+        raise ValueError("ablation config pretrain must be a mapping (a pretraining config)")
+    return value or {}
+
+
+def load_ablation_config(config: str | Path | dict | AblationConfig, overrides: Iterable[str] = ()) -> AblationConfig:
+    """Read and validate an ablation config (YAML path or mapping) with dotted ``overrides``
+    (``grid.seeds=[0]``, ``pretrain.train.max_steps=50``, ``objectives.mae.options.mask_ratio=0.5``, or
+    ``grid.0.seeds=[0]`` for the first block of a list). Unknown keys, unknown objectives/heads, bad #pairs
+    and heads/#pairs given for a non-PART objective raise ``ValueError`` naming them."""
+    if isinstance(config, AblationConfig):
+        if not overrides:
+            return config
+        config = config.to_dict()
+    folder = Path(".")
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        data = read_yaml_mapping(path, "ablation config file")
+        data.setdefault("name", path.stem)
+        folder = path.parent
+    elif isinstance(config, dict):
+        data = merge_dicts(config, {})
+    else:
+        raise ValueError(f"config must be a YAML path, a mapping or an AblationConfig, got {type(config).__name__}")
+    overrides = list(overrides or ())
+    keys = [parse_override(o)[0] for o in overrides]
+    unknown = sorted((set(data) | {k.split(".")[0] for k in keys}) - set(_TOP_KEYS))
+    if unknown:
+        raise ValueError(f"unknown ablation config key {unknown[0]!r}; valid top-level keys: {list(_TOP_KEYS)}")
+    # the pretraining config is the defaults, then the base file, then `pretrain`; the overrides apply to
+    # the whole (pretrain.data.rrc_scale.0=0.3 indexes the list wherever it was set)
+    base = apply_overrides({"base": data.get("base")}, [o for o, k in zip(overrides, keys) if k == "base"])["base"]
+    pretrain = Config().to_dict()
+    if base is not None:
+        bpath = Path(base)
+        if not bpath.is_absolute() and not bpath.is_file():
+            bpath = folder / bpath
+        if not bpath.is_file():
+            raise ValueError(f"ablation config base: pretraining config file not found: {base} (looked in {folder})")
+        pretrain = merge_dicts(pretrain, read_yaml_mapping(bpath, "base config"))
+        base = str(bpath)
+    given = _pretrain_mapping(data.get("pretrain"))
+    data = apply_overrides({**data, "pretrain": merge_dicts(pretrain, given)}, overrides)
+    pretrain = _pretrain_mapping(data["pretrain"])
+    try:
+        base_cfg = load_config(None, (), base=pretrain)
+    except ValueError as exc:
+        raise ValueError(f"ablation config pretrain: {exc}") from None
+
+    seeds = _as_list(data.get("seeds", [base_cfg.train.seed]), "seeds")
+    raw_grid = data.get("grid")
+    if raw_grid is None:
+        raise ValueError("ablation config needs a grid (grid: {objectives: [...], num_pairs: [...], seeds: [...]})")
+    blocks_raw = raw_grid if isinstance(raw_grid, list) else [raw_grid]
+    blocks = []
+    for i, b in enumerate(blocks_raw):
+        where = f"grid[{i}]" if isinstance(raw_grid, list) else "grid"
+        if not isinstance(b, dict):
+            raise ValueError(f"{where} must be a mapping with objectives (and heads, num_pairs, seeds)")
+        _check_keys(b, GridBlock, where)
+        if "objectives" not in b:
+            raise ValueError(f"{where} needs objectives: [...]")
+        blocks.append(GridBlock(
+            objectives=_as_list(b["objectives"], f"{where}.objectives"),
+            heads=_as_list(b.get("heads"), f"{where}.heads"),
+            num_pairs=_as_list(b.get("num_pairs"), f"{where}.num_pairs"),
+            seeds=_as_list(b.get("seeds"), f"{where}.seeds"),
+        ))
+
+    objectives = {}
+    for label, s in (data.get("objectives") or {}).items():
+        where = f"objectives.{label}"
+        if s is None:
+            s = {}
+        if not isinstance(s, dict):
+            raise ValueError(f"{where} must be a mapping (objective, options, pretrain, finetune, heads, num_pairs)")
+        settings = _section(ObjectiveSettings, s, where)
+        settings.heads = _as_list(settings.heads, f"{where}.heads")
+        settings.num_pairs = _as_list(settings.num_pairs, f"{where}.num_pairs")
+        objectives[str(label)] = settings
+
+    acfg = AblationConfig(
+        name=str(data.get("name") or "ablation"), base=base, pretrain=pretrain, grid=blocks, seeds=seeds,
+        objectives=objectives,
+        pretext=_section(PretextSettings, data.get("pretext", {}), "pretext"),
+        probe=_section(ProbeSettings, data.get("probe", {}), "probe"),
+        finetune=_section(FinetuneSettings, data.get("finetune", False), "finetune"),
+    )
+    _validate(acfg, base_cfg)
+    return acfg
+
+
+def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
+    from ..models.heads import HEADS
+    from ..objectives.registry import objective_names
+    from ..targets import validate_num_pairs
+
+    names = objective_names()
+    for label, s in acfg.objectives.items():
+        method = s.objective or label
+        where = f"objectives.{label}"
+        if method not in names:
+            raise ValueError(f"{where}.objective: unknown objective {method!r}; choose one of {names}")
+        if method not in PART_OBJECTIVES:
+            for key in ("heads", "num_pairs"):
+                if getattr(s, key) is not None:
+                    raise ValueError(
+                        f"{where}.{key}: {key} only vary for the PART objectives {list(PART_OBJECTIVES)}; "
+                        f"{label!r} ({method}) has no relative encoder; remove {where}.{key}")
+        if method == SUPERVISED and s.pretrain:
+            raise ValueError(f"{where}.pretrain: {label!r} is the from-scratch fine-tune row and has no "
+                             f"pretraining; put its settings under {where}.finetune")
+        if method in PART_OBJECTIVES:
+            for key, lists in (("head", "heads"), ("num_pairs", "num_pairs")):
+                if key in s.options:
+                    raise ValueError(f"{where}.options.{key}: vary it with {where}.{lists} or grid.{lists}, "
+                                     "not as an option")
+        for key in s.finetune:
+            if key not in ("options", "model", "data", "optim", "train"):
+                raise ValueError(f"{where}.finetune.{key}: unknown key; valid: options, model, data, optim, train")
+    for i, block in enumerate(acfg.grid):
+        where = f"grid[{i}]" if len(acfg.grid) > 1 else "grid"
+        methods = []
+        for label in block.objectives:
+            if not isinstance(label, str):
+                raise ValueError(f"{where}.objectives: entries must be objective names, got {label!r}")
+            if label not in acfg.objectives and label not in names:
+                raise ValueError(
+                    f"{where}.objectives: unknown objective {label!r}; choose one of {names} or define a "
+                    f"variant under objectives.{label} (e.g. objective: supervised, options: {{...}})")
+            methods.append(acfg.method(label))
+        part_any = any(m in PART_OBJECTIVES for m in methods)
+        for key in ("heads", "num_pairs"):
+            if getattr(block, key) is not None and not part_any:
+                raise ValueError(
+                    f"{where}.{key}: {key} only vary for the PART objectives {list(PART_OBJECTIVES)}; none of "
+                    f"{block.objectives} is one; remove {where}.{key}")
+        for label in block.objectives:
+            s = acfg.objectives.get(label)
+            for h in (s.heads if s and s.heads else block.heads) or []:
+                if h not in HEADS:
+                    raise ValueError(f"{where}.heads: unknown head {h!r}; choose one of {list(HEADS)}")
+            for p in (s.num_pairs if s and s.num_pairs else block.num_pairs) or []:
+                try:
+                    validate_num_pairs(p)
+                except ValueError as exc:
+                    raise ValueError(f"{where}.num_pairs: {exc}") from None
+        for seed in block.seeds or acfg.seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ValueError(f"{where}.seeds: seeds must be non-negative ints, got {seed!r}")
+        if SUPERVISED in methods and not acfg.finetune.enabled:
+            label = block.objectives[methods.index(SUPERVISED)]
+            raise ValueError(f"{where}.objectives: {label!r} is the from-scratch fine-tune row; enable "
+                             "finetune (finetune: {num_classes: ..., train: {...}})")
+    for seed in acfg.seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seeds: seeds must be non-negative ints, got {seed!r}")
+    ft = acfg.finetune
+    if ft.enabled and (isinstance(ft.num_classes, bool) or not isinstance(ft.num_classes, int) or ft.num_classes < 2):
+        raise ValueError(f"finetune.num_classes must be an int >= 2 (the number of classes), got {ft.num_classes!r}")
+    # checked here, not after the first hour of pretraining
+    counts = [("probe", acfg.probe, k, k in ("max_train", "max_test"))
+              for k in ("epochs", "k", "batch_size", "max_train", "max_test")]
+    counts += [("pretext", acfg.pretext, k, k == "max_samples") for k in ("max_samples", "batch_size")]
+    counts += [("finetune", acfg.finetune, "eval_batch_size", False)]
+    for section, settings, key, optional in counts:
+        value = getattr(settings, key)
+        if not settings.enabled or (optional and value is None):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{section}.{key} must be a positive int{' or null' if optional else ''}, got {value!r}")
+    for key, valid in (("pool", POOLS), ("classifier", CLASSIFIERS)):
+        value = getattr(acfg.probe, key)
+        if acfg.probe.enabled and value not in valid:
+            raise ValueError(f"probe.{key} must be {' or '.join(map(repr, valid))}, got {value!r}")
+
+
+__all__ = ["AblationConfig", "PretextSettings", "ProbeSettings", "FinetuneSettings", "ObjectiveSettings",
+           "GridBlock", "load_ablation_config", "PART_OBJECTIVES", "SUPERVISED"]

@@ -7,9 +7,9 @@ import types
 
 import pytest
 
-from .import_graph import cycles, guarded_imports, module_files, private_imports
+from .import_graph import cycles, guarded_imports, imports, module_files, private_imports
 
-PACKAGES = ["part.data", "part.visualization", "part.ablation"]
+PACKAGES = ["part.data", "part.visualization", "part.ablation", "part.models", "part.sampling", "part.objectives"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -34,6 +34,18 @@ def test_every_module_is_its_parents_attribute(package):
         parent, _, leaf = name.rpartition(".")
         attr = getattr(importlib.import_module(parent), leaf)
         assert isinstance(attr, types.ModuleType) and attr is module, f"{name} is hidden by {attr!r}"
+
+
+def test_core_layers_import_downward_only():
+    """Networks know no objective, engine, data or config; geometry (sampling, targets) knows no network;
+    objectives know no engine (design: objectives -> models, sampling, targets)."""
+    allowed = {"part.models": ("part.models", "part.sampling", "part.targets"),
+               "part.sampling": ("part.sampling",),
+               "part.objectives": ("part.objectives", "part.models", "part.sampling", "part.targets")}
+    for package, ok in allowed.items():
+        bad = [(src, dst) for src, dst, _, _ in imports(package) if not dst.startswith(ok)]
+        assert bad == [], bad
+    assert any(src == "part.models.registry" and dst == "part.models.fast_heads" for src, dst, _, _ in imports("part.models"))
 
 
 def test_the_checks_see_a_cycle_and_a_private_import(tmp_path, monkeypatch):

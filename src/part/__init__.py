@@ -9,7 +9,8 @@ Paper: "How PARTs assemble into wholes: Learning the relative composition of ima
 """
 
 from . import sampling, targets
-from .models import ViTConfig, VisionTransformer, build_head, vit, vit_base, vit_custom, vit_small, vit_tiny
+from .models import ViTConfig, VisionTransformer, build_head, vit_base, vit_custom, vit_small, vit_tiny
+from .models.vit import vit
 from .objectives import PARTModel, PARTOutput
 from .api import pretrain
 from .evaluation import evaluate, export_run, finetune, probe

@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from .objectives.registry import resolve_objective_config
+from .sampling.boxes import POSITIONS
+
 
 @dataclass
 class ModelConfig:
@@ -38,17 +41,24 @@ class ModelConfig:
 @dataclass
 class ObjectiveConfig:
     """Pretext objective. ``name``: ``part`` (off-grid), ``part_grid``, ``part_scale``, or a baseline
-    (``mp3``, ``droppos``, ``mae``, ``supervised``). PART options follow paper §4/§5.3."""
+    (``mp3``, ``droppos``, ``mae``, ``supervised``); the table is :data:`part.objectives.registry.OBJECTIVES`.
+
+    The typed fields below are PART's own (paper §4/§5.3), the keyword arguments of
+    :class:`part.objectives.PARTModel` of the same names, where their defaults live: unset (null) means
+    that default, and a PART field set for another objective is an error
+    (:func:`part.objectives.registry.resolve_objective_config`). Other objectives take ``options``."""
 
     name: str = "part"
-    head: str = "cross_attention"
-    num_pairs: Any = 2048  # int or "all"
-    num_patches: int | None = None  # default H*W/P^2
-    box_size: float | None = None  # default P
-    scale_range: list = field(default_factory=lambda: [0.5, 2.0])
-    head_heads: int | None = None
-    head_hidden: int | None = None
-    options: dict = field(default_factory=dict)  # extra keyword arguments for baseline objectives
+    head: str | None = None  # relative encoder (part.models.registry.HEADS); default cross_attention
+    num_pairs: Any = None  # int or "all" (the whole pair universe); default 2048
+    num_patches: int | None = None  # default: the grid's count, H*W/P^2 (2D), T//L (1D)
+    box_size: float | None = None  # off-grid box side D (1D: window length); default P
+    scale_range: list | None = None  # part_scale box sizes in units of P; default [0.5, 2.0] (§5.1)
+    head_heads: int | None = None  # cross_attention heads; default: the backbone's
+    head_hidden: int | None = None  # pairwise_mlp / mlp hidden width (0: one linear map)
+    self_pairs: bool | None = None  # pairs from all N^2, (i, i) included; default false (N(N-1))
+    positions: str | None = None  # continuous | integer; default: continuous in 2D, integer in 1D
+    options: dict = field(default_factory=dict)  # keyword arguments of the other objectives
 
 
 @dataclass
@@ -328,16 +338,19 @@ def validate_config(cfg: Config) -> None:
     _need(m.mlp_ratio > 0, "model.mlp_ratio", m.mlp_ratio, "positive")
     _need(0 <= m.drop_path_rate < 1, "model.drop_path_rate", m.drop_path_rate, "in [0, 1)")
     _need(0 <= m.pos_embed_mask_ratio < 1, "model.pos_embed_mask_ratio", m.pos_embed_mask_ratio, "in [0, 1)")
-    # objective
-    _need(o.num_pairs == "all" or (isinstance(o.num_pairs, int) and not isinstance(o.num_pairs, bool)
-                                   and o.num_pairs >= 1), "objective.num_pairs", o.num_pairs, f'{pos} or "all"')
+    # objective: fields vs the objective table (PART fields only for PART objectives), PART defaults filled
+    resolve_objective_config(o)
+    _need(o.num_pairs is None or o.num_pairs == "all" or (isinstance(o.num_pairs, int)
+          and not isinstance(o.num_pairs, bool) and o.num_pairs >= 1), "objective.num_pairs", o.num_pairs,
+          f'{pos} or "all"')
     _need(o.num_patches is None or o.num_patches >= 1, "objective.num_patches", o.num_patches, f"{pos} or null")
     _need(o.box_size is None or o.box_size > 0, "objective.box_size", o.box_size, "positive or null")
-    _need(_numbers(o.scale_range, 2) and 0 < o.scale_range[0] <= o.scale_range[1], "objective.scale_range",
-          o.scale_range, "[low, high] with 0 < low <= high")
-    for k in ("head_heads", "head_hidden"):
-        v = getattr(o, k)
-        _need(v is None or v >= 1, f"objective.{k}", v, f"{pos} or null")
+    _need(o.scale_range is None or (_numbers(o.scale_range, 2) and 0 < o.scale_range[0] <= o.scale_range[1]),
+          "objective.scale_range", o.scale_range, "[low, high] with 0 < low <= high, or null")
+    _need(o.head_heads is None or o.head_heads >= 1, "objective.head_heads", o.head_heads, f"{pos} or null")
+    _need(o.head_hidden is None or o.head_hidden >= 0, "objective.head_hidden", o.head_hidden,
+          ">= 0 (0: one linear map) or null")
+    _need(o.positions in (None, *POSITIONS), "objective.positions", o.positions, f"one of {list(POSITIONS)} or null")
     # data
     _need(d.image_size is None or _size_ok(d.image_size), "data.image_size", d.image_size,
           "a positive integer, [H, W] or null")

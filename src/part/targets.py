@@ -9,7 +9,8 @@ For a pair (ref, tgt) the target is::
              [, s_tgt / s_ref])                 # D more when sizes vary (scale/aspect extension)
 
 so in 2D ``theta = ((x_t - x_r) / w_r, (y_t - y_r) / h_r[, w_t / w_r, h_t / h_r])``.
-Pairs are ``(B, M, 2)`` int64 indices ``(ref, tgt)`` into the N patches of each image.
+Pairs are ``(B, M, 2)`` int64 indices ``(ref, tgt)`` into the N patches of each image. A self-pair
+``(i, i)`` (``self_pairs=True``) has target ``0`` (and ratio ``1``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from __future__ import annotations
 import torch
 
 
-def max_pairs(num_patches: int) -> int:
-    """Number of ordered pairs of distinct patches, ``N (N - 1)``."""
-    return num_patches * (num_patches - 1)
+def max_pairs(num_patches: int, self_pairs: bool = False) -> int:
+    """Size of the pair universe: ``N (N - 1)`` ordered pairs of distinct patches, or ``N^2`` with self-pairs."""
+    return num_patches * num_patches if self_pairs else num_patches * (num_patches - 1)
 
 
 def validate_num_pairs(num_pairs: int | str) -> None:
@@ -32,24 +33,33 @@ def validate_num_pairs(num_pairs: int | str) -> None:
         raise ValueError(f"num_pairs must be positive, got {num_pairs}")
 
 
-def resolve_num_pairs(num_pairs: int | str, num_patches: int) -> int:
-    """``num_pairs`` as an int for N patches; ``"all"`` means every ordered pair ``N (N - 1)``."""
+def resolve_num_pairs(num_pairs: int | str, num_patches: int, self_pairs: bool = False) -> int:
+    """``num_pairs`` as an int for N patches; ``"all"`` means the whole universe (:func:`max_pairs`)."""
     validate_num_pairs(num_pairs)
-    limit = max_pairs(num_patches)
+    limit = max_pairs(num_patches, self_pairs)
     if num_pairs == "all":
         if limit == 0:
             raise ValueError(f"num_pairs='all' needs at least 2 patches, got num_patches={num_patches}")
         return limit
     if num_pairs > limit:
+        universe = "N^2, self-pairs included" if self_pairs else "N(N-1), distinct patches"
+        hint = "lower num_pairs or use num_pairs='all'" + ("" if self_pairs else " (or self_pairs=true: N^2 pairs)")
         raise ValueError(
-            f"num_pairs={num_pairs} exceeds the {limit} ordered pairs of distinct patches available "
-            f"with num_patches={num_patches} (N(N-1)); lower num_pairs or use num_pairs='all'"
+            f"num_pairs={num_pairs} exceeds the {limit} ordered pairs available with num_patches={num_patches} "
+            f"({universe}); {hint}"
         )
     return num_pairs
 
 
-def flat_to_pair(flat: torch.Tensor, num_patches: int) -> torch.Tensor:
-    """Map indices in ``[0, N(N-1))`` to ordered pairs ``(i, j)``, ``i != j``. ``(...,)`` -> ``(..., 2)``."""
+def flat_to_pair(flat: torch.Tensor, num_patches: int, self_pairs: bool = False) -> torch.Tensor:
+    """Map flat indices to ordered pairs ``(i, j)``. ``(...,)`` -> ``(..., 2)``.
+
+    Without self-pairs the indices are in ``[0, N(N-1))`` and ``i != j``; with self-pairs they are in
+    ``[0, N^2)`` and ``flat = i N + j``.
+    """
+    if self_pairs:
+        i = torch.div(flat, num_patches, rounding_mode="floor")
+        return torch.stack([i, flat - i * num_patches], dim=-1)
     n1 = num_patches - 1
     i = torch.div(flat, n1, rounding_mode="floor")
     r = flat - i * n1
@@ -57,9 +67,9 @@ def flat_to_pair(flat: torch.Tensor, num_patches: int) -> torch.Tensor:
     return torch.stack([i, j], dim=-1)
 
 
-def all_pairs(num_patches: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """Every ordered pair of distinct patches, ``(N (N - 1), 2)``, ref-major order."""
-    return flat_to_pair(torch.arange(max_pairs(num_patches), device=device), num_patches)
+def all_pairs(num_patches: int, device: torch.device | str | None = None, self_pairs: bool = False) -> torch.Tensor:
+    """Every ordered pair of the universe (:func:`max_pairs`), ``(N (N - 1), 2)`` or ``(N^2, 2)``, ref-major."""
+    return flat_to_pair(torch.arange(max_pairs(num_patches, self_pairs), device=device), num_patches, self_pairs)
 
 
 def sample_pairs(
@@ -68,20 +78,23 @@ def sample_pairs(
     num_pairs: int | str,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    self_pairs: bool = False,
 ) -> torch.Tensor:
-    """M random ordered pairs per image, distinct indices, without replacement (paper §4: "a subset S").
+    """M random ordered pairs per image, without replacement (paper §4: "a subset S").
 
-    Returns ``(B, M, 2)`` int64 ``(ref, tgt)``. ``num_pairs="all"`` returns all ``N (N - 1)`` pairs (same
-    order for every image). ``num_pairs > N (N - 1)`` raises ``ValueError``.
+    The universe is the ``N (N - 1)`` pairs of distinct patches, or with ``self_pairs=True`` all ``N^2`` pairs
+    including ``(i, i)``, as the paper's #pairs imply (2048 = 64^2 / 2, 4096 = 64^2, 4802 = 196^2 / 8; §5.3
+    Fig. 8, App. 8.1). Returns ``(B, M, 2)`` int64 ``(ref, tgt)``. ``num_pairs="all"`` returns the whole
+    universe (same order for every image); more pairs than the universe raises ``ValueError``.
     """
-    m = resolve_num_pairs(num_pairs, num_patches)
-    total = max_pairs(num_patches)
+    m = resolve_num_pairs(num_pairs, num_patches, self_pairs)
+    total = max_pairs(num_patches, self_pairs)
     if m == total:
-        return all_pairs(num_patches, device).unsqueeze(0).expand(batch, -1, -1).contiguous()
+        return all_pairs(num_patches, device, self_pairs).unsqueeze(0).expand(batch, -1, -1).contiguous()
     gdev = generator.device if generator is not None else device
     scores = torch.rand((batch, total), generator=generator, device=gdev)
     flat = scores.topk(m, dim=1, sorted=False).indices.to(device)  # M distinct flat indices per image
-    return flat_to_pair(flat, num_patches)
+    return flat_to_pair(flat, num_patches, self_pairs)
 
 
 def gather_boxes(boxes: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

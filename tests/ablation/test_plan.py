@@ -27,12 +27,13 @@ def test_shipped_configs_plan():
     assert {c.num_patches for c in cells if c.method.startswith("part")} == {16}  # 28 / 7 = 4 x 4
     assert {c.num_patches for c in cells if not c.method.startswith("part")} == {None}
     heads = plan_cells(load_ablation_config(CONFIGS / "ablate_cifar100_heads.yaml"))
-    assert [(c.head, c.num_pairs) for c in heads] == [(h, 2048) for h in ("cross_attention", "pairwise_mlp", "mlp")]
+    assert [(c.head, c.num_pairs) for c in heads] == [(h, 2048) for h in ("cross_attention_paper", "cross_attention", "pairwise_linear", "mlp")]
     assert heads[0].pretrain.model.arch == "vit_small" and heads[0].pretrain.train.epochs == 1000
     assert heads[0].finetune.train.epochs == 400 and heads[0].finetune.optim.lr == 5e-4
     pairs = plan_cells(load_ablation_config(CONFIGS / "ablate_cifar100_pairs.yaml"))
-    assert [c.num_pairs for c in pairs] == [512, 1024, 2048, "all"]
-    assert pairs[-1].num_patches == 64 and pairs_value("all", pairs[-1].num_patches) == 64 * 63
+    assert [c.num_pairs for c in pairs] == [512, 1024, 2048, 4096]  # fractions of N^2 = 64^2 (self-pairs)
+    assert pairs[-1].num_patches == 64 and pairs[-1].pretrain.objective.self_pairs
+    assert pairs_value("all", 64, self_pairs=True) == 64 * 64 and pairs_value("all", 64) == 64 * 63
 
 
 def test_all_pairs_count_comes_from_the_sampler(root):

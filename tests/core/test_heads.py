@@ -1,14 +1,9 @@
 import pytest
 import torch
 
-from part.models.heads import (
-    HEADS,
-    CrossAttentionHead,
-    FullMLPHead,
-    PairwiseMLPHead,
-    build_head,
-    gather_pair_embeddings,
-)
+from part.models.heads import CrossAttentionHead, FullMLPHead, PairwiseMLPHead
+from part.models.registry import HEADS, build_head, head_options
+from part.models.tokens import gather_pair_embeddings
 from part.targets import sample_pairs
 
 
@@ -16,7 +11,8 @@ from part.targets import sample_pairs
 @pytest.mark.parametrize("k", [2, 4])
 def test_head_shapes(name, k):
     torch.manual_seed(0)
-    head = build_head(name, dim=16, out_dim=k, num_heads=2, num_patches=9)
+    options = {"num_heads": 2, "num_patches": 9}
+    head = build_head(name, dim=16, out_dim=k, **{o: v for o, v in options.items() if o in head_options(name)})
     x = torch.randn(3, 9, 16, requires_grad=True)
     pairs = sample_pairs(3, 9, 20, torch.Generator().manual_seed(0))
     y = head(x, pairs)

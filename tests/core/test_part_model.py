@@ -127,3 +127,34 @@ def test_offgrid_learns_on_real_images(real_images):
     start, end = _train(model, images)
     print(f"PART off-grid: loss {start:.3f} -> {end:.3f} ({end / start:.1%})")
     assert end < 0.90 * start
+
+
+# --- self_pairs / positions / head options (issues 17, 18) -----------------------------------------
+def test_self_pairs_reach_n_squared():
+    model = PARTModel(small_backbone(), num_pairs=16 * 16, self_pairs=True)  # N = 16, all N^2 pairs
+    out = model(torch.rand(2, 3, 16, 16), torch.Generator().manual_seed(0))
+    assert out.pairs.shape == (2, 256, 2) and (out.pairs[..., 0] == out.pairs[..., 1]).sum() == 2 * 16
+    with pytest.raises(ValueError, match=r"num_pairs=256 exceeds the 240 ordered pairs"):
+        PARTModel(small_backbone(), num_pairs=256)
+
+
+def test_integer_positions_make_exact_patches():
+    model = PARTModel(small_backbone(), num_pairs=8, positions="integer")
+    images = torch.rand(1, 3, 16, 16)
+    patches, boxes = model.sample(images, torch.Generator().manual_seed(0))
+    x0, y0 = (boxes[0, :, 0] - 2).long(), (boxes[0, :, 1] - 2).long()
+    for i in range(boxes.shape[1]):
+        assert torch.equal(patches[0, i], images[0, :, y0[i] : y0[i] + 4, x0[i] : x0[i] + 4])
+
+
+def test_unused_head_and_sampler_options_rejected():
+    with pytest.raises(ValueError, match="head_heads=3 is not used by head 'pairwise_mlp'"):
+        PARTModel(small_backbone(), head="pairwise_mlp", num_pairs=8, head_heads=3)
+    with pytest.raises(ValueError, match="head_hidden=8 is not used by head 'cross_attention_paper'"):
+        PARTModel(small_backbone(), head="cross_attention_paper", num_pairs=8, head_hidden=8)
+    with pytest.raises(ValueError, match="scale_range is not used by the 'offgrid' sampler"):
+        PARTModel(small_backbone(), num_pairs=8, scale_range=(0.5, 1.0))
+    with pytest.raises(ValueError, match="positions must be one of"):
+        PARTModel(small_backbone(), num_pairs=8, positions="round")
+    assert PARTModel(small_backbone(), num_pairs=8, head="cross_attention", head_heads=4).head.num_heads == 4
+    assert PARTModel(small_backbone(), num_pairs=8, head="cross_attention").head.num_heads == 2  # the backbone's

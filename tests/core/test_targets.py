@@ -103,3 +103,37 @@ def test_num_pairs_too_many():
 def test_num_pairs_bad_type():
     with pytest.raises(ValueError, match="num_pairs must be a positive int or 'all'"):
         sample_pairs(1, 5, "most")
+
+
+# --- self-pairs: the N^2 universe (issue 18) -------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), frac=st.floats(0.01, 1.0), seed=st.integers(0, 2**31 - 1))
+def test_self_pairs_universe_without_replacement(n, frac, seed):
+    m = max(1, int(frac * n * n))
+    pairs = sample_pairs(3, n, m, torch.Generator().manual_seed(seed), self_pairs=True)
+    assert pairs.shape == (3, m, 2) and pairs.min() >= 0 and pairs.max() < n
+    flat = pairs[..., 0] * n + pairs[..., 1]
+    assert all(len(set(row.tolist())) == m for row in flat)  # distinct pairs per image
+
+
+def test_self_pairs_all_and_flat_bijection():
+    n = 5
+    p = all_pairs(n, self_pairs=True)
+    assert p.shape == (25, 2) and max_pairs(n, self_pairs=True) == 25
+    assert sorted(map(tuple, p.tolist())) == [(i, j) for i in range(n) for j in range(n)]
+    torch.testing.assert_close(flat_to_pair(torch.arange(25), n, self_pairs=True), p)
+    full = sample_pairs(2, n, "all", self_pairs=True)
+    assert torch.equal(full[1], p)
+
+
+def test_fig8_4096_pairs_need_self_pairs():
+    """Fig. 8's 4096 = 64^2 pairs: the N^2 universe has them, the N(N-1) one (4032) does not."""
+    assert sample_pairs(1, 64, 4096, torch.Generator().manual_seed(0), self_pairs=True).shape == (1, 4096, 2)
+    with pytest.raises(ValueError, match=r"num_pairs=4096 exceeds the 4032 ordered pairs.*self_pairs"):
+        sample_pairs(1, 64, 4096)
+
+
+def test_self_pair_target_is_identity():
+    boxes = torch.tensor([[[3.0, 4.0, 2.0, 5.0], [7.0, 1.0, 4.0, 2.0]]])
+    t = relative_targets(boxes, torch.tensor([[[1, 1], [0, 0]]]), with_scale=True)
+    torch.testing.assert_close(t, torch.tensor([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]]))

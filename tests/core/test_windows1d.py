@@ -68,12 +68,14 @@ def test_grid_tiles_the_window_exactly():
 
 
 # --- off-grid -------------------------------------------------------------------------------------
-def test_paper_defaults():
-    """Forty 1-second patches (L = 100) from a 30-s, 6-channel window at 100 Hz (App. 8.1)."""
-    sampler = OffGridWindowSampler()
+def test_paper_setting():
+    """Forty 1-second patches (L = 100) from a 30-s, 6-channel window at 100 Hz (App. 8.1); without
+    num_patches N is the grid's count T // L, as H W / P^2 in 2D."""
+    sampler = OffGridWindowSampler(num_patches=40)
     x = torch.randn(2, 6, 3000)
     patches, boxes = sampler(x, torch.Generator().manual_seed(0))
     assert patches.shape == (2, 40, 6, 100) and boxes.shape == (2, 40, 2)
+    assert OffGridWindowSampler()(x)[0].shape == (2, 30, 6, 100)
     assert sampler.patch_size == sampler.patch_len == 100 and sampler.target_dim == 1
     assert sampler.spatial_dims == 1 and sampler.name == "offgrid"
 
@@ -85,7 +87,7 @@ def test_offgrid_windows_inside_record(extra, l_, n, seed, integer):
     t = l_ + extra  # the record is at least one window long (T = L allowed)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 2, t, generator=g)
-    sampler = OffGridWindowSampler(l_, num_patches=n, integer_starts=integer)
+    sampler = OffGridWindowSampler(l_, num_patches=n, positions="integer" if integer else "continuous")
     patches, boxes = sampler(x, g)
     assert patches.shape == (2, n, 2, l_) and boxes.shape == (2, n, 2)
     assert _inside(boxes, t)
@@ -113,15 +115,18 @@ def test_offgrid_starts_uniform_unequally_spaced_and_overlapping():
 
 
 def test_offgrid_window_len_resamples_to_patch_len():
-    """window_len = 2L with integer starts: output sample k reads the midpoint of samples s+2k, s+2k+1."""
-    x = torch.randn(1, 2, 200, generator=torch.Generator().manual_seed(0))
+    """window_len = 2L with integer starts, anti-aliased: output sample k averages samples s+2k-1 .. s+2k+2
+    with triangle weights 1, 3, 3, 1 (/ 8), renormalised inside the record (PIL's BILINEAR reduction)."""
+    x = torch.randn(1, 2, 200, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     sampler = OffGridWindowSampler(10, num_patches=5, window_len=20)
     patches, boxes = sampler(x, torch.Generator().manual_seed(0))
     assert torch.all(boxes[..., 1] == 20)
     s = (boxes[0, :, 0] - 10).long()
     for j in range(5):
-        seg = x[0, :, s[j] : s[j] + 20]
-        torch.testing.assert_close(patches[0, j], (seg[:, 0::2] + seg[:, 1::2]) / 2)
+        for k in range(10):
+            taps = [(i, w) for i, w in zip(range(s[j] + 2 * k - 1, s[j] + 2 * k + 3), (1, 3, 3, 1)) if 0 <= i < 200]
+            expected = sum(w * x[0, :, i] for i, w in taps) / sum(w for _, w in taps)
+            torch.testing.assert_close(patches[0, j, :, k], expected)
 
 
 def test_crop_is_linear_interpolation_at_fractional_positions():
@@ -172,8 +177,8 @@ def test_build_window_sampler():
     assert isinstance(build_window_sampler("grid", 50, num_patches=None), GridWindowSampler)
     s = build_window_sampler("scale", 50, num_patches=7, scale_range=(0.75, 1.5))
     assert isinstance(s, ScaleWindowSampler) and s.scale_range == (0.75, 1.5) and s.num_patches == 7
-    assert build_window_sampler("offgrid", 50, num_patches=None).num_patches_for(3000) == 40  # paper default
-    assert OffGridWindowSampler(50, num_patches=None).num_patches_for(3000) == 60  # T // L
+    assert build_window_sampler("offgrid", 50, num_patches=None).num_patches_for(3000) == 60  # T // L
+    assert OffGridWindowSampler(50, num_patches=None).num_patches_for(3000) == 60
 
 
 def test_grid_windows_match_patchify():
@@ -228,7 +233,7 @@ def test_bad_settings():
     with pytest.raises(ValueError, match=r"scale_range must satisfy 0 < low <= high, got \(2.0, 1.0\)"):
         ScaleWindowSampler(10, scale_range=(2.0, 1.0))
     with pytest.raises(ValueError, match=r"unknown 1D sampler 'random'; choose one of \['grid', 'offgrid', 'scale'\]"):
-        build_window_sampler("random")
+        build_window_sampler("random", 10)
     with pytest.raises(ValueError, match="num_patches is not used by the 'grid' 1D sampler"):
         build_window_sampler("grid", 10, num_patches=5)
     with pytest.raises(ValueError, match="window_len is not used by the 'scale' 1D sampler"):

@@ -11,7 +11,8 @@ from part.models.fast_heads import (
     choose_path,
     table_predict,
 )
-from part.models.heads import CrossAttentionHead, PairwiseMLPHead, build_head
+from part.models.heads import CrossAttentionHead, PairwiseMLPHead
+from part.models.registry import build_head
 from part.targets import sample_pairs
 
 # (batch, N, d, heads, k, #pairs): N = 15 and 10 are not squares; "all" is every ordered pair.

@@ -3,9 +3,8 @@ import math
 import pytest
 import torch
 
-from part.objectives.mae import (
-    MAEObjective, check_ratio, random_masking, sincos_pos_embed_2d, unshuffle_tokens,
-)
+from part.models.posembed import sincos_pos_embed_2d
+from part.objectives.mae import MAEObjective, check_ratio, random_masking, unshuffle_tokens
 from part.sampling import patchify
 
 from .helpers import overfit, tiny_backbone

@@ -63,3 +63,78 @@ def test_registry_errors():
         build_objective("part", tiny_backbone(), head="transformer", num_pairs=10)
     with pytest.raises(ValueError, match="objective 'supervised' needs option\\(s\\) \\['num_classes'\\]"):
         build_objective("supervised", tiny_backbone())
+
+
+# --- the objective table and the typed config section (issue 17) ----------------------------------
+import dataclasses  # noqa: E402
+import inspect  # noqa: E402
+
+from part.config import ObjectiveConfig, load_config  # noqa: E402
+from part.objectives.registry import (  # noqa: E402
+    PART_FIELDS,
+    objective_sampler,
+    part_defaults,
+    part_objectives,
+    resolve_objective_config,
+)
+
+
+def test_one_table_of_objectives_and_samplers():
+    assert part_objectives() == ["part", "part_grid", "part_scale"]
+    assert [objective_sampler(n) for n in part_objectives()] == ["offgrid", "grid", "scale"]
+    assert objective_sampler("mae") is None
+
+
+def test_config_fields_are_partmodel_keywords():
+    """Config fields and PARTModel keyword arguments share their names (the CLI mirrors the Python API)."""
+    typed = {f.name for f in dataclasses.fields(ObjectiveConfig)} - {"name", "options"}
+    assert typed == set(PART_FIELDS)
+    assert set(PART_FIELDS) <= set(inspect.signature(PARTModel.__init__).parameters)
+
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [(["objective.name=mae", "objective.head=pairwise_mlp", "objective.num_pairs=7", "objective.box_size=3"],
+      ["objective.head", "pairwise_mlp", "'mae'"]),
+     (["objective.name=mp3", "objective.self_pairs=true"], ["objective.self_pairs", "'mp3'"]),
+     (["objective.name=supervised", "objective.positions=integer", "objective.options={num_classes: 3}"],
+      ["objective.positions", "'integer'"]),
+     (["objective.options={num_pairs: 5}"], ["objective.options.num_pairs", "objective.num_pairs"]),
+     (["objective.name=mae", "objective.options={mask_raito: 0.5}"], ["objective.options.mask_raito", "'mae'"]),
+     (["objective.name=byol"], ["objective.name", "'byol'"])],
+)
+def test_config_rejects_what_the_objective_does_not_use(overrides, words):
+    with pytest.raises(ValueError) as info:
+        load_config(None, overrides)
+    msg = str(info.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def test_part_defaults_are_filled_and_recorded():
+    cfg = load_config(None, ["objective.name=part_scale"])
+    o = cfg.objective
+    assert (o.head, o.num_pairs, o.self_pairs, o.scale_range) == ("cross_attention", 2048, False, [0.5, 2.0])
+    assert part_defaults()["head"] == inspect.signature(PARTModel.__init__).parameters["head"].default
+    assert load_config(None, []).objective.scale_range is None  # only part_scale reads it
+
+
+def test_old_run_configs_with_recorded_part_defaults_still_load():
+    """Run folders written before the check recorded every PART default for every objective."""
+    section = ObjectiveConfig(name="supervised", head="cross_attention", num_pairs=2048, scale_range=[0.5, 2.0],
+                              options={"num_classes": 10})
+    resolve_objective_config(section)
+    assert section.head is None and section.num_pairs is None and section.scale_range is None
+
+
+def test_builder_passes_new_fields(tmp_path):
+    from part.engine import build_objective
+
+    cfg = load_config(None, ["model.arch=custom", "model.embed_dim=32", "model.depth=1", "model.num_heads=2",
+                             "model.img_size=16", "model.patch_size=4", "objective.num_pairs=256",
+                             "objective.self_pairs=true", "objective.positions=integer",
+                             "objective.head=cross_attention_paper"])
+    obj = build_objective(cfg)
+    assert obj.self_pairs is True and obj.sampler.positions == "integer" and obj.num_pairs == 256
+    assert type(obj.head).__name__ == "FusedPaperCrossAttentionHead"
+    with pytest.raises(ValueError, match="positions"):
+        build_objective(load_config(None, ["objective.name=part_grid", "objective.positions=integer"]))

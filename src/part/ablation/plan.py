@@ -20,6 +20,7 @@ import torch
 from ..config import Config, ObjectiveConfig, load_config, merge_dicts
 from ..engine import build_objective
 from ..models.vit import VIT_SIZES
+from ..objectives.registry import PART_FIELDS
 from ..models.vit1d import VIT1D_SIZES
 from .settings import PART_OBJECTIVES, SUPERVISED, AblationConfig
 
@@ -64,7 +65,9 @@ def pretrain_dict(acfg: AblationConfig, label: str, head, num_pairs, seed: int) 
             else:
                 opts[k] = v
         obj["options"] = opts
-    else:
+    else:  # the base config's PART fields (e.g. num_pairs) do not apply to a baseline
+        for k in PART_FIELDS:
+            obj.pop(k, None)
         obj["options"] = dict(s.options)
     d.setdefault("train", {})["seed"] = seed
     return d

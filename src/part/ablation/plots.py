@@ -11,12 +11,13 @@ from .report import ACCURACIES, LABELS
 from .settings import PART_OBJECTIVES
 
 
-def pairs_value(num_pairs, num_patches: int | None) -> float | None:
-    """#pairs as a number: ``"all"`` is ``N (N - 1)`` for the ``num_patches`` N of the cell's sampler."""
+def pairs_value(num_pairs, num_patches: int | None, self_pairs: bool = False) -> float | None:
+    """#pairs as a number: ``"all"`` is ``N (N - 1)`` (``N^2`` with self-pairs) for the ``num_patches`` N of
+    the cell's sampler."""
     if isinstance(num_pairs, (int, float)) and not isinstance(num_pairs, bool):
         return float(num_pairs)
     if num_pairs == "all" and num_patches is not None:
-        return float(max_pairs(num_patches))
+        return float(max_pairs(num_patches, self_pairs))
     return None
 
 
@@ -44,7 +45,8 @@ def make_plots(rows: list[dict], groups: list[dict], cells: list[Cell], folder: 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     accs = [m for m in ACCURACIES if any(g[f"{m}_mean"] is not None for g in groups)]
     part_groups = [g for g in groups if g["method"] in PART_OBJECTIVES and g["num_pairs"] is not None]
-    patches_of = {c.key(): c.num_patches for c in cells}
+    patches_of = {c.key(): (c.num_patches, bool(c.pretrain is not None and c.pretrain.objective.self_pairs))
+                  for c in cells}
     written = []
     if accs and part_groups:
         written.append(_accuracy_vs_pairs(plt, colors, accs, groups, part_groups, patches_of, folder, title))
@@ -63,7 +65,7 @@ def _accuracy_vs_pairs(plt, colors, accs, groups, part_groups, patches_of, folde
         for g in part_groups:
             if g[f"{m}_mean"] is None:
                 continue
-            x = pairs_value(g["num_pairs"], patches_of.get((g["objective"], g["head"], g["num_pairs"])))
+            x = pairs_value(g["num_pairs"], *patches_of.get((g["objective"], g["head"], g["num_pairs"]), (None, False)))
             if x is not None:
                 lines.setdefault((g["objective"], g["head"]), []).append((x, g[f"{m}_mean"], g[f"{m}_std"] or 0.0, g["num_pairs"]))
         ticks = {}

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Iterable
 
 from ..config import Config, apply_overrides, load_config, merge_dicts, parse_override, read_yaml_mapping
-from ..engine.builders import PART_SAMPLERS
 from ..evaluation.features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
 from ..evaluation.knn import KNN_K, KNN_TEMPERATURE
 from ..evaluation.probe import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
+from ..objectives.registry import part_objectives
 
-PART_OBJECTIVES = tuple(PART_SAMPLERS)  # the objectives with a relative encoder: heads and #pairs vary
+PART_OBJECTIVES = tuple(part_objectives())  # the objectives with a relative encoder: heads and #pairs vary
 SUPERVISED = "supervised"  # the from-scratch fine-tune row: no pretraining
 
 
@@ -254,7 +254,7 @@ def load_ablation_config(config: str | Path | dict | AblationConfig, overrides: 
 
 
 def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
-    from ..models.heads import HEADS
+    from ..models.registry import HEADS
     from ..objectives.registry import objective_names
     from ..targets import validate_num_pairs
 

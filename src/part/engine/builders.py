@@ -10,8 +10,8 @@ import torch.nn as nn
 
 from ..config import Config, DataConfig, ModelConfig
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
-
-PART_SAMPLERS = {"part": "offgrid", "part_grid": "grid", "part_scale": "scale"}
+from ..objectives.registry import build_objective as build_named
+from ..objectives.registry import objective_kwargs, resolve_objective_config
 
 
 def build_backbone(m: ModelConfig) -> nn.Module:
@@ -50,19 +50,15 @@ def build_backbone(m: ModelConfig) -> nn.Module:
 
 
 def build_objective(cfg: Config, backbone: nn.Module | None = None) -> nn.Module:
-    """``Config`` -> pretext objective module (images in, loss + metrics out), via the registry."""
-    from ..objectives.registry import build_objective as build_named
+    """``Config`` -> pretext objective module (images in, loss + metrics out), via the registry.
 
+    ``cfg.objective`` is checked and its PART defaults filled in place
+    (:func:`~part.objectives.registry.resolve_objective_config`, also run by :func:`part.config.validate_config`),
+    so the run's saved ``config.yaml`` records them.
+    """
+    resolve_objective_config(cfg.objective)
     backbone = backbone if backbone is not None else build_backbone(cfg.model)
-    o = cfg.objective
-    opts = dict(o.options)
-    if o.name in PART_SAMPLERS:  # PART's own options live in the typed section
-        opts.update(
-            head=o.head, num_pairs=o.num_pairs, num_patches=o.num_patches, box_size=o.box_size,
-            scale_range=tuple(o.scale_range) if o.name == "part_scale" else None,
-            head_heads=o.head_heads, head_hidden=o.head_hidden,
-        )
-    return build_named(o.name, backbone, **opts)
+    return build_named(cfg.objective.name, backbone, **objective_kwargs(cfg.objective))
 
 
 def data_defaults(cfg: Config) -> DataConfig:

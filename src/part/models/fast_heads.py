@@ -21,6 +21,11 @@ Cross-attention identity (exact). For a pair m = (i, j), head h, head width d_h,
    Numerators and denominators for all N^2 pairs are one batched matmul
    ``EA @ [EB^T * (1, U_h)]`` per head; the M predictions are gathers from that table.
 
+The same identity serves the single-head variants: the paper's exact head (no q/k/v projections, keys and
+values are X itself) and the authors' index-code head (fixed sin-cos query codes, so ``A``/``B`` are
+computed from the N index codes). Each builds its own ``SA``, ``SB``, ``U`` and output bias; steps 2-4 are
+shared (:func:`attend_pairs`).
+
 Two paths compute the same function (``path="auto"`` picks by cost, see :func:`choose_path`):
 
 * ``"table"`` (step 4): ``2 H N^3 (k + 1)`` matmul FLOPs per image for the tables, independent of M,
@@ -53,7 +58,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .heads import CrossAttentionHead, PairwiseMLPHead, _check_pairs, gather_tokens
+from .heads import (
+    CrossAttentionHead,
+    IndexCrossAttentionHead,
+    PairwiseMLPHead,
+    PaperCrossAttentionHead,
+    pair_index_code,
+    token_index_code,
+)
+from .tokens import check_pairs, gather_tokens
 
 PATHS = ("auto", "table", "gather")
 
@@ -204,6 +217,34 @@ def restabilise_dense(
 REPAIRS = {"sparse": restabilise, "dense": restabilise_dense}
 
 
+def attend_pairs(
+    sa: torch.Tensor,
+    sb: torch.Tensor,
+    u: torch.Tensor,
+    out_bias: torch.Tensor,
+    pairs: torch.Tensor,
+    path: str = "auto",
+    repair: str = "sparse",
+) -> torch.Tensor:
+    """Steps 2-4 for any head whose scores separate as ``SA[i] + SB[j]`` and whose values fold to ``U``.
+
+    ``sa``/``sb`` ``(B, H, N, N)``, ``u (B, H, N, k)``, ``out_bias (k,)``, ``pairs (B, M, 2)`` -> ``(B, M, k)``.
+    ``path``: ``"auto"`` (:func:`choose_path`), ``"table"`` or ``"gather"``; ``repair``: a key of :data:`REPAIRS`.
+    """
+    n, m, k = sa.shape[-1], pairs.shape[1], u.shape[-1]
+    path = path if path != "auto" else choose_path(n, m, k)
+    if path == "gather":
+        return gather_predict(sa, sb, u, pairs) + out_bias
+    theta, bad = table_predict(sa, sb, u, pairs)
+    return REPAIRS[repair](theta + out_bias, bad, sa, sb, u, pairs, out_bias)
+
+
+def _check_repair(repair: str) -> str:
+    if repair not in REPAIRS:
+        raise ValueError(f"repair must be one of {list(REPAIRS)}, got {repair!r}")
+    return repair
+
+
 class FusedCrossAttentionHead(CrossAttentionHead):
     """The paper's cross-attention relative encoder (§4), computed through the per-token identity.
 
@@ -229,9 +270,7 @@ class FusedCrossAttentionHead(CrossAttentionHead):
     ):
         super().__init__(dim, num_heads, out_dim, qkv_bias)
         self.path = _check_path(path)
-        if repair not in REPAIRS:
-            raise ValueError(f"repair must be one of {list(REPAIRS)}, got {repair!r}")
-        self.repair = repair
+        self.repair = _check_repair(repair)
 
     def folded_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fold all projections into one per-token linear map and one output bias (steps 1 and 3).
@@ -284,15 +323,93 @@ class FusedCrossAttentionHead(CrossAttentionHead):
 
     def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)`` (float32, or float64 for float64 input)."""
-        _check_pairs(x, pairs)
-        n, m = x.shape[1], pairs.shape[1]
-        path = self.path if self.path != "auto" else choose_path(n, m, self.out_dim)
+        check_pairs(x, pairs)
         with _no_autocast(x.device.type):
             sa, sb, u, out_bias = self.token_tables(x)
-            if path == "gather":
-                return gather_predict(sa, sb, u, pairs) + out_bias
-            theta, bad = table_predict(sa, sb, u, pairs)
-            return REPAIRS[self.repair](theta + out_bias, bad, sa, sb, u, pairs, out_bias)
+            return attend_pairs(sa, sb, u, out_bias, pairs, self.path, self.repair)
+
+
+class FusedPaperCrossAttentionHead(PaperCrossAttentionHead):
+    """The paper's single-head relative encoder (§4), computed per token (same identity, H = 1).
+
+    ``X_hat_m = W_ref x_i + W_tgt x_j + b`` and keys/values are the embeddings, so
+    ``A = X W_ref^T / sqrt(d)``, ``B = (X W_tgt^T + b) / sqrt(d)``, ``SA = A X^T``, ``SB = B X^T`` and the
+    values fold through the output map: ``U = X W_out^T`` (k per token), output bias ``b_out``. Same
+    constructor (plus ``path``/``repair``), parameters and state-dict keys as
+    :class:`~part.models.heads.PaperCrossAttentionHead`.
+    """
+
+    def __init__(self, dim: int, out_dim: int = 2, path: str = "auto", repair: str = "sparse"):
+        super().__init__(dim, out_dim)
+        self.path = _check_path(path)
+        self.repair = _check_repair(repair)
+
+    def token_tables(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x (B, N, d)`` -> ``SA, SB (B, 1, N, N)``, ``U (B, 1, N, k)``, bias ``(k,)`` (float32/float64)."""
+        d, k = self.dim, self.out_dim
+        dtype = _compute_dtype(x)
+        scale = d**-0.5
+        w_qp, b_qp = self.query_proj.weight.to(dtype), self.query_proj.bias.to(dtype)
+        w_out = self.out.weight.to(dtype)
+        weight = torch.cat([w_qp[:, :d] * scale, w_qp[:, d:] * scale, w_out], dim=0)  # (2d + k, d)
+        bias = torch.cat([w_qp.new_zeros(d), b_qp * scale, w_qp.new_zeros(k)])
+        xc = x.to(dtype)
+        a, bq, u = F.linear(xc, weight, bias).split([d, d, k], dim=-1)  # (B, N, d), (B, N, d), (B, N, k)
+        sa, sb = torch.matmul(torch.cat([a, bq], dim=1), xc.transpose(1, 2)).split(x.shape[1], dim=1)
+        return sa.unsqueeze(1), sb.unsqueeze(1), u.unsqueeze(1), self.out.bias.to(dtype)
+
+    def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)`` (float32, or float64 for float64 input)."""
+        check_pairs(x, pairs)
+        with _no_autocast(x.device.type):
+            sa, sb, u, out_bias = self.token_tables(x)
+            return attend_pairs(sa, sb, u, out_bias, pairs, self.path, self.repair)
+
+
+class FusedIndexCrossAttentionHead(IndexCrossAttentionHead):
+    """The authors' index-code relative encoder, computed per token (same identity, H = 1).
+
+    The query code splits by halves, ``code(i, j) = [c(i) | c(j)]``, so ``q_m = W_q,ref c(i) + W_q,tgt c(j) +
+    b_q``: ``A = C W_q,ref^T / sqrt(d)`` and ``B = (C W_q,tgt^T + b_q) / sqrt(d)`` over the N index codes ``C``
+    (image-independent), keys ``K = (X + pe) W_k^T + b_k``, ``SA = A K^T``, ``SB = B K^T``; values fold to
+    ``U = X (W_out W_proj W_v)^T`` and one output bias. Same constructor (plus ``path``/``repair``),
+    parameters and state-dict keys as :class:`~part.models.heads.IndexCrossAttentionHead`.
+    """
+
+    def __init__(self, dim: int, out_dim: int = 2, qkv_bias: bool = True, path: str = "auto", repair: str = "sparse"):
+        super().__init__(dim, out_dim, qkv_bias)
+        self.path = _check_path(path)
+        self.repair = _check_repair(repair)
+
+    def token_tables(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x (B, N, d)`` -> ``SA, SB (B, 1, N, N)``, ``U (B, 1, N, k)``, bias ``(k,)`` (float32/float64)."""
+        b, n, d = x.shape
+        dtype = _compute_dtype(x)
+        scale = d**-0.5
+        half = d // 2
+        idx = torch.arange(n, device=x.device)
+        codes = pair_index_code(torch.stack([idx, idx], dim=-1), d).to(dtype)  # (N, d): [c(n) | c(n)]
+        w_q = self.q.weight.to(dtype)
+        b_q = self.q.bias.to(dtype) if self.q.bias is not None else w_q.new_zeros(d)
+        a = F.linear(codes[:, :half], w_q[:, :half]) * scale  # (N, d)
+        bq = F.linear(codes[:, half:], w_q[:, half:], b_q) * scale  # (N, d)
+        w_k, w_v = self.kv.weight.to(dtype).split(d)
+        b_k, b_v = (None, w_q.new_zeros(d)) if self.kv.bias is None else self.kv.bias.to(dtype).split(d)
+        xc = x.to(dtype)
+        key = F.linear(xc + token_index_code(n, d, x.device).to(dtype), w_k, b_k)  # (B, N, d)
+        w_out, w_proj = self.out.weight.to(dtype), self.proj.weight.to(dtype)
+        w_c = w_out @ w_proj  # (k, d)
+        u = F.linear(xc, w_c @ w_v)  # (B, N, k)
+        sa, sb = torch.matmul(torch.cat([a, bq], dim=0), key.transpose(1, 2)).split(n, dim=1)  # (B, N, N) each
+        out_bias = self.out.bias.to(dtype) + w_out @ self.proj.bias.to(dtype) + w_c @ b_v
+        return sa.unsqueeze(1), sb.unsqueeze(1), u.unsqueeze(1), out_bias
+
+    def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)`` (float32, or float64 for float64 input)."""
+        check_pairs(x, pairs)
+        with _no_autocast(x.device.type):
+            sa, sb, u, out_bias = self.token_tables(x)
+            return attend_pairs(sa, sb, u, out_bias, pairs, self.path, self.repair)
 
 
 class FusedPairwiseMLPHead(PairwiseMLPHead):
@@ -312,7 +429,7 @@ class FusedPairwiseMLPHead(PairwiseMLPHead):
 
     def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)``."""
-        _check_pairs(x, pairs)
+        check_pairs(x, pairs)
         n, m = x.shape[1], pairs.shape[1]
         path = self.path if self.path != "auto" else ("token" if m >= n else "pair")
         if path == "pair":
@@ -327,6 +444,7 @@ class FusedPairwiseMLPHead(PairwiseMLPHead):
 
 
 __all__ = [
-    "FusedCrossAttentionHead", "FusedPairwiseMLPHead", "choose_path", "gather_predict", "table_predict",
+    "FusedCrossAttentionHead", "FusedPaperCrossAttentionHead", "FusedIndexCrossAttentionHead", "FusedPairwiseMLPHead",
+    "attend_pairs", "choose_path", "gather_predict", "table_predict",
     "restabilise", "restabilise_dense", "pair_scores", "GATHER_COST", "PATHS", "REPAIRS",
 ]

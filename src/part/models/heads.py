@@ -3,13 +3,21 @@
 Every head maps patch embeddings ``x (B, N, d)`` and index pairs ``pairs (B, M, 2)`` (ref, tgt) to
 predictions ``(B, M, k)``, k = 2 (dx, dy), 4 (+ w/h ratios), or 1-2 in 1D.
 
-* ``cross_attention`` — the paper's main head: ``concat(X'_ref, X'_tgt)`` -> linear 2d -> d -> query of a
-  multi-head cross-attention whose keys/values are all N embeddings -> linear to k.
-* ``pairwise_mlp`` — an MLP on ``concat(X'_ref, X'_tgt)`` with shared weights; sees only the two patches.
-* ``mlp`` — fully connected: sees all N embeddings flattened and predicts all N^2 pairs at once.
+* :class:`CrossAttentionHead` (``cross_attention``) — ``concat(X'_ref, X'_tgt)`` -> linear 2d -> d -> query of
+  a multi-head cross-attention (q/k/v/output projections) whose keys/values are all N embeddings -> linear to k.
+* :class:`PaperCrossAttentionHead` (``cross_attention_paper``) — exactly the paper's equation (§4): one head,
+  no q/k/v projections: ``theta = W_o softmax(X_hat X'^T / sqrt(d)) X' + b_o`` with
+  ``X_hat = Linear(concat(X'_ref, X'_tgt))`` (2d -> d).
+* :class:`IndexCrossAttentionHead` (``cross_attention_index``) — the variant in the authors' public model code:
+  the query is a fixed 2-D sin-cos code of the pair's token indices (i, j), the keys get a 1-D sin-cos code of
+  the token index; one head. Attention is told *which* two tokens, not what they contain.
+* :class:`PairwiseMLPHead` (``pairwise_mlp``, ``pairwise_linear``) — an MLP on ``concat(X'_ref, X'_tgt)`` with
+  shared weights; sees only the two patches. ``hidden_dim=0`` is the paper's single linear map (§5.3).
+* :class:`FullMLPHead` (``mlp``) — fully connected: sees all N embeddings flattened and predicts all N^2 pairs.
 
-The classes below are the straightforward *reference* implementations: gather the pair embeddings, then
-compute, exactly as the paper describes. They are the test oracle for any faster implementation.
+The classes here are the straightforward *reference* implementations: gather the pair embeddings, then
+compute, exactly as written. They are the test oracles of :mod:`part.models.fast_heads`; heads are built by
+name in :mod:`part.models.registry`.
 """
 
 from __future__ import annotations
@@ -18,26 +26,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x (B, N, d)``, ``index (B, M)`` -> ``(B, M, d)``."""
-    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-
-
-def gather_pair_embeddings(x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-    """``concat(X'_ref, X'_tgt)``: ``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, 2d)``."""
-    return torch.cat([gather_tokens(x, pairs[..., 0]), gather_tokens(x, pairs[..., 1])], dim=-1)
-
-
-def _check_pairs(x: torch.Tensor, pairs: torch.Tensor) -> None:
-    if x.dim() != 3:
-        raise ValueError(f"embeddings must be (B, N, d), got shape {tuple(x.shape)}")
-    if pairs.dim() != 3 or pairs.shape[-1] != 2 or pairs.shape[0] != x.shape[0]:
-        raise ValueError(f"pairs must be (B, M, 2) with B={x.shape[0]}, got shape {tuple(pairs.shape)}")
+from .posembed import sincos_1d, sincos_2d
+from .tokens import check_pairs, gather_pair_embeddings, gather_tokens
 
 
 class CrossAttentionHead(nn.Module):
-    """The paper's cross-attention relative encoder (§4), reference implementation.
+    """The cross-attention relative encoder (§4) with multi-head q/k/v/output projections, reference.
 
     Parameters (state-dict keys): ``query_proj`` (2d -> d), ``q`` (d -> d), ``kv`` (d -> 2d),
     ``proj`` (d -> d, attention output), ``out`` (d -> k).
@@ -62,7 +56,7 @@ class CrossAttentionHead(nn.Module):
 
     def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)``."""
-        _check_pairs(x, pairs)
+        check_pairs(x, pairs)
         b, n, d = x.shape
         m = pairs.shape[1]
         h, dh = self.num_heads, self.head_dim
@@ -74,11 +68,83 @@ class CrossAttentionHead(nn.Module):
         return self.out(self.proj(attn))
 
 
+class PaperCrossAttentionHead(nn.Module):
+    """The paper's relative encoder, equation for equation (§4 "Cross-attention relative encoder"), reference.
+
+    ``X_hat = query_proj(concat(X'_S0, X'_S1))`` (2d -> d); ``A = softmax(X_hat X'^T / sqrt(d))`` over all N
+    tokens (one head, keys and values are the embeddings themselves, no projections); ``theta = out(A X')``
+    (d -> k, the map from the attended embedding to the translation the paper's ``theta in R^{2 x #pairs}``
+    implies). Keys: ``query_proj``, ``out``.
+    """
+
+    def __init__(self, dim: int, out_dim: int = 2):
+        super().__init__()
+        self.dim, self.out_dim = dim, out_dim
+        self.query_proj = nn.Linear(2 * dim, dim)
+        self.out = nn.Linear(dim, out_dim)
+
+    def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)``."""
+        check_pairs(x, pairs)
+        query = self.query_proj(gather_pair_embeddings(x, pairs))  # (B, M, d)
+        scores = query @ x.transpose(1, 2) / self.dim**0.5  # (B, M, N)
+        return self.out(torch.softmax(scores, dim=-1) @ x)  # (B, M, d) -> (B, M, k)
+
+
+def pair_index_code(pairs: torch.Tensor, dim: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos code of each pair's token indices: ``pairs (B, M, 2)`` -> ``(B, M, dim)`` float64;
+    the first ``dim / 2`` channels encode the reference index i, the last ``dim / 2`` the target index j."""
+    return sincos_2d(pairs[..., 0], pairs[..., 1], dim)
+
+
+def token_index_code(num_tokens: int, dim: int, device=None) -> torch.Tensor:
+    """Fixed 1-D sin-cos code of the token indices ``0 .. N-1``: ``(N, dim)`` float64."""
+    return sincos_1d(torch.arange(num_tokens, device=device), dim)
+
+
+class IndexCrossAttentionHead(nn.Module):
+    """The authors' index-code variant of the relative encoder (their public model code), reference.
+
+    One attention head whose query is the fixed 2-D sin-cos code of the pair's indices (i, j)
+    (:func:`pair_index_code`) and whose keys are the embeddings plus a fixed 1-D sin-cos code of the token
+    index (:func:`token_index_code`); values are the embeddings. With learned projections::
+
+        q_m = W_q code(i, j) + b_q            k_n = W_k (x_n + pe(n)) + b_k        v_n = W_v x_n + b_v
+        theta_m = out(proj(softmax(q_m K^T / sqrt(d)) V))
+
+    The query says *which* two tokens to read, not what they contain. d must be divisible by 4.
+    Keys: ``q`` (d -> d), ``kv`` (d -> 2d), ``proj`` (d -> d), ``out`` (d -> k).
+    """
+
+    def __init__(self, dim: int, out_dim: int = 2, qkv_bias: bool = True):
+        super().__init__()
+        if dim % 4:
+            raise ValueError(f"head dim={dim} must be divisible by 4 for the cross_attention_index head's 2-D code")
+        self.dim, self.out_dim = dim, out_dim
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, out_dim)
+
+    def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)``."""
+        check_pairs(x, pairs)
+        b, n, d = x.shape
+        q = self.q(pair_index_code(pairs, d).to(x.dtype))  # (B, M, d)
+        w_k, w_v = self.kv.weight.split(d)
+        b_k, b_v = (None, None) if self.kv.bias is None else self.kv.bias.split(d)
+        k = F.linear(x + token_index_code(n, d, x.device).to(x.dtype), w_k, b_k)  # (B, N, d)
+        v = F.linear(x, w_v, b_v)
+        attn = torch.softmax(q @ k.transpose(1, 2) / d**0.5, dim=-1) @ v  # (B, M, d)
+        return self.out(self.proj(attn))
+
+
 class PairwiseMLPHead(nn.Module):
     """MLP on ``concat(X'_ref, X'_tgt)`` with weights shared over pairs (§5.3, Tab. 5), reference.
 
-    ``hidden_dim=0`` gives the single linear map ``2d -> k`` whose ``2*d*2`` parameter count the paper
-    quotes; the default ``hidden_dim=None`` uses one hidden layer of width d.
+    ``hidden_dim=0`` gives the paper's pairwise encoder, the single linear map ``2d -> k`` whose ``2*d*2``
+    parameter count the paper quotes (registry name ``pairwise_linear``); the default ``hidden_dim=None``
+    uses one hidden layer of width d (``pairwise_mlp``).
     Keys: ``fc1`` (2d -> hidden), ``fc2`` (hidden -> k); with ``hidden_dim=0`` only ``fc1`` (2d -> k).
     """
 
@@ -86,6 +152,8 @@ class PairwiseMLPHead(nn.Module):
         super().__init__()
         self.dim, self.out_dim = dim, out_dim
         hidden = dim if hidden_dim is None else hidden_dim
+        if hidden < 0:
+            raise ValueError(f"head hidden_dim must be >= 0 (0: a single linear map), got {hidden}")
         self.hidden_dim = hidden
         if hidden == 0:
             self.fc1 = nn.Linear(2 * dim, out_dim)
@@ -95,7 +163,8 @@ class PairwiseMLPHead(nn.Module):
             self.fc2 = nn.Linear(hidden, out_dim)
 
     def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        _check_pairs(x, pairs)
+        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)``."""
+        check_pairs(x, pairs)
         y = self.fc1(gather_pair_embeddings(x, pairs))
         return y if self.fc2 is None else self.fc2(F.gelu(y))
 
@@ -107,7 +176,7 @@ class FullMLPHead(nn.Module):
     (``N*d*N^2*2`` weights); ``hidden_dim > 0`` inserts one hidden layer. Needs a fixed N.
     """
 
-    def __init__(self, dim: int, num_patches: int, out_dim: int = 2, hidden_dim: int = 0):
+    def __init__(self, dim: int, num_patches: int | None = None, out_dim: int = 2, hidden_dim: int = 0):
         super().__init__()
         if num_patches is None or num_patches <= 1:
             raise ValueError(f"the 'mlp' head needs a fixed num_patches >= 2, got {num_patches}")
@@ -121,7 +190,8 @@ class FullMLPHead(nn.Module):
             self.fc2 = None
 
     def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        _check_pairs(x, pairs)
+        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)``."""
+        check_pairs(x, pairs)
         b, n, d = x.shape
         if n != self.num_patches:
             raise ValueError(f"the 'mlp' head was built for num_patches={self.num_patches}, got {n} patches")
@@ -133,44 +203,7 @@ class FullMLPHead(nn.Module):
         return gather_tokens(table, flat)
 
 
-HEADS = ("cross_attention", "cross_attention_reference", "pairwise_mlp", "pairwise_mlp_reference", "mlp")
-
-
-def build_head(
-    name: str,
-    dim: int,
-    out_dim: int = 2,
-    num_heads: int | None = None,
-    num_patches: int | None = None,
-    hidden_dim: int | None = None,
-) -> nn.Module:
-    """Build a relative encoder by name.
-
-    ``cross_attention`` / ``pairwise_mlp`` give the fast exact implementations when available (see
-    :mod:`part.models.fast_heads`); the ``*_reference`` names force the plain implementations above.
-    ``num_heads`` defaults to ``max(1, d // 64)``.
-    """
-    if name not in HEADS:
-        raise ValueError(f"unknown head {name!r}; choose one of {list(HEADS)}")
-    heads = num_heads or max(1, dim // 64)
-    if name == "cross_attention_reference":
-        return CrossAttentionHead(dim, heads, out_dim)
-    if name == "pairwise_mlp_reference":
-        return PairwiseMLPHead(dim, out_dim, hidden_dim)
-    if name == "mlp":
-        return FullMLPHead(dim, num_patches, out_dim, hidden_dim or 0)
-    try:  # fast exact implementations (same parameters, same state-dict keys)
-        from . import fast_heads
-    except ImportError:
-        fast_heads = None
-    if name == "cross_attention":
-        cls = getattr(fast_heads, "FusedCrossAttentionHead", CrossAttentionHead)
-        return cls(dim, heads, out_dim)
-    cls = getattr(fast_heads, "FusedPairwiseMLPHead", PairwiseMLPHead)
-    return cls(dim, out_dim, hidden_dim)
-
-
 __all__ = [
-    "CrossAttentionHead", "PairwiseMLPHead", "FullMLPHead", "build_head", "HEADS",
-    "gather_tokens", "gather_pair_embeddings",
+    "CrossAttentionHead", "PaperCrossAttentionHead", "IndexCrossAttentionHead", "PairwiseMLPHead", "FullMLPHead",
+    "pair_index_code", "token_index_code",
 ]

@@ -39,9 +39,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.tokens import gather_tokens
 from ..models.vit import Block
 from .mae import (
-    _init_decoder, check_ratio, encode_visible, gather_tokens, grid_patches, init_sincos_pos_embed, random_masking,
+    check_ratio, encode_visible, grid_patches, init_decoder, init_sincos_pos_embed, random_masking,
 )
 
 
@@ -147,7 +148,7 @@ class DropPosObjective(nn.Module):
         self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
         self.decoder_pred = nn.Linear(dd, self.num_patches)
         for m in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
-            _init_decoder(m)
+            init_decoder(m)
         nn.init.normal_(self.mask_pos_token, std=0.02)
 
     # --- schedule ----------------------------------------------------------------------------------

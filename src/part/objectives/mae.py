@@ -23,7 +23,8 @@ they are then overwritten with 2D sin-cos and frozen (``requires_grad=False``) u
 ``freeze_pos_embed=False``. Fine-tuning code decides whether to keep or re-initialise them.
 
 This module also holds the small grid helpers shared by the grid-based baselines (MP3, DropPos,
-supervised): :func:`grid_patches`, :func:`random_masking`, :func:`sincos_pos_embed_2d`.
+supervised): :func:`grid_patches`, :func:`random_masking`, :func:`init_sincos_pos_embed` (the sin-cos table
+itself is :func:`part.models.posembed.sincos_pos_embed_2d`; token gathers are in :mod:`part.models.tokens`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from ..models.posembed import sincos_pos_embed_2d
+from ..models.tokens import gather_tokens
 from ..models.vit import Block
 from ..sampling.crop import patchify
 from ..sampling.samplers import check_images
@@ -113,11 +116,6 @@ def random_masking(
     return Masking(ids_shuffle, ids_restore, ids_keep, mask)
 
 
-def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x (B, N, d)``, ``index (B, K)`` -> ``(B, K, d)``."""
-    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-
-
 def unshuffle_tokens(visible: torch.Tensor, fill: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
     """Put kept tokens back at their grid positions and ``fill`` everywhere else (MAE decoder input).
 
@@ -127,30 +125,6 @@ def unshuffle_tokens(visible: torch.Tensor, fill: torch.Tensor, ids_restore: tor
     b, n = ids_restore.shape
     full = torch.cat([visible, fill.expand(b, n - visible.shape[1], -1)], dim=1)  # shuffled order
     return gather_tokens(full, ids_restore)
-
-
-def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int, num_prefix: int = 0) -> torch.Tensor:
-    """Fixed 2D sin-cos position table (MAE ``get_2d_sincos_pos_embed``), ``(num_prefix + gh * gw, dim)``.
-
-    Row-major over the grid. The first ``dim / 2`` channels encode the column (x), the last ``dim / 2``
-    the row (y); each half is ``[sin(p w_k), cos(p w_k)]`` with ``w_k = 10000^(-k / (dim / 4))``,
-    ``k = 0..dim/4-1``. Prefix (CLS) rows are zero.
-    """
-    if dim % 4:
-        raise ValueError(f"embed_dim={dim} must be divisible by 4 for 2D sin-cos position embeddings")
-    quarter = dim // 4
-    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)  # (dim/4,)
-    ys, xs = torch.meshgrid(
-        torch.arange(grid_h, dtype=torch.float64), torch.arange(grid_w, dtype=torch.float64), indexing="ij"
-    )
-
-    def one_axis(pos: torch.Tensor) -> torch.Tensor:
-        angles = pos.reshape(-1, 1) * omega  # (N, dim/4)
-        return torch.cat([angles.sin(), angles.cos()], dim=1)
-
-    table = torch.cat([one_axis(xs), one_axis(ys)], dim=1)
-    table = torch.cat([torch.zeros(num_prefix, dim, dtype=torch.float64), table], dim=0)
-    return table.float()
 
 
 def init_sincos_pos_embed(backbone: nn.Module, freeze: bool = True) -> None:
@@ -178,7 +152,7 @@ def encode_visible(backbone: nn.Module, tokens: torch.Tensor, prefix_pos: torch.
     return backbone.norm(x)
 
 
-def _init_decoder(module: nn.Module) -> None:
+def init_decoder(module: nn.Module) -> None:
     """MAE's decoder init: xavier-uniform linears with zero bias, unit LayerNorms."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
@@ -265,7 +239,7 @@ class MAEObjective(nn.Module):
             "decoder_pos_embed", sincos_pos_embed_2d(dd, gh, gw, backbone.num_prefix_tokens).unsqueeze(0)
         )
         for m in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
-            _init_decoder(m)  # the backbone keeps its own initialisation
+            init_decoder(m)  # the backbone keeps its own initialisation
         nn.init.normal_(self.mask_token, std=0.02)
 
     # --- the three steps of models_mae.py, shapes in comments ------------------------------------
@@ -316,6 +290,6 @@ class MAEObjective(nn.Module):
 
 
 __all__ = [
-    "MAEObjective", "MAEOutput", "Masking", "random_masking", "sincos_pos_embed_2d", "init_sincos_pos_embed",
-    "grid_patches", "check_ratio", "encode_visible", "gather_tokens", "unshuffle_tokens",
+    "MAEObjective", "MAEOutput", "Masking", "random_masking", "init_sincos_pos_embed",
+    "grid_patches", "check_ratio", "encode_visible", "unshuffle_tokens", "init_decoder",
 ]

@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .mae import check_ratio, gather_tokens, grid_patches, random_masking
+from ..models.tokens import gather_tokens
+from .mae import check_ratio, grid_patches, random_masking
 
 
 def masked_key_attention(

@@ -22,8 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.heads import build_head
+from ..models.registry import build_head, head_options
 from ..sampling.samplers import build_sampler
+from ..sampling.windows1d import build_window_sampler
 from ..targets import relative_targets, resolve_num_pairs, sample_pairs, validate_num_pairs
 
 
@@ -69,17 +70,26 @@ class PARTModel(nn.Module):
     Args:
         backbone: encoder with ``forward_patches(patches) -> tokens`` and ``patch_tokens(tokens)``,
             e.g. :func:`part.vit_tiny`. Its position embeddings are not used here.
-        head: relative encoder name (``cross_attention``, ``pairwise_mlp``, ``mlp``, or a
-            ``*_reference`` implementation) or a ready ``nn.Module``.
-        num_pairs: #pairs M per image, or ``"all"`` for every ordered pair.
+        head: relative encoder name (:data:`part.models.registry.HEADS`: ``cross_attention``,
+            ``cross_attention_paper``, ``cross_attention_index``, ``pairwise_mlp``, ``pairwise_linear``,
+            ``mlp``, or a ``*_reference`` implementation) or a ready ``nn.Module``.
+        num_pairs: #pairs M per image, or ``"all"`` for the whole pair universe.
         sampler: ``"offgrid"`` (PART), ``"grid"`` (PART-grid) or ``"scale"`` (scale/aspect extension),
             or a sampler object.
-        num_patches: N (default ``H * W / P^2``); fewer patches = more masking.
-        box_size: side D of off-grid boxes (default P).
-        scale_range: size range (in units of P) for the ``scale`` sampler.
-        head_heads: attention heads of the cross-attention head (default: the backbone's).
-        head_hidden: hidden width for the MLP heads.
+        num_patches: N (default: the grid's count, ``H * W / P^2`` in 2D, ``T // L`` in 1D); fewer patches =
+            more masking.
+        box_size: side D of off-grid boxes (1D: window length W; default P).
+        scale_range: size range (in units of P) for the ``scale`` sampler (default
+            :data:`part.sampling.boxes.SCALE_RANGE`).
+        head_heads: attention heads of the ``cross_attention`` head (default: the backbone's).
+        head_hidden: hidden width of the ``pairwise_mlp``/``mlp`` heads (0: a single linear map).
+        self_pairs: draw pairs from all ``N^2`` ordered pairs, ``(i, i)`` included, as the paper's #pairs
+            imply (4096 = 64^2 in Fig. 8); default: the ``N (N - 1)`` pairs of distinct patches.
+        positions: ``"continuous"`` or ``"integer"`` box positions of the off-grid/scale samplers (default:
+            the sampler's, continuous in 2D, integer in 1D; see :data:`part.sampling.boxes.POSITIONS`).
         check_inputs: validate images (4D, finite) on every call.
+
+    Options that the chosen sampler or head does not use raise ``ValueError`` naming them.
     """
 
     def __init__(
@@ -93,40 +103,55 @@ class PARTModel(nn.Module):
         scale_range: tuple[float, float] | None = None,
         head_heads: int | None = None,
         head_hidden: int | None = None,
+        self_pairs: bool = False,
+        positions: str | None = None,
         check_inputs: bool = True,
     ):
         super().__init__()
         self.backbone = backbone
         patch_size = backbone.patch_size
+        options = dict(num_patches=num_patches, scale_range=scale_range, positions=positions)
         if isinstance(sampler, str) and getattr(backbone, "spatial_dims", 2) == 1:
-            from ..sampling.windows1d import build_window_sampler  # 1D windows (paper §5.2)
-
-            sampler = build_window_sampler(
-                sampler, patch_size, num_patches=num_patches, window_len=box_size,
-                scale_range=scale_range if sampler == "scale" else None,
-            )
+            sampler = build_window_sampler(sampler, patch_size, window_len=box_size, **options)  # 1D (§5.2)
         elif isinstance(sampler, str):
-            sampler = build_sampler(
-                sampler, patch_size, num_patches=num_patches, box_size=box_size,
-                scale_range=scale_range if sampler == "scale" else None,
-            )
+            sampler = build_sampler(sampler, patch_size, box_size=box_size, **options)
+        elif any(v is not None for v in (*options.values(), box_size)):
+            raise ValueError("num_patches, box_size, scale_range and positions configure a named sampler; "
+                             "set them on the sampler object instead")
         self.sampler = sampler
         self.target_dim = sampler.target_dim
         self.spatial_dims = getattr(sampler, "spatial_dims", 2)
         validate_num_pairs(num_pairs)
+        if not isinstance(self_pairs, bool):
+            raise ValueError(f"self_pairs must be true or false, got {self_pairs!r}")
         self.num_pairs = num_pairs
+        self.self_pairs = self_pairs
         self.check_inputs = check_inputs
         n_fixed = self._fixed_num_patches()
         self.num_patches = n_fixed  # N per image for the backbone's input size (as the baselines expose it)
         if n_fixed is not None:
-            resolve_num_pairs(num_pairs, n_fixed)  # fail at construction, not at the first step
+            resolve_num_pairs(num_pairs, n_fixed, self_pairs)  # fail at construction, not at the first step
         if isinstance(head, str):
-            head = build_head(
-                head, backbone.embed_dim, out_dim=self.target_dim,
-                num_heads=head_heads or getattr(backbone, "num_heads", None),
-                num_patches=n_fixed, hidden_dim=head_hidden,
-            )
+            head = build_head(head, backbone.embed_dim, out_dim=self.target_dim,
+                              **self._head_options(head, head_heads, head_hidden, n_fixed))
+        elif head_heads is not None or head_hidden is not None:
+            raise ValueError("head_heads and head_hidden configure a named head; build the head module with them")
         self.head = head
+
+    def _head_options(self, head: str, head_heads, head_hidden, n_fixed) -> dict:
+        """The registry options of head ``head`` from PARTModel's arguments (unused ones raise)."""
+        valid = head_options(head)
+        opts = {}
+        for arg, value, option in (("head_heads", head_heads, "num_heads"), ("head_hidden", head_hidden, "hidden_dim")):
+            if option in valid:
+                opts[option] = value
+            elif value is not None:
+                raise ValueError(f"{arg}={value} is not used by head {head!r}; leave it unset")
+        if "num_heads" in valid and opts["num_heads"] is None:
+            opts["num_heads"] = getattr(self.backbone, "num_heads", None)
+        if "num_patches" in valid:
+            opts["num_patches"] = n_fixed
+        return opts
 
     def _fixed_num_patches(self) -> int | None:
         size = getattr(self.backbone, "img_size", None)
@@ -156,8 +181,8 @@ class PARTModel(nn.Module):
         patches, boxes = self.sample(images, generator)
         b, n = boxes.shape[:2]
         if pairs is None:
-            resolve_num_pairs(self.num_pairs, n)  # clear error when too many pairs for N patches
-            pairs = sample_pairs(b, n, self.num_pairs, generator, device=images.device)
+            resolve_num_pairs(self.num_pairs, n, self.self_pairs)  # clear error when too many pairs for N patches
+            pairs = sample_pairs(b, n, self.num_pairs, generator, device=images.device, self_pairs=self.self_pairs)
         tokens = self.backbone.patch_tokens(self.backbone.forward_patches(patches, pos_embed=False))
         pred = self.head(tokens, pairs)
         target = relative_targets(boxes, pairs, with_scale=self.target_dim == 2 * self.spatial_dims)

@@ -14,16 +14,24 @@ name            objective
 ==============  ==========================================================================================
 
 ``cfg`` holds the constructor's keyword arguments (for ``part*``: ``head``, ``num_pairs``, ``num_patches``,
-...; the heads of Tab. 5 are ``head="cross_attention" | "pairwise_mlp" | "mlp"``). Options a constructor
-does not take raise ``ValueError`` naming them, so a typo in a config file fails loudly.
+...; the heads are those of :mod:`part.models.registry`). Options a constructor does not take raise
+``ValueError`` naming them, so a typo in a config file fails loudly.
+
+This table is the one list of objectives and of the sampler each PART name fixes. The typed ``objective``
+config section (:class:`part.config.ObjectiveConfig`) holds PART's own options (:data:`PART_FIELDS`, the
+keyword arguments of :class:`PARTModel` of the same names); :func:`resolve_objective_config` checks a section
+against this table (PART fields only for PART objectives, options known to the objective) and fills the PART
+defaults from :class:`PARTModel`'s signature, their one home.
 """
 
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch.nn as nn
 
+from ..sampling.boxes import SCALE_RANGE
 from .droppos import DropPosObjective
 from .mae import MAEObjective
 from .mp3 import MP3Objective
@@ -42,9 +50,102 @@ OBJECTIVES: dict[str, tuple[type, dict]] = {
 }
 
 
+#: Typed fields of the ``objective`` config section that only the PART objectives read: the keyword arguments
+#: of :class:`PARTModel` of the same names. Other objectives take their options under ``objective.options``.
+PART_FIELDS = (
+    "head", "num_pairs", "num_patches", "box_size", "scale_range", "head_heads", "head_hidden", "self_pairs", "positions",
+)
+
+#: PART fields written into a run's config when unset, from :class:`PARTModel`'s defaults (the others stay
+#: ``None``: derived from the data, the sampler or the head, see :class:`PARTModel`).
+_RECORDED = ("head", "num_pairs", "self_pairs")
+
+
 def objective_names() -> list[str]:
     """The names :func:`build_objective` accepts."""
     return list(OBJECTIVES)
+
+
+def part_objectives() -> list[str]:
+    """The PART objectives (built on :class:`PARTModel`), e.g. ``["part", "part_grid", "part_scale"]``."""
+    return [n for n, (cls, _) in OBJECTIVES.items() if cls is PARTModel]
+
+
+def objective_sampler(name: str) -> str | None:
+    """The sampler a PART objective's name fixes (``"offgrid"``, ``"grid"``, ``"scale"``), else ``None``."""
+    return _lookup(name)[1].get("sampler")
+
+
+def part_defaults() -> dict[str, Any]:
+    """What a PART objective uses for each unset PART field: :class:`PARTModel`'s defaults, and
+    :data:`~part.sampling.boxes.SCALE_RANGE` for ``scale_range``."""
+    params = inspect.signature(PARTModel.__init__).parameters
+    out = {f: params[f].default for f in PART_FIELDS}
+    out["scale_range"] = list(SCALE_RANGE)
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return type(a) is type(b) and a == b
+
+
+def resolve_objective_config(section) -> None:
+    """Check an ``objective`` config section against the objective table and fill PART defaults, in place.
+
+    ``section`` has ``name``, ``options`` (a mapping) and the :data:`PART_FIELDS` as attributes
+    (:class:`part.config.ObjectiveConfig`). Raises ``ValueError`` naming the field for: an unknown ``name``;
+    a PART field set for a non-PART objective; an ``options`` key the objective does not take, or a PART
+    field given under ``options`` of a PART objective. For PART objectives the unset ``head``, ``num_pairs``
+    and ``self_pairs`` are filled with :class:`PARTModel`'s defaults (and ``scale_range`` for ``part_scale``),
+    so a run folder's ``config.yaml`` records them.
+
+    Run folders written before this check recorded every PART field for every objective; a non-PART section
+    holding exactly a PART default (e.g. ``head: cross_attention``) is accepted and the field cleared.
+    """
+    name = section.name
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective.name: unknown objective {name!r}; choose one of {objective_names()}")
+    options = dict(section.options or {})
+    defaults = part_defaults()
+    if name in part_objectives():
+        misplaced = sorted(set(options) & set(PART_FIELDS))
+        if misplaced:
+            raise ValueError(f"objective.options.{misplaced[0]}: set it as objective.{misplaced[0]} (a typed PART field)")
+        valid = [o for o in objective_options(name) if o not in PART_FIELDS]
+        fill = _RECORDED + (("scale_range",) if objective_sampler(name) == "scale" else ())
+        for f in fill:
+            if getattr(section, f) is None:
+                setattr(section, f, defaults[f])
+    else:
+        for f in PART_FIELDS:
+            value = getattr(section, f)
+            if value is None:
+                continue
+            if _same(value, defaults[f]):
+                setattr(section, f, None)
+                continue
+            raise ValueError(
+                f"objective.{f}={value!r} is used only by the PART objectives {part_objectives()}, not by "
+                f"objective {name!r}; remove it ({name}'s own options go under objective.options)"
+            )
+        valid = objective_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"objective.options.{unknown[0]}: objective {name!r} does not take it; its options: {valid}")
+
+
+def objective_kwargs(section) -> dict[str, Any]:
+    """The keyword arguments of :func:`build_objective` for a resolved ``objective`` config section: the PART
+    fields (as :class:`PARTModel` takes them) for PART objectives, then ``options``."""
+    kwargs: dict[str, Any] = {}
+    if section.name in part_objectives():
+        kwargs = {f: getattr(section, f) for f in PART_FIELDS}
+        if kwargs["scale_range"] is not None:
+            kwargs["scale_range"] = tuple(kwargs["scale_range"])
+    kwargs.update(section.options or {})
+    return kwargs
 
 
 def objective_options(name: str) -> list[str]:
@@ -85,4 +186,7 @@ def build_objective(name: str, backbone: nn.Module, **cfg) -> nn.Module:
     return cls(backbone, **fixed, **cfg)
 
 
-__all__ = ["OBJECTIVES", "build_objective", "objective_names", "objective_options"]
+__all__ = [
+    "OBJECTIVES", "PART_FIELDS", "build_objective", "objective_kwargs", "objective_names", "objective_options",
+    "objective_sampler", "part_defaults", "part_objectives", "resolve_objective_config",
+]

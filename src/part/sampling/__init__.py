@@ -5,10 +5,29 @@ boxes ``(B, N, 2)`` (t_centre, length) in samples.
 
 2D: :class:`OffGridSampler` (PART), :class:`GridSampler` (PART-grid, fine-tuning),
 :class:`ScaleAspectSampler` (scale/aspect extension). Boxes are ``(B, N, 4)`` (cx, cy, w, h) in pixels.
+Defaults shared by both live in :mod:`part.sampling.boxes` (:data:`SCALE_RANGE`, :data:`POSITIONS`).
 """
 
-from .boxes import boxes_to_corners, default_num_patches, grid_boxes, offgrid_boxes, scale_aspect_boxes
-from .crop import crop_patches, patchify, unpatchify
+from .boxes import (
+    POSITIONS,
+    SCALE_RANGE,
+    boxes_to_corners,
+    check_positions,
+    check_scale_range,
+    default_num_patches,
+    grid_boxes,
+    offgrid_boxes,
+    scale_aspect_boxes,
+)
+from .crop import (
+    copy_patches,
+    crop_patches,
+    crop_patches_antialiased,
+    crop_patches_antialiased_reference,
+    patchify,
+    unpatchify,
+)
+from .samplers import SAMPLERS, GridSampler, OffGridSampler, ScaleAspectSampler, build_sampler, check_images
 from .windows1d import (
     WINDOW_SAMPLERS,
     GridWindowSampler,
@@ -17,18 +36,21 @@ from .windows1d import (
     build_window_sampler,
     check_signals,
     crop_windows,
+    crop_windows_antialiased,
     grid_windows,
     offgrid_windows,
     patchify1d,
     scale_windows,
     unpatchify1d,
 )
-from .samplers import SAMPLERS, GridSampler, OffGridSampler, ScaleAspectSampler, build_sampler, check_images
 
 __all__ = [
-    "boxes_to_corners", "default_num_patches", "grid_boxes", "offgrid_boxes", "scale_aspect_boxes",
-    "crop_patches", "patchify", "unpatchify",
+    "POSITIONS", "SCALE_RANGE", "boxes_to_corners", "check_positions", "check_scale_range", "default_num_patches",
+    "grid_boxes", "offgrid_boxes", "scale_aspect_boxes",
+    "copy_patches", "crop_patches", "crop_patches_antialiased", "crop_patches_antialiased_reference", "patchify",
+    "unpatchify",
     "WINDOW_SAMPLERS", "GridWindowSampler", "OffGridWindowSampler", "ScaleWindowSampler", "build_window_sampler",
-    "check_signals", "crop_windows", "grid_windows", "offgrid_windows", "patchify1d", "scale_windows", "unpatchify1d",
+    "check_signals", "crop_windows", "crop_windows_antialiased", "grid_windows", "offgrid_windows", "patchify1d",
+    "scale_windows", "unpatchify1d",
     "SAMPLERS", "GridSampler", "OffGridSampler", "ScaleAspectSampler", "build_sampler", "check_images",
 ]

@@ -9,7 +9,54 @@ All sampling is vectorised over the batch and runs on the requested device.
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+#: Box sizes of the scale/aspect sampler, in units of the patch size P (paper §5.1: "Patch width and height
+#: are constrained to between half and twice the ViT patch size"). The one home of this default (2D and 1D).
+SCALE_RANGE: tuple[float, float] = (0.5, 2.0)
+
+#: Where off-grid boxes may start: ``"continuous"`` (uniform real offsets, paper §4 "uniformly sampled") or
+#: ``"integer"`` (whole pixels/samples, as the authors' code; with D = P the crop is an exact pixel copy, and
+#: no patch is blurred by a sub-pixel resampling, which would tell the model the fractional part of its
+#: position and differ from the sharp grid patches of fine-tuning).
+POSITIONS = ("continuous", "integer")
+
+
+def check_positions(positions: str) -> str:
+    """Validate a ``positions`` mode (:data:`POSITIONS`); raises ``ValueError`` naming ``positions``."""
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {list(POSITIONS)}, got {positions!r}")
+    return positions
+
+
+def check_scale_range(scale_range) -> tuple[float, float]:
+    """``(low, high)`` with ``0 < low <= high`` as floats; raises ``ValueError`` naming ``scale_range``."""
+    try:
+        lo, hi = (float(v) for v in scale_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale_range must be two numbers [low, high], got {scale_range!r}") from None
+    if not 0 < lo <= hi:
+        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {tuple(scale_range)}")
+    return lo, hi
+
+
+def integer_sizes(scale_range: tuple[float, float], patch_size: int) -> tuple[int, int]:
+    """The whole-pixel sizes ``ceil(s0 P) .. floor(s1 P)`` of a scale range (``positions="integer"``)."""
+    lo, hi = math.ceil(scale_range[0] * patch_size - 1e-9), math.floor(scale_range[1] * patch_size + 1e-9)
+    if lo > hi:
+        raise ValueError(
+            f"scale_range={tuple(scale_range)} x patch size {patch_size} contains no whole-pixel size, which "
+            "positions='integer' needs; widen scale_range or use positions='continuous'"
+        )
+    return lo, hi
+
+
+def integer_draw(u: torch.Tensor, count: torch.Tensor | float) -> torch.Tensor:
+    """Uniform integers ``0 .. count - 1`` from uniforms ``u`` in ``[0, 1)`` (as float, same shape)."""
+    count = torch.as_tensor(count, dtype=u.dtype, device=u.device)
+    return torch.minimum(torch.floor(u * count), count - 1)
 
 
 def _check_image_size(height: int, width: int, patch_size: int) -> None:
@@ -58,20 +105,27 @@ def offgrid_boxes(
     box_size: float,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    positions: str = "continuous",
 ) -> torch.Tensor:
     """Square ``D x D`` boxes whose top-left corner is uniform so that the box lies inside the image.
 
     Paper §4: ``(x_s, y_s)`` uniform across the image, bottom-right ``(x_s + D, y_s + D)``. Boxes may
     overlap and need not cover the image (that partial coverage is PART's masking).
-    Returns ``(B, N, 4)``.
+    ``positions="continuous"``: ``x_s`` uniform in ``[0, W - D]``; ``"integer"``: uniform over the whole
+    pixels ``0 .. floor(W - D)`` (same for y). Returns ``(B, N, 4)``.
     """
+    check_positions(positions)
     if num_patches <= 0:
         raise ValueError(f"num_patches must be positive, got {num_patches}")
     if box_size <= 0 or box_size > min(height, width):
         raise ValueError(f"box_size={box_size} must be in (0, min(H, W)={min(height, width)}]")
-    u = _uniform((batch, num_patches, 2), generator, device)
-    x0 = u[..., 0] * (width - box_size)
-    y0 = u[..., 1] * (height - box_size)
+    u = draw_uniform((batch, num_patches, 2), generator, device)
+    if positions == "integer":
+        x0 = integer_draw(u[..., 0], math.floor(width - box_size) + 1)
+        y0 = integer_draw(u[..., 1], math.floor(height - box_size) + 1)
+    else:
+        x0 = u[..., 0] * (width - box_size)
+        y0 = u[..., 1] * (height - box_size)
     d = torch.full_like(x0, float(box_size))
     return torch.stack([x0 + d / 2, y0 + d / 2, d, d], dim=-1)
 
@@ -82,28 +136,35 @@ def scale_aspect_boxes(
     width: int,
     num_patches: int,
     patch_size: int,
-    scale_range: tuple[float, float] = (0.5, 2.0),
+    scale_range: tuple[float, float] = SCALE_RANGE,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    positions: str = "continuous",
 ) -> torch.Tensor:
     """Boxes with width and height drawn independently, each uniform in ``[s0 * P, s1 * P]``.
 
     Paper §5.1: "Patch width and height are constrained to between half and twice the ViT patch size";
-    the default ``scale_range=(0.5, 2.0)`` is that rule. Sizes are capped at the image size so the box
-    stays inside; the top-left is then uniform over the valid positions. Returns ``(B, N, 4)``.
+    the default :data:`SCALE_RANGE` is that rule. Sizes are capped at the image size so the box stays
+    inside; the top-left is then uniform over the valid positions. ``positions="integer"`` snaps boxes to
+    the pixel grid: whole-pixel sizes uniform in ``ceil(s0 P) .. floor(s1 P)`` and whole-pixel corners.
+    Returns ``(B, N, 4)``.
     """
-    lo, hi = scale_range
-    if not 0 < lo <= hi:
-        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
+    lo, hi = check_scale_range(scale_range)
+    check_positions(positions)
     if num_patches <= 0:
         raise ValueError(f"num_patches must be positive, got {num_patches}")
-    u = _uniform((batch, num_patches, 4), generator, device)
-    w = (lo + (hi - lo) * u[..., 0]) * patch_size
-    h = (lo + (hi - lo) * u[..., 1]) * patch_size
-    w = w.clamp(max=float(width))
-    h = h.clamp(max=float(height))
-    x0 = u[..., 2] * (width - w)
-    y0 = u[..., 3] * (height - h)
+    u = draw_uniform((batch, num_patches, 4), generator, device)
+    if positions == "integer":
+        s_lo, s_hi = integer_sizes((lo, hi), patch_size)
+        w = (s_lo + integer_draw(u[..., 0], s_hi - s_lo + 1)).clamp(max=float(width))
+        h = (s_lo + integer_draw(u[..., 1], s_hi - s_lo + 1)).clamp(max=float(height))
+        x0 = integer_draw(u[..., 2], width - w + 1)
+        y0 = integer_draw(u[..., 3], height - h + 1)
+    else:
+        w = ((lo + (hi - lo) * u[..., 0]) * patch_size).clamp(max=float(width))
+        h = ((lo + (hi - lo) * u[..., 1]) * patch_size).clamp(max=float(height))
+        x0 = u[..., 2] * (width - w)
+        y0 = u[..., 3] * (height - h)
     return torch.stack([x0 + w / 2, y0 + h / 2, w, h], dim=-1)
 
 
@@ -113,7 +174,8 @@ def boxes_to_corners(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([c - s / 2, c + s / 2], dim=-1)
 
 
-def _uniform(shape, generator, device) -> torch.Tensor:
+def draw_uniform(shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """Uniform ``[0, 1)`` float32 draws of ``shape`` on ``device`` from ``generator`` (any device)."""
     if generator is not None:
         # Draw on the generator's device, then move: keeps a CPU generator usable for CUDA images.
         return torch.rand(shape, generator=generator, device=generator.device).to(device)

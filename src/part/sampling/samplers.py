@@ -13,8 +13,17 @@ from __future__ import annotations
 
 import torch
 
-from .boxes import default_num_patches, grid_boxes, offgrid_boxes, scale_aspect_boxes
-from .crop import crop_patches, patchify
+from .boxes import (
+    SCALE_RANGE,
+    check_positions,
+    check_scale_range,
+    default_num_patches,
+    grid_boxes,
+    integer_sizes,
+    offgrid_boxes,
+    scale_aspect_boxes,
+)
+from .crop import copy_patches, crop_patches, crop_patches_antialiased, patchify
 
 __all__ = ["OffGridSampler", "GridSampler", "ScaleAspectSampler", "build_sampler", "SAMPLERS"]
 
@@ -36,8 +45,14 @@ class OffGridSampler:
 
     Args:
         patch_size: ViT patch size P.
-        num_patches: N; default ``H * W / P^2``. Fewer patches means more masking.
+        num_patches: N; default ``H * W / P^2`` (the grid's count). Fewer patches means more masking.
         box_size: D in pixels; default P.
+        positions: ``"continuous"`` (default: the paper's text, §4, "uniformly sampled"; the 2D default
+            until the ablation grid of issue 18 settles it) or ``"integer"`` (whole-pixel corners; with
+            D = P the patches are exact pixel copies, no resampling blur).
+
+    Cropping: exact copies for integer positions with D = P, the anti-aliased crop for D > P, bilinear
+    :func:`~part.sampling.crop.crop_patches` otherwise.
     """
 
     target_dim = 2
@@ -45,7 +60,13 @@ class OffGridSampler:
     name = "offgrid"
     check = staticmethod(check_images)
 
-    def __init__(self, patch_size: int, num_patches: int | None = None, box_size: float | None = None):
+    def __init__(
+        self,
+        patch_size: int,
+        num_patches: int | None = None,
+        box_size: float | None = None,
+        positions: str = "continuous",
+    ):
         if patch_size <= 0:
             raise ValueError(f"patch_size must be positive, got {patch_size}")
         if num_patches is not None and num_patches <= 0:
@@ -55,6 +76,7 @@ class OffGridSampler:
         self.patch_size = int(patch_size)
         self.num_patches = num_patches
         self.box_size = box_size
+        self.positions = check_positions(positions)
 
     def num_patches_for(self, height: int, width: int) -> int:
         return self.num_patches or default_num_patches(height, width, self.patch_size)
@@ -63,14 +85,27 @@ class OffGridSampler:
         b, _, h, w = images.shape
         default_num_patches(h, w, self.patch_size)  # validates patch vs image size
         d = float(self.box_size or self.patch_size)
-        return offgrid_boxes(b, h, w, self.num_patches_for(h, w), d, generator, images.device)
+        return offgrid_boxes(b, h, w, self.num_patches_for(h, w), d, generator, images.device, self.positions)
+
+    def crop(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)``, ``(B, N, 4)`` -> ``(B, N, C, P, P)`` with the crop that fits the boxes."""
+        d = float(self.box_size or self.patch_size)
+        if d == self.patch_size and self.positions == "integer":
+            return copy_patches(images, boxes, self.patch_size)
+        if d > self.patch_size:
+            return crop_patches_antialiased(images, boxes, self.patch_size, max_size=d)
+        return crop_patches(images, boxes, self.patch_size)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        """``images (B, C, H, W)`` -> ``(patches (B, N, C, P, P), boxes (B, N, 4))``."""
         boxes = self.boxes(images, generator)
-        return crop_patches(images, boxes, self.patch_size), boxes
+        return self.crop(images, boxes), boxes
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(patch_size={self.patch_size}, num_patches={self.num_patches}, box_size={self.box_size})"
+        return (
+            f"{type(self).__name__}(patch_size={self.patch_size}, num_patches={self.num_patches}, "
+            f"box_size={self.box_size}, positions={self.positions!r})"
+        )
 
 
 class GridSampler:
@@ -100,41 +135,63 @@ class GridSampler:
 
 
 class ScaleAspectSampler(OffGridSampler):
-    """Boxes with independent width and height in ``[s0 P, s1 P]`` (paper §5.1), resized to P x P.
+    """Boxes with independent width and height in ``[s0 P, s1 P]`` (paper §5.1), resized to P x P with the
+    anti-aliased crop (boxes up to ``s1 P`` are shrunk by a stretched triangle filter, not point-sampled).
 
-    The target then has 4 components: (dx, dy, w_t / w_r, h_t / h_r).
+    The target then has 4 components: (dx, dy, w_t / w_r, h_t / h_r). ``positions="integer"`` snaps box
+    sizes and corners to whole pixels (:func:`~part.sampling.boxes.scale_aspect_boxes`).
     """
 
     target_dim = 4
     name = "scale"
 
     def __init__(
-        self, patch_size: int, num_patches: int | None = None, scale_range: tuple[float, float] = (0.5, 2.0)
+        self,
+        patch_size: int,
+        num_patches: int | None = None,
+        scale_range: tuple[float, float] = SCALE_RANGE,
+        positions: str = "continuous",
     ):
-        super().__init__(patch_size, num_patches)
-        lo, hi = float(scale_range[0]), float(scale_range[1])
-        if not 0 < lo <= hi:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {tuple(scale_range)}")
-        self.scale_range = (lo, hi)
+        super().__init__(patch_size, num_patches, positions=positions)
+        self.scale_range = check_scale_range(scale_range)
+        if self.positions == "integer":
+            integer_sizes(self.scale_range, self.patch_size)  # fails now, not at the first batch
 
     def boxes(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, _, h, w = images.shape
         default_num_patches(h, w, self.patch_size)
         n = self.num_patches_for(h, w)
-        return scale_aspect_boxes(b, h, w, n, self.patch_size, self.scale_range, generator, images.device)
+        return scale_aspect_boxes(
+            b, h, w, n, self.patch_size, self.scale_range, generator, images.device, self.positions
+        )
+
+    def crop(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """The anti-aliased crop, its window sized by the largest box ``s1 P``."""
+        return crop_patches_antialiased(images, boxes, self.patch_size, max_size=self.scale_range[1] * self.patch_size)
 
     def __repr__(self) -> str:
-        return f"ScaleAspectSampler(patch_size={self.patch_size}, num_patches={self.num_patches}, scale_range={self.scale_range})"
+        return (
+            f"ScaleAspectSampler(patch_size={self.patch_size}, num_patches={self.num_patches}, "
+            f"scale_range={self.scale_range}, positions={self.positions!r})"
+        )
 
 
 SAMPLERS = {"offgrid": OffGridSampler, "grid": GridSampler, "scale": ScaleAspectSampler}
 
 
 def build_sampler(name: str, patch_size: int, **kwargs):
-    """Build a sampler by name: ``"offgrid"``, ``"grid"`` or ``"scale"``; unset (None) options take defaults."""
+    """Build a sampler by name: ``"offgrid"``, ``"grid"`` or ``"scale"``; unset (None) options take defaults.
+
+    Options: ``num_patches``, ``box_size`` (offgrid), ``scale_range`` (scale), ``positions`` (offgrid, scale).
+    Setting an option the named sampler does not use raises ``ValueError`` naming it.
+    """
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
-    unused = {"grid": ("num_patches", "box_size", "scale_range"), "offgrid": ("scale_range",), "scale": ("box_size",)}
+    unused = {
+        "grid": ("num_patches", "box_size", "scale_range", "positions"),
+        "offgrid": ("scale_range",),
+        "scale": ("box_size",),
+    }
     for key in unused[name]:
         if kwargs.pop(key, None) is not None:
             raise ValueError(f"{key} is not used by the {name!r} sampler; leave it unset (None)")

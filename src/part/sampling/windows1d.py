@@ -10,7 +10,9 @@ The 1D analogue of :mod:`part.sampling.samplers`: signals ``(B, C, T)`` in, ``(p
 :func:`part.targets.relative_targets` turns these boxes into the 1D PART target
 ``dt = (t_tgt - t_ref) / L_ref`` (and ``L_tgt / L_ref`` with variable lengths).
 
-Samplers (paper defaults: forty 1-second patches, L = 100, in a 30-s window, T = 3000, at 100 Hz):
+Samplers (the paper's setting, App. 8.1: forty 1-second patches, L = 100, in a 30-s window, T = 3000, at
+100 Hz; ``configs/sleep_*.yaml`` set ``num_patches: 40``. Without it N defaults to ``T // L``, the grid's
+count, as ``H W / P^2`` in 2D):
 
 * :class:`OffGridWindowSampler` ("offgrid", PART): N windows with uniform random starts so that each lies
   inside the record; unequally spaced, may overlap, need not cover the record ("randomly-sampled,
@@ -18,7 +20,11 @@ Samplers (paper defaults: forty 1-second patches, L = 100, in a 30-s window, T =
 * :class:`GridWindowSampler` ("grid", PART-grid ablation §5.3 and fine-tuning): the ``T / L`` consecutive
   windows that tile the record exactly (no interpolation).
 * :class:`ScaleWindowSampler` ("scale", the §5.1 scale extension in 1D): window lengths uniform in
-  ``[s0 L, s1 L]``, resampled to L.
+  ``[s0 L, s1 L]``, resampled to L with the anti-aliased crop (:func:`crop_windows_antialiased`).
+
+Positions: 1D off-grid windows start on whole samples by default (``positions="integer"``: with W = L the
+patches are raw samples, as in the authors' code), 2D boxes at continuous offsets (the paper's text); both
+take either mode (``positions=``), and the choice of default waits for the ablation of issue 18.
 
 Cropping is one batched gather + linear interpolation (:func:`crop_windows`), with the same convention as
 the 2D ``grid_sample(align_corners=False)`` crop: output sample ``k`` of a window ``(s, W)`` reads the signal at
@@ -32,11 +38,19 @@ import math
 
 import torch
 
-from .boxes import _uniform
+from .boxes import (
+    SCALE_RANGE,
+    check_positions,
+    check_scale_range,
+    draw_uniform,
+    integer_draw,
+    integer_sizes,
+)
+from .crop import tent_weights, window_size, window_start
 
 __all__ = [
     "OffGridWindowSampler", "GridWindowSampler", "ScaleWindowSampler", "build_window_sampler", "WINDOW_SAMPLERS",
-    "check_signals", "crop_windows", "patchify1d", "unpatchify1d",
+    "check_signals", "crop_windows", "crop_windows_antialiased", "patchify1d", "unpatchify1d",
     "grid_windows", "offgrid_windows", "scale_windows",
 ]
 
@@ -89,22 +103,22 @@ def offgrid_windows(
     window_len: float,
     generator: torch.Generator | None = None,
     device=None,
-    integer_starts: bool = True,
+    positions: str = "integer",
 ) -> torch.Tensor:
     """N windows of length ``window_len`` with uniform random starts so that each lies inside ``[0, T]``.
 
-    ``integer_starts=True`` draws the start uniformly from the integers ``0 .. floor(T - W)`` (windows then
-    begin on a sample, and with ``W = L`` the crop returns raw samples); ``False`` draws it uniformly from the
-    continuous interval ``[0, T - W]`` like the 2D off-grid boxes. Returns ``(B, N, 2)``.
+    ``positions="integer"`` draws the start uniformly from the integers ``0 .. floor(T - W)`` (windows then
+    begin on a sample, and with ``W = L`` the crop returns raw samples); ``"continuous"`` draws it uniformly
+    from the interval ``[0, T - W]`` like the 2D off-grid boxes. Returns ``(B, N, 2)``.
     """
+    check_positions(positions)
     _check_positive_int("num_patches", num_patches)
     if not window_len > 0:
         raise ValueError(f"window_len must be positive, got {window_len}")
     _check_record_length(length, window_len, f"window_len={window_len:g}")
-    u = _uniform((batch, num_patches), generator, device)
-    if integer_starts:
-        last = math.floor(length - window_len)
-        start = torch.floor(u * (last + 1)).clamp_(max=last)
+    u = draw_uniform((batch, num_patches), generator, device)
+    if positions == "integer":
+        start = integer_draw(u, math.floor(length - window_len) + 1)
     else:
         start = u * (length - window_len)
     w = torch.full_like(start, float(window_len))
@@ -116,21 +130,26 @@ def scale_windows(
     length: int,
     num_patches: int,
     patch_len: int,
-    scale_range: tuple[float, float] = (0.5, 2.0),
+    scale_range: tuple[float, float] = SCALE_RANGE,
     generator: torch.Generator | None = None,
     device=None,
+    positions: str = "continuous",
 ) -> torch.Tensor:
-    """Windows with length uniform in ``[s0 L, s1 L]`` (capped at T) and a uniform continuous start so the
-    window lies inside the record (the §5.1 rule "between half and twice the patch size", in 1D).
-    Returns ``(B, N, 2)``."""
-    lo, hi = scale_range
-    if not 0 < lo <= hi:
-        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {tuple(scale_range)}")
+    """Windows with length uniform in ``[s0 L, s1 L]`` (capped at T) and a uniform start so the window lies
+    inside the record (the §5.1 rule "between half and twice the patch size", in 1D). ``positions="integer"``
+    draws whole-sample lengths ``ceil(s0 L) .. floor(s1 L)`` and whole-sample starts. Returns ``(B, N, 2)``."""
+    lo, hi = check_scale_range(scale_range)
+    check_positions(positions)
     _check_positive_int("num_patches", num_patches)
     _check_record_length(length, lo * patch_len, f"the shortest window (scale_range[0] * patch_len = {lo}*{patch_len})")
-    u = _uniform((batch, num_patches, 2), generator, device)
-    w = ((lo + (hi - lo) * u[..., 0]) * patch_len).clamp(max=float(length))
-    start = u[..., 1] * (length - w)
+    u = draw_uniform((batch, num_patches, 2), generator, device)
+    if positions == "integer":
+        s_lo, s_hi = integer_sizes((lo, hi), patch_len)
+        w = (s_lo + integer_draw(u[..., 0], s_hi - s_lo + 1)).clamp(max=float(length))
+        start = integer_draw(u[..., 1], length - w + 1)
+    else:
+        w = ((lo + (hi - lo) * u[..., 0]) * patch_len).clamp(max=float(length))
+        start = u[..., 1] * (length - w)
     return torch.stack([start + w / 2, w], dim=-1)
 
 
@@ -166,6 +185,39 @@ def crop_windows(signals: torch.Tensor, boxes: torch.Tensor, patch_len: int) -> 
     x1 = torch.gather(signals, 2, i1.expand(b, c, -1))
     out = torch.lerp(x0, x1, frac)  # x0 + frac * (x1 - x0); equals x0 where frac == 0
     return out.reshape(b, c, n, patch_len).permute(0, 2, 1, 3).contiguous()
+
+
+def crop_windows_antialiased(
+    signals: torch.Tensor, boxes: torch.Tensor, patch_len: int, max_len: float | None = None
+) -> torch.Tensor:
+    """Resample every window to ``patch_len`` with anti-aliasing when shrinking (``W > L``).
+
+    The 1D form of :func:`part.sampling.crop.crop_patches_antialiased`: output sample k averages the samples
+    i with triangle weights ``max(0, 1 - |i + 0.5 - c_k| / max(W / L, 1))``, ``c_k = s + (k + 0.5) W / L``,
+    renormalised inside the record; for ``W <= L`` this is :func:`crop_windows` (linear interpolation).
+
+    Args:
+        signals: ``(B, C, T)`` float.
+        boxes: ``(B, N, 2)`` as ``(t_centre, length)`` in samples.
+        patch_len: L.
+        max_len: an upper bound on the window lengths (default: read from ``boxes``).
+    Returns:
+        ``(B, N, C, L)``, same dtype as ``signals``.
+    """
+    b, c, t = signals.shape
+    n = boxes.shape[1]
+    dtype = torch.float64 if signals.dtype == torch.float64 else torch.float32
+    boxes = boxes.to(device=signals.device, dtype=dtype)
+    if max_len is None:
+        max_len = float(boxes[..., 1].max()) if boxes.numel() else float(patch_len)
+    k = window_size(max_len, patch_len)
+    start = boxes[..., 0] - boxes[..., 1] / 2
+    first = window_start(start, boxes[..., 1], patch_len)  # (B, N)
+    wts = tent_weights(start, boxes[..., 1], patch_len, t, first, k)  # (B, N, L, K)
+    idx = (first[..., None] + torch.arange(k, device=signals.device)).clamp(0, t - 1)  # (B, N, K)
+    win = torch.gather(signals, 2, idx.reshape(b, 1, n * k).expand(b, c, -1)).reshape(b, c, n, k)
+    out = torch.einsum("bnlk,bcnk->bncl", wts, win.to(dtype))
+    return out.to(signals.dtype)
 
 
 def patchify1d(signals: torch.Tensor, patch_len: int) -> torch.Tensor:
@@ -221,22 +273,27 @@ class _WindowSamplerBase:
 class OffGridWindowSampler(_WindowSamplerBase):
     """N random windows of length W (default L), resampled to L (PART in 1D, §5.2 / App. 8.1).
 
-    Paper defaults: forty 1-second patches (L = 100 samples at 100 Hz) from a 30-s window (T = 3000).
+    The paper's setting is forty 1-second patches (L = 100 samples at 100 Hz) from a 30-s window (T = 3000):
+    ``num_patches=40`` (set in ``configs/sleep_*.yaml``).
 
     Args:
         patch_len: the ViT patch length L in samples.
-        num_patches: N; ``None`` means ``T // L`` (as many as the grid has). Fewer means more masking.
+        num_patches: N; ``None`` (default) means ``T // L``, as many as the grid has (the 1D ``H W / P^2``).
+            Fewer means more masking.
         window_len: W, the length of each sampled window in samples before resampling; default L.
-        integer_starts: draw starts on whole samples (default; with W = L the patches are raw samples) or
-            continuously as in 2D.
+        positions: ``"integer"`` (default in 1D: starts on whole samples; with W = L the patches are raw
+            samples) or ``"continuous"`` (uniform real starts, as the 2D default).
+
+    Cropping: linear interpolation (:func:`crop_windows`; exact for integer starts and W = L), the
+    anti-aliased crop for W > L.
     """
 
     target_dim = 1
     name = "offgrid"
 
     def __init__(
-        self, patch_len: int = 100, num_patches: int | None = 40, window_len: float | None = None,
-        integer_starts: bool = True,
+        self, patch_len: int = 100, num_patches: int | None = None, window_len: float | None = None,
+        positions: str = "integer",
     ):
         super().__init__(patch_len)
         if num_patches is not None:
@@ -245,7 +302,7 @@ class OffGridWindowSampler(_WindowSamplerBase):
             raise ValueError(f"window_len must be positive, got {window_len}")
         self.num_patches = num_patches
         self.window_len = window_len
-        self.integer_starts = bool(integer_starts)
+        self.positions = check_positions(positions)
 
     def min_length(self) -> float:
         return float(self.window_len or self.patch_len)
@@ -261,18 +318,24 @@ class OffGridWindowSampler(_WindowSamplerBase):
         self._check_shape(signals)
         b, _, t = signals.shape
         return offgrid_windows(
-            b, t, self.num_patches_for(t), self.min_length(), generator, signals.device, self.integer_starts
+            b, t, self.num_patches_for(t), self.min_length(), generator, signals.device, self.positions
         )
+
+    def crop(self, signals: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)``, ``(B, N, 2)`` -> ``(B, N, C, L)`` with the crop that fits the windows."""
+        if self.min_length() > self.patch_len:
+            return crop_windows_antialiased(signals, boxes, self.patch_len, max_len=self.min_length())
+        return crop_windows(signals, boxes, self.patch_len)
 
     def __call__(self, signals: torch.Tensor, generator: torch.Generator | None = None):
         """``signals (B, C, T)`` -> ``(patches (B, N, C, L), boxes (B, N, 2))``."""
         boxes = self.boxes(signals, generator)
-        return crop_windows(signals, boxes, self.patch_len), boxes
+        return self.crop(signals, boxes), boxes
 
     def __repr__(self) -> str:
         return (
             f"OffGridWindowSampler(patch_len={self.patch_len}, num_patches={self.num_patches}, "
-            f"window_len={self.window_len}, integer_starts={self.integer_starts})"
+            f"window_len={self.window_len}, positions={self.positions!r})"
         )
 
 
@@ -311,7 +374,9 @@ class GridWindowSampler(_WindowSamplerBase):
 
 
 class ScaleWindowSampler(OffGridWindowSampler):
-    """Windows of variable length ``W ~ U[s0 L, s1 L]`` resampled to L (the §5.1 scale extension in 1D).
+    """Windows of variable length ``W ~ U[s0 L, s1 L]`` resampled to L with the anti-aliased crop (the §5.1
+    scale extension in 1D). Starts are continuous by default; ``positions="integer"`` snaps lengths and
+    starts to whole samples.
 
     The target has 2 components: ``(dt, L_tgt / L_ref)``.
     """
@@ -320,13 +385,16 @@ class ScaleWindowSampler(OffGridWindowSampler):
     name = "scale"
 
     def __init__(
-        self, patch_len: int = 100, num_patches: int | None = 40, scale_range: tuple[float, float] = (0.5, 2.0)
+        self,
+        patch_len: int = 100,
+        num_patches: int | None = None,
+        scale_range: tuple[float, float] = SCALE_RANGE,
+        positions: str = "continuous",
     ):
-        super().__init__(patch_len, num_patches, integer_starts=False)  # starts are continuous
-        lo, hi = float(scale_range[0]), float(scale_range[1])
-        if not 0 < lo <= hi:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {tuple(scale_range)}")
-        self.scale_range = (lo, hi)
+        super().__init__(patch_len, num_patches, positions=positions)
+        self.scale_range = check_scale_range(scale_range)
+        if self.positions == "integer":
+            integer_sizes(self.scale_range, self.patch_len)  # fails now, not at the first batch
 
     def min_length(self) -> float:
         return self.scale_range[0] * self.patch_len
@@ -338,35 +406,40 @@ class ScaleWindowSampler(OffGridWindowSampler):
         self._check_shape(signals)
         b, _, t = signals.shape
         return scale_windows(
-            b, t, self.num_patches_for(t), self.patch_len, self.scale_range, generator, signals.device
+            b, t, self.num_patches_for(t), self.patch_len, self.scale_range, generator, signals.device,
+            self.positions,
         )
+
+    def crop(self, signals: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """The anti-aliased crop, its window sized by the longest window ``s1 L``."""
+        return crop_windows_antialiased(signals, boxes, self.patch_len, max_len=self.scale_range[1] * self.patch_len)
 
     def __repr__(self) -> str:
         return (
             f"ScaleWindowSampler(patch_len={self.patch_len}, num_patches={self.num_patches}, "
-            f"scale_range={self.scale_range})"
+            f"scale_range={self.scale_range}, positions={self.positions!r})"
         )
 
 
 WINDOW_SAMPLERS = {"offgrid": OffGridWindowSampler, "grid": GridWindowSampler, "scale": ScaleWindowSampler}
 
 
-def build_window_sampler(name: str, patch_len: int = 100, **kwargs):
+def build_window_sampler(name: str, patch_len: int, **kwargs):
     """Build a 1D sampler by name: ``"offgrid"``, ``"grid"`` or ``"scale"``; unset (None) options take defaults.
 
-    Options: ``num_patches`` (offgrid, scale), ``window_len`` and ``integer_starts`` (offgrid),
+    Options: ``num_patches`` (offgrid, scale), ``window_len`` (offgrid), ``positions`` (offgrid, scale),
     ``scale_range`` (scale). Setting an option the named sampler does not use raises ``ValueError``.
     """
     if name not in WINDOW_SAMPLERS:
         raise ValueError(f"unknown 1D sampler {name!r}; choose one of {sorted(WINDOW_SAMPLERS)}")
-    known = ("num_patches", "window_len", "integer_starts", "scale_range")
+    known = ("num_patches", "window_len", "positions", "scale_range")
     for key in kwargs:
         if key not in known:
             raise ValueError(f"unknown option {key!r} for a 1D sampler; options are {list(known)}")
     unused = {
-        "grid": ("num_patches", "window_len", "integer_starts", "scale_range"),
+        "grid": ("num_patches", "window_len", "positions", "scale_range"),
         "offgrid": ("scale_range",),
-        "scale": ("window_len", "integer_starts"),
+        "scale": ("window_len",),
     }
     for key in unused[name]:
         if kwargs.pop(key, None) is not None:

@@ -90,7 +90,7 @@ def _resolve_sampler(model, sampler, num_patches: int | None):
             raise ValueError("num_patches cannot be set for sampler='grid' (the grid fixes N = H W / P^2)")
         kwargs = {} if sampler == "grid" else {"num_patches": num_patches}
         if own is not None and getattr(own, "name", None) == sampler:  # keep the model's box settings
-            for key in ("box_size", "scale_range"):
+            for key in ("box_size", "scale_range", "positions"):
                 if getattr(own, key, None) is not None:
                     kwargs[key] = getattr(own, key)
         return build_sampler(sampler, patch_size, **kwargs)

@@ -94,12 +94,29 @@ def test_mlflow_run_has_scalars_params_and_export(tmp_path, npz_data):
     assert r.data.params["logging.backends"] == "['jsonl', 'tensorboard', 'mlflow']"
     arts = {a.path for a in client.list_artifacts(r.info.run_id, "export")}
     assert arts == {"export/config.json", "export/model.safetensors", "export/README.md"}
-    # resuming continues the same MLflow run: the new steps join its history
-    part.pretrain(None, out=run, resume=True, overrides=["train.max_steps=4"], progress=False)
-    client, runs = _mlflow_client(run)
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    hist = client.get_metric_history(runs[0].info.run_id, "train/loss")
+
+
+def test_mlflow_resume_continues_the_same_run(tmp_path, npz_data):
+    """A run killed after its step-2 checkpoint is FAILED in MLflow; --resume reopens that MLflow run, adds
+    steps 3-4 (params are not logged twice) and finishes it."""
+    pytest.importorskip("mlflow")
+    from part.engine import build_objective
+    from part.engine.trainer import train
+
+    from .test_train import _FailAt, _Killed
+
+    cfg = config_from_dict(_config(npz_data, ["jsonl", "mlflow"], max_steps=4, ckpt_every=2))
+    with pytest.raises(_Killed):
+        train(cfg, tmp_path / "run", objective=_FailAt(build_objective(cfg), 3, kill=True), progress=False)
+    client, runs = _mlflow_client(tmp_path / "run")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    run_id = runs[0].info.run_id
+    part.pretrain(None, out=tmp_path / "run", resume=True, progress=False)
+    client, runs = _mlflow_client(tmp_path / "run")
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
+    hist = client.get_metric_history(run_id, "train/loss")
     assert sorted(m.step for m in hist) == [1, 2, 3, 4]
+    assert [x["step"] for x in _records(tmp_path / "run")] == [1, 2, 3, 4]
 
 
 def test_mlflow_failed_run_is_marked(tmp_path, npz_data):

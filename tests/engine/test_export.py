@@ -126,5 +126,23 @@ def test_export_errors(runs, tmp_path):
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
     with pytest.raises(ValueError, match="run folder not found: .*nope"):
         export_run(tmp_path / "nope", tmp_path / "x")
-    # an earlier export is replaced; the default place is <run>/export
+    # an earlier export is replaced; the default place is <run>/export, written under the run's lock
+    from part.engine import RunFolderError, RunLock
+
     assert export_run(runs["pretrain"]) == runs["pretrain"] / "export"
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from part.engine import RunLock; "
+                               f"RunLock({str(runs['pretrain'])!r}).acquire(); print('held', flush=True); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderError, match="is in use by another part process"):
+            export_run(runs["pretrain"])
+        assert export_run(runs["pretrain"], tmp_path / "outside").is_dir()  # elsewhere: no lock needed
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(runs["pretrain"]):  # re-entrant within one process
+        assert export_run(runs["pretrain"]) == runs["pretrain"] / "export"

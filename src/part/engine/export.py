@@ -209,9 +209,11 @@ def export_run(run: str | Path, out: str | Path | None = None) -> Path:
     """Export the backbone of a run folder (any objective) to the folder ``out`` (default ``<run>/export``)
     in timm's Hub layout (``config.json``, ``model.safetensors``, ``README.md``; see the module docstring).
 
-    ``out`` must be a new or empty folder, or an earlier export (which is replaced). Returns ``out``.
+    ``out`` must be a new or empty folder, or an earlier export (which is replaced). Inside the run folder the
+    write holds the run's lock, so it fails at once while the run is training. Returns ``out``.
     Load it with ``timm.create_model("local-dir:OUT", pretrained=True)`` or ``part.evaluation.load_backbone``.
     """
+    from .runfolder import RunLock
     from .runs import load_run
 
     out = Path(out) if out is not None else Path(run) / "export"
@@ -223,7 +225,10 @@ def export_run(run: str | Path, out: str | Path | None = None) -> Path:
     if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
         raise ValueError(f"--out {out} is a folder with other files in it; name a new folder or an earlier export")
     objective, cfg = load_run(run)
-    return write_run_export(run, cfg, objective, out)
+    if not out.resolve().is_relative_to(Path(run).resolve()):
+        return write_run_export(run, cfg, objective, out)
+    with RunLock(run):  # a write inside the run folder: one writer at a time (part.engine.runfolder)
+        return write_run_export(run, cfg, objective, out)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ VPY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 RUNS ?= runs
 
-.PHONY: help setup data test test-fast demo demo-1d bench clean
+.PHONY: help setup data test test-fast test-timm demo demo-1d bench clean
 
 help:
 	@echo "make setup    create .venv (torch==2.13.0 first when none is installed) and install part[dev]"
 	@echo "make data     install Debian's dataset-fashion-mnist when missing (the embedded default data)"
 	@echo "make test     run the test suite"
+	@echo "make test-timm  build .venv-timm (torch 2.14.1 + torchvision 0.29.1 + timm, ~5.5 GB) and run tests/timm/ there"
 	@echo "make demo     pretrain PART on Fashion-MNIST on the CPU for a few minutes; writes $(RUNS)/demo"
 	@echo "make demo-1d  1D PART on a SYNTHETIC sleep-like EEG generator: pretrain, low-label fine-tune vs scratch (kappa)"
 	@echo "make bench    benchmarks/bench_step.py (speed ratios, measured in one run)"
@@ -36,6 +37,22 @@ test: setup
 test-fast: setup
 	$(VPY) -m pytest -m "not slow"
 
+# timm round trip of exports (tests/timm/). timm needs torchvision, which does not import beside the CPU
+# torch wheel of .venv, so these tests live in their own venv with a torch/torchvision pair that imports
+# together. About 5.5 GB; not part of .ci/run. In .venv the same tests skip (no timm).
+TIMM_VENV := .venv-timm
+TIMM_PY := $(TIMM_VENV)/bin/python
+
+$(TIMM_VENV)/.installed: pyproject.toml
+	@test -x $(TIMM_PY) || $(PY) -m venv $(TIMM_VENV)
+	$(TIMM_PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(TIMM_PY) -m pip install -q timm huggingface-hub
+	$(TIMM_PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+test-timm: $(TIMM_VENV)/.installed
+	$(TIMM_PY) -m pytest tests/timm -v -s -p no:cacheprovider
+
 demo: setup data
 	$(VPY) -m part pretrain --config configs/fmnist_tiny_cpu.yaml --out $(RUNS)/demo --overwrite
 	$(VPY) -m part probe --run $(RUNS)/demo --max-train 10000 --max-test 2000
@@ -55,4 +72,4 @@ bench: setup
 	$(VPY) benchmarks/bench_step.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(TIMM_VENV) build dist src/*.egg-info .pytest_cache

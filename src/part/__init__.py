@@ -13,7 +13,9 @@ from .models import ViTConfig, VisionTransformer, build_head, vit_base, vit_cust
 from .models.vit import vit
 from .objectives import PARTModel, PARTOutput
 from .api import pretrain
-from .evaluation import evaluate, export_run, finetune, probe
+from .engine.export import export_run
+from .engine.info import info
+from .evaluation import evaluate, finetune, probe
 from .visualization import visualize  # the function part.visualize(); the package is part.visualization
 from .ablation import ablate  # the function part.ablate(); the package is part.ablation
 from .config import Config, load_config
@@ -23,5 +25,5 @@ __version__ = "0.1.0"
 __all__ = [
     "sampling", "targets", "ViTConfig", "VisionTransformer", "build_head",
     "vit", "vit_base", "vit_custom", "vit_small", "vit_tiny", "PARTModel", "PARTOutput",
-    "pretrain", "finetune", "probe", "evaluate", "export_run", "visualize", "ablate", "Config", "load_config",
+    "pretrain", "finetune", "probe", "evaluate", "export_run", "info", "visualize", "ablate", "Config", "load_config",
 ]

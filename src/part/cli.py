@@ -3,14 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import io
 import os
 import sys
 
 from .cliargs import add_config_args, add_run_mode_args, check_run_mode
 
 
+class _PartParser(argparse.ArgumentParser):
+    """The top-level parser: an unknown flag after a subcommand is reported with that subcommand's usage
+    (argparse alone hands it back to the top level, whose usage does not list the subcommand's flags)."""
+
+    subcommands: dict = {}
+
+    def parse_args(self, args=None, namespace=None):
+        argv = list(sys.argv[1:] if args is None else args)
+        ns, extras = self.parse_known_args(argv, namespace)
+        if extras:
+            cmd = getattr(ns, "command", None)
+            before = argv[:argv.index(cmd)] if cmd in argv else argv  # flags given before the subcommand
+            sub = self if any(e in before for e in extras) else self.subcommands.get(cmd, self)
+            sub.error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (``RANK``), 0 otherwise."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def _rank0_prints(func):
+    """Run a command handler on every rank, but let only rank 0 print (its tables and its final line)."""
+
+    @functools.wraps(func)
+    def run(args):
+        if _rank() == 0:
+            return func(args)
+        with contextlib.redirect_stdout(io.StringIO()):
+            func(args)
+        return None
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="part", description="PART: pairwise relative translations pretraining")
+    from . import __version__
+
+    parser = _PartParser(prog="part", description="PART: pairwise relative translations pretraining")
+    parser.add_argument("--version", action="version", version=f"part {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pretrain", help="pretrain a backbone (PART or a baseline objective)")
@@ -44,7 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--row-height", type=float, help="bin patches into rows of this height when ordering (symmetry)")
     p.add_argument("--device", help="cpu or cuda (default: cpu)")
     p.set_defaults(func=_visualize)
+
+    p = sub.add_parser("info", help="a run's config, steps, last metrics, checkpoints and export in one screen")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_info)
+
+    parser.subcommands = dict(sub.choices)
+    for p in parser.subcommands.values():
+        p.set_defaults(func=_rank0_prints(p.get_default("func")))
     return parser
+
+
+def _info(args) -> str:
+    import json
+
+    from .engine.info import format_info, info
+
+    ri = info(args.run)
+    print(json.dumps(ri.to_dict(), indent=2) if args.json else format_info(ri))
+    return f"read {ri.run}"
 
 
 def _visualize(args) -> str:

@@ -1,7 +1,7 @@
 """Typed configuration: dataclasses, YAML files, dotted ``--set key=value`` overrides.
 
 A config file is a nested mapping whose top-level sections are the fields of :class:`Config`
-(``model``, ``objective``, ``data``, ``optim``, ``train``). Unknown keys are rejected with the full dotted
+(``model``, ``objective``, ``data``, ``optim``, ``train``, ``logging``). Unknown keys are rejected with the full dotted
 key named, so a typo never silently falls back to a default. The resolved config is written to the run
 folder as ``config.yaml`` and is enough to rebuild the model (:func:`part.engine.load_run`).
 """
@@ -117,12 +117,28 @@ class TrainConfig:
 
 
 @dataclass
+class LoggingConfig:
+    """Where training scalars go (:mod:`part.engine.trackers`). ``backends``: ``jsonl`` (``metrics.jsonl``,
+    always on: resume, plots and ``part info`` read it), ``tensorboard`` (``tb/``), ``mlflow`` (a local file
+    store, ``pip install mlflow``) and ``wandb`` (offline by default, ``pip install wandb``). Every backend
+    gets the same scalars; mlflow and wandb also get the resolved config as parameters and the export."""
+
+    backends: list = field(default_factory=lambda: ["jsonl", "tensorboard"])
+    project: str = "part"  # mlflow experiment / wandb project
+    run_name: str | None = None  # default: the run folder's name
+    mlflow_uri: str | None = None  # default: file store <parent of the run folder>/mlruns
+    wandb_mode: str = "offline"  # offline | online | disabled
+    wandb_dir: str | None = None  # default: the run folder (wandb writes <dir>/wandb/)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -397,6 +413,7 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 __all__ = [
     "ConfigError", "Config", "ModelConfig", "ObjectiveConfig", "DataConfig", "OptimConfig", "TrainConfig",
+    "LoggingConfig",
     "config_from_dict", "load_config", "apply_overrides", "parse_override", "merge_dicts", "read_yaml_mapping",
     "save_config", "validate_config",
 ]

@@ -85,7 +85,7 @@ def test_errors():
     with pytest.raises(ValueError, match="patch embedding expects"):
         m.forward_patches(torch.rand(1, 4, 1, 4, 4))
     m.enable_pos_embed()
-    with pytest.raises(ValueError, match="position embeddings are for 16 grid patches, got 5"):
+    with pytest.raises(ValueError, match="position embeddings need the 4x4 grid patches, got 5"):
         m.forward_patches(torch.rand(1, 5, 3, 4, 4))
     with pytest.raises(ValueError, match="images must be 4D"):
         m.forward_features(torch.rand(3, 16, 16))

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from part.objectives.supervised import SupervisedObjective
+from part.sampling.crop import patchify
 
 from .helpers import overfit, tiny_backbone
 
@@ -54,8 +55,27 @@ def test_supervised_errors():
         obj(x, torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="labels must be in \\[0, 3\\), got range \\[0, 3\\]"):
         obj(x, torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="14x14 is not divisible by patch_size=4"):
+        obj(torch.rand(2, 3, 14, 14), torch.tensor([0, 1]))
+    fixed = SupervisedObjective(tiny_backbone(dynamic_img_size=False), num_classes=3)
     with pytest.raises(ValueError, match="images are 12x12 but the backbone"):
-        obj(torch.rand(2, 3, 12, 12), torch.tensor([0, 1]))
+        fixed(torch.rand(2, 3, 12, 12), torch.tensor([0, 1]))
+
+
+def test_supervised_other_image_size_resamples_pos_embed():
+    """dynamic_img_size (default): 12x12 images give a 3x3 grid; the 4x4 position table is resampled."""
+    from part.models.pos_embed import resample_abs_pos_embed
+
+    torch.manual_seed(0)
+    obj = SupervisedObjective(tiny_backbone(), num_classes=3).eval()
+    x = torch.rand(2, 3, 12, 12)
+    bb = obj.backbone
+    with torch.no_grad():
+        tokens = bb.patch_embed(patchify(x, 4))
+        tokens = torch.cat([bb.cls_token.expand(2, -1, -1), tokens], 1)
+        tokens = tokens + resample_abs_pos_embed(bb.pos_embed, (3, 3), (4, 4), num_prefix_tokens=1)
+        ref = bb.head(bb.norm(bb.blocks(tokens))[:, 0])
+        torch.testing.assert_close(obj.logits(x), ref)
 
 
 def test_supervised_overfits_real_images(real_images):

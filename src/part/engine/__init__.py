@@ -2,7 +2,7 @@
 
 from .builders import build_backbone, build_dataset, build_objective, data_defaults
 from .checkpoint import list_checkpoints, load_checkpoint, load_state_dict_checked, load_weights, save_weights
-from .export import export_backbone, load_exported, timm_model_args
+from .export import export_backbone, export_run, load_exported, timm_model_args, write_run_export
 from .runs import load_run
 from .runfolder import RunFolderError, RunLock
 from .signals import TrainingStopped
@@ -11,6 +11,6 @@ from .trainer import TrainingDiverged, TrainResult, train
 __all__ = [
     "build_backbone", "build_dataset", "build_objective", "data_defaults",
     "list_checkpoints", "load_checkpoint", "load_state_dict_checked", "load_weights", "save_weights",
-    "export_backbone", "load_exported", "timm_model_args", "load_run",
+    "export_backbone", "export_run", "load_exported", "timm_model_args", "write_run_export", "load_run",
     "RunFolderError", "RunLock", "TrainingStopped", "TrainingDiverged", "TrainResult", "train",
 ]

@@ -1,27 +1,72 @@
-"""Export the backbone alone with timm's parameter names (``export/model.safetensors`` + ``config.json``).
+"""Export a backbone in timm's Hugging Face Hub layout: ``model.safetensors`` + ``config.json`` + ``README.md``.
 
-``config.json`` follows the layout timm reads for Hub models (``architecture``, ``num_classes``,
-``num_features``, ``pretrained_cfg``) plus ``model_args``: the keyword arguments of
-``timm.models.vision_transformer.VisionTransformer`` that rebuild this network, e.g.::
+The folder is what ``timm.create_model("local-dir:FOLDER", pretrained=True)`` and a Hub repo made from it
+(``hf-hub:user/repo``) read:
 
-    import json, timm, safetensors.torch
-    cfg = json.load(open("export/config.json"))
-    net = timm.models.vision_transformer.VisionTransformer(**cfg["model_args"])
-    net.load_state_dict(safetensors.torch.load_file("export/model.safetensors"))
+* ``config.json``: ``architecture`` (a timm model name that is registered: the timm ViT with the same width,
+  depth and heads, e.g. ``vit_tiny_patch16_224``, else ``vit_base_patch16_224`` as a base), ``model_args``
+  (keyword arguments of ``timm.models.vision_transformer.VisionTransformer`` that override the base: image
+  and patch size, channels, dims, ``pos_embed``, ``dynamic_img_size``, ...), ``num_classes``,
+  ``num_features``, ``global_pool`` and ``pretrained_cfg`` (``input_size``, ``mean``/``std`` = the dataset
+  statistics ``part`` normalised with, ``crop_pct`` 1.0 and ``interpolation`` bilinear = ``part``'s eval
+  transform, ``first_conv``, ``classifier``); plus ``part_config`` (this package's own architecture
+  arguments) and ``part`` (where the weights come from);
+* ``model.safetensors``: the backbone's state dict with timm's parameter names;
+* ``README.md``: a model card (method, data, steps, metrics, how to load).
 
-A PART-pretrained backbone has no position embeddings (``pos_embed="none"``); fine-tuned ones do.
+A PART-pretrained backbone has no position embeddings (``pos_embed="none"``, paper §4); a fine-tuned one has
+learnable ones and the classifier ``head``. 1D (EEG) backbones have no timm equivalent: their
+``architecture`` is ``part_vit1d`` and only ``part`` reloads them.
+
+The run folder's ``export/`` (written when training finishes) and ``part export`` / :func:`export_run` write
+the same folder.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch.nn as nn
 
 from .checkpoint import load_weights, save_weights, write_json
 
+# registered timm ViTs by (embed_dim, depth, num_heads, patch_size); the first match on the dims alone is
+# used when the patch size differs (model_args carry the real one)
+TIMM_VITS = {
+    (192, 12, 3, 16): "vit_tiny_patch16_224",
+    (384, 12, 6, 16): "vit_small_patch16_224",
+    (384, 12, 6, 32): "vit_small_patch32_224",
+    (384, 12, 6, 8): "vit_small_patch8_224",
+    (768, 12, 12, 16): "vit_base_patch16_224",
+    (768, 12, 12, 32): "vit_base_patch32_224",
+    (768, 12, 12, 8): "vit_base_patch8_224",
+    (1024, 24, 16, 16): "vit_large_patch16_224",
+    (1024, 24, 16, 32): "vit_large_patch32_224",
+}
+TIMM_BASE_ARCH = "vit_base_patch16_224"  # any other dims: a registered name whose dims model_args override
+EVAL_INTERPOLATION = "bilinear"  # part.data.transforms.Resize (antialiased bilinear)
+EVAL_CROP_PCT = 1.0  # build_transforms(eval_crop_ratio=1.0): resize to the model size, no crop margin
+EXPORT_FILES = ("config.json", "model.safetensors", "README.md")
+PAPER = "How PARTs assemble into wholes: Learning the relative composition of images"
+
+
+def timm_architecture(args: dict) -> str:
+    """A timm model name registered for ViTs with the dims of ``args`` (``model_args``), else the base."""
+    dims = (args["embed_dim"], args["depth"], args["num_heads"])
+    if dims + (args["patch_size"],) in TIMM_VITS:
+        return TIMM_VITS[dims + (args["patch_size"],)]
+    for key, name in TIMM_VITS.items():
+        if key[:3] == dims:
+            return name
+    return TIMM_BASE_ARCH
+
 
 def timm_model_args(backbone: nn.Module) -> dict:
+    """Keyword arguments of ``timm.models.vision_transformer.VisionTransformer`` that rebuild ``backbone``."""
     c = backbone.config
     img = c.img_size if isinstance(c.img_size, int) else list(c.img_size)
     return {
@@ -29,37 +74,236 @@ def timm_model_args(backbone: nn.Module) -> dict:
         "global_pool": c.global_pool, "embed_dim": c.embed_dim, "depth": c.depth, "num_heads": c.num_heads,
         "mlp_ratio": c.mlp_ratio, "qkv_bias": c.qkv_bias, "class_token": c.class_token,
         "pos_embed": "learn" if backbone.pos_embed is not None else "none", "no_embed_class": False,
-        "fc_norm": False,
+        "fc_norm": False, "dynamic_img_size": bool(getattr(c, "dynamic_img_size", False)),
     }
 
 
-def export_backbone(backbone: nn.Module, out_dir: str | Path, mean=None, std=None) -> Path:
-    """Write ``model.safetensors`` (backbone state dict, timm names) and ``config.json`` into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = backbone.state_dict()
-    save_weights(state, out / "model.safetensors", {"format": "pt"})
-    config = {"part_config": backbone.config.to_dict(), "num_features": backbone.embed_dim}
+def timm_config(backbone: nn.Module, mean=None, std=None, label_names=None) -> dict:
+    """The ``config.json`` of an export (see the module docstring); ``mean``/``std`` per input channel."""
+    config: dict = {}
     if hasattr(backbone.config, "signal_len"):  # 1D backbones: no timm equivalent, keep our own args
-        config["architecture"] = "part_vit1d"
+        config.update({"architecture": "part_vit1d", "num_classes": backbone.config.num_classes,
+                       "num_features": backbone.embed_dim, "global_pool": backbone.config.global_pool})
     else:
         args = timm_model_args(backbone)
-        size = backbone.img_size
+        if mean is not None and len(mean) != args["in_chans"]:
+            raise ValueError(f"export: mean has {len(mean)} values but the model has in_chans={args['in_chans']}")
+        h, w = backbone.img_size
         config.update({
-            "architecture": "vit_custom", "num_classes": args["num_classes"], "model_args": args,
-            "pretrained_cfg": {"input_size": [args["in_chans"], size[0], size[1]],
-                               "mean": list(mean) if mean else None, "std": list(std) if std else None,
-                               "num_classes": args["num_classes"], "classifier": "head"},
+            "architecture": timm_architecture(args), "num_classes": args["num_classes"],
+            "num_features": backbone.embed_dim, "global_pool": args["global_pool"], "model_args": args,
+            "pretrained_cfg": {
+                "tag": "part", "custom_load": False, "input_size": [args["in_chans"], h, w],
+                "fixed_input_size": not args["dynamic_img_size"], "interpolation": EVAL_INTERPOLATION,
+                "crop_pct": EVAL_CROP_PCT, "crop_mode": "center",
+                "mean": [float(v) for v in mean] if mean is not None else None,
+                "std": [float(v) for v in std] if std is not None else None,
+                "num_classes": args["num_classes"], "pool_size": None, "first_conv": "patch_embed.proj",
+                "classifier": "head", "paper_name": PAPER,
+            },
         })
+    if label_names and len(label_names) == config["num_classes"]:
+        config["label_names"] = [str(n) for n in label_names]
+    config["part_config"] = backbone.config.to_dict()
+    return config
+
+
+def export_backbone(backbone: nn.Module, out_dir: str | Path, mean=None, std=None, info: dict | None = None,
+                    label_names=None) -> Path:
+    """Write ``model.safetensors`` (timm names), ``config.json`` and ``README.md`` into ``out_dir``.
+
+    ``mean``/``std``: the normalisation the backbone was trained with (one value per channel); ``info``: where
+    the weights come from (``method``, ``data``, ``steps``, ``metrics``, ...; see :func:`run_info`), kept
+    under ``config["part"]`` and shown in the model card.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(backbone.state_dict(), out / "model.safetensors", {"format": "pt"})
+    config = timm_config(backbone, mean, std, label_names)
+    if info:
+        config["part"] = info
     write_json(out / "config.json", config)
+    (out / "README.md").write_text(model_card(config, info or {}))
     return out
 
 
 def load_exported(out_dir: str | Path) -> tuple[dict, dict]:
     """``(state_dict, config)`` of an export folder."""
-    import json
-
     out = Path(out_dir)
     if not (out / "model.safetensors").is_file():
         raise ValueError(f"no exported weights in {out} (model.safetensors missing)")
     return load_weights(out / "model.safetensors"), json.loads((out / "config.json").read_text())
+
+
+# --------------------------------------------------------------------------------------------------
+# run folders
+# --------------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _scalars(d: dict, keys=None) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and (keys is None or k in keys)}
+
+
+def run_info(run: Path, cfg, metrics: dict | None = None) -> dict:
+    """Where the weights of ``run`` come from, for ``config.json["part"]`` and the model card: method,
+    data, steps, training metrics (``metrics`` or ``summary.json``), test results and probe accuracies."""
+    from .builders import data_defaults
+
+    d = data_defaults(cfg)
+    final = metrics if metrics is not None else _read_json(run / "summary.json").get("final", {})
+    info = {
+        "run": run.name, "method": cfg.objective.name, "head": cfg.objective.head if cfg.objective.name.startswith("part") else None,
+        "data": {"kind": d.kind, "root": d.root, "split": d.split, "image_size": d.image_size, "channels": d.channels,
+                 "mean": d.mean, "std": d.std},
+        "steps": final.get("step"), "epochs": final.get("epoch"), "batch_size": cfg.train.batch_size,
+        "train_metrics": _scalars(final, None) if final else {},
+    }
+    init = _read_json(run / "init.json")
+    if init:
+        info["init"] = init.get("source") or "none (from scratch)"
+    res = _read_json(run / "results.json")
+    if res:
+        info["test_metrics"] = _scalars(res, ("top1", "top5", "kappa", "macro_f1", "balanced_accuracy",
+                                              "err_x", "err_y", "err_euclid", "loss", "num_samples"))
+    probe = _read_json(run / "probe.json")
+    if probe:
+        info["probe"] = {m: _scalars(probe.get(m, {}), ("top1", "top5", "kappa")) for m in ("linear", "knn")}
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def _label_names(run: Path, cfg) -> list | None:
+    res = _read_json(run / "results.json")
+    return res.get("class_names") if isinstance(res.get("class_names"), list) else None
+
+
+def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path | None = None,
+                     metrics: dict | None = None) -> Path:
+    """Export ``objective.backbone`` of the run in ``run`` (config ``cfg``) to ``out`` (default
+    ``<run>/export``), with the run's data statistics and model card. Replaces ``out`` atomically."""
+    from .builders import data_defaults
+
+    run = Path(run)
+    out = Path(out) if out is not None else run / "export"
+    d = data_defaults(cfg)
+    one_d = hasattr(objective.backbone.config, "signal_len")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        export_backbone(objective.backbone, tmp, mean=None if one_d else d.mean, std=None if one_d else d.std,
+                        info=run_info(run, cfg, metrics), label_names=_label_names(run, cfg))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def export_run(run: str | Path, out: str | Path | None = None) -> Path:
+    """Export the backbone of a run folder (any objective) to the folder ``out`` (default ``<run>/export``)
+    in timm's Hub layout (``config.json``, ``model.safetensors``, ``README.md``; see the module docstring).
+
+    ``out`` must be a new or empty folder, or an earlier export (which is replaced). Inside the run folder the
+    write holds the run's lock, so it fails at once while the run is training. Returns ``out``.
+    Load it with ``timm.create_model("local-dir:OUT", pretrained=True)`` or ``part.evaluation.load_backbone``.
+    """
+    from .runfolder import RunLock
+    from .runs import load_run
+
+    out = Path(out) if out is not None else Path(run) / "export"
+    if out.suffix in (".safetensors", ".json", ".pt", ".pth", ".bin"):
+        raise ValueError(f"--out names the export folder (config.json, model.safetensors, README.md), got the "
+                         f"file name {out}")
+    if out.is_file():
+        raise ValueError(f"--out {out} is a file; name a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
+        raise ValueError(f"--out {out} is a folder with other files in it; name a new folder or an earlier export")
+    objective, cfg = load_run(run)
+    if not out.resolve().is_relative_to(Path(run).resolve()):
+        return write_run_export(run, cfg, objective, out)
+    with RunLock(run):  # a write inside the run folder: one writer at a time (part.engine.runfolder)
+        return write_run_export(run, cfg, objective, out)
+
+
+# --------------------------------------------------------------------------------------------------
+# model card
+# --------------------------------------------------------------------------------------------------
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def model_card(config: dict, info: dict) -> str:
+    """``README.md`` of an export: front matter for the Hub, method, data, training, metrics, how to load."""
+    arch, args = config["architecture"], config.get("model_args", {})
+    timm_ok = arch != "part_vit1d"
+    name = info.get("run", "part-model")
+    lines = ["---", "tags:", "- image-classification" if config["num_classes"] else "- image-feature-extraction",
+             "- timm", "- part", "- self-supervised", f"library_name: {'timm' if timm_ok else 'part'}", "---",
+             f"# Model card for {name}", ""]
+    method = info.get("method", "part")
+    what = ("a classifier fine-tuned from a PART-pretrained backbone" if method == "supervised"
+            else f"a ViT backbone pretrained with the `{method}` objective")
+    lines += [f"This is {what}, exported by `part` (PART: PAirwise Relative "
+              f"Translations; paper: *{PAPER}*). PART pretrains without position embeddings by predicting the "
+              "relative translations between randomly sampled off-grid patches (paper §4).", ""]
+    lines += ["## Model details", f"- **Architecture:** `{arch}`" + (
+        f" with `model_args` overriding its dims: embed_dim {args['embed_dim']}, depth {args['depth']}, "
+        f"heads {args['num_heads']}, patch {args['patch_size']}, image {args['img_size']}, "
+        f"{args['in_chans']} channel(s), position embeddings `{args['pos_embed']}`, "
+        f"dynamic_img_size {args['dynamic_img_size']}" if timm_ok else " (1D ViT; loads with `part` only)")]
+    lines.append(f"- **Features:** {config['num_features']}, pooled by `{config.get('global_pool')}`; "
+                 f"classes: {config['num_classes']}")
+    lines.append(f"- **Method:** `{method}`" + (f" (relative encoder `{info['head']}`, dropped at export)"
+                                                 if info.get("head") else ""))
+    if info.get("init"):
+        lines.append(f"- **Initialised from:** {info['init']}")
+    data = info.get("data", {})
+    if data:
+        lines.append(f"- **Data:** `{data.get('kind')}` ({data.get('root') or 'default location'}), split "
+                     f"`{data.get('split')}`, image size {data.get('image_size')}, {data.get('channels')} "
+                     f"channel(s), normalised with mean {data.get('mean')} and std {data.get('std')}")
+    if info.get("steps") is not None:
+        lines.append(f"- **Training:** {info['steps']} steps ({_fmt(info.get('epochs'))} epochs), global batch "
+                     f"{info.get('batch_size')}")
+    metric_rows = [(f"train/{k}", v) for k, v in info.get("train_metrics", {}).items()
+                   if k not in ("step", "epoch", "lr", "img_per_s")]
+    metric_rows += [(f"test/{k}", v) for k, v in info.get("test_metrics", {}).items()]
+    for m, vals in info.get("probe", {}).items():
+        metric_rows += [(f"probe {m}/{k}", v) for k, v in vals.items()]
+    if metric_rows:
+        lines += ["", "## Metrics", "", "| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in metric_rows]
+    lines += ["", "## How to load", ""]
+    if timm_ok:
+        pc = config["pretrained_cfg"]
+        lines += [
+            "With timm (this folder, or a Hugging Face Hub repo made from it as `hf-hub:USER/REPO`):", "",
+            "```python", "import timm", "",
+            'model = timm.create_model("local-dir:PATH/TO/THIS/FOLDER", pretrained=True).eval()',
+            "data_config = timm.data.resolve_data_config(model=model)  # the preprocessing part evaluated with",
+            "transform = timm.data.create_transform(**data_config, is_training=False)",
+            "features = model.forward_head(model.forward_features(x), pre_logits=True)",
+            "```", "",
+            "or by name with the arguments of `config.json`:", "",
+            "```python", "import json, timm", 'cfg = json.load(open("config.json"))',
+            'model = timm.create_model(cfg["architecture"], checkpoint_path="model.safetensors", **cfg["model_args"])',
+            "```", "",
+            f"Inputs: {pc['input_size'][0]} x {pc['input_size'][1]} x {pc['input_size'][2]}, resized "
+            f"({pc['interpolation']}, crop_pct {pc['crop_pct']}) and normalised with mean {pc['mean']}, std "
+            f"{pc['std']}." + (" Other image sizes work: learnt position embeddings are resampled bicubically "
+                               "(`dynamic_img_size`)." if args.get("dynamic_img_size") else ""), ""]
+    lines += ["With part (features, probe, fine-tuning):", "", "```python", "from part.evaluation import load_backbone",
+              'backbone, _ = load_backbone("PATH/TO/THIS/FOLDER/model.safetensors")', "```", "",
+              "```bash", "part probe --run PATH/TO/THIS/FOLDER --config DATA.yaml",
+              "part finetune --config FINETUNE.yaml --init PATH/TO/THIS/FOLDER", "```", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["TIMM_VITS", "TIMM_BASE_ARCH", "EXPORT_FILES", "timm_architecture", "timm_model_args", "timm_config",
+           "export_backbone", "load_exported", "run_info", "write_run_export", "export_run", "model_card"]

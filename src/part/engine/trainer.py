@@ -223,7 +223,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
 
     on_main(_prepare, di.is_main)
 
-    logger = _Logger(run, di.is_main, total, step, progress and di.is_main)
+    logger = _Logger(run, di.is_main, total, step, progress and di.is_main, cfg, resuming)
     history: list[dict] = []
     objective.train()
     uses_labels = getattr(objective, "uses_labels", False)
@@ -311,11 +311,13 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                             f"stopped at step {step} of {total} by {_signal_name(stops.signum)}; checkpoint "
                             f"{ckpt_dir / f'step_{saved_at:07d}'}; continue with: part pretrain --out {run} --resume",
                             step, stops.signum or 15)
-    finally:
-        logger.close()
-
-    if di.is_main:
-        _finish(run, cfg, objective, last, step)
+        if di.is_main:
+            _finish(run, cfg, objective, last, step)
+            logger.artifacts(run / "export")  # mlflow / wandb keep the export
+    except BaseException:
+        logger.close(ok=False)
+        raise
+    logger.close()
     barrier()
     return TrainResult(run, step, last, history)
 
@@ -438,10 +440,10 @@ def _finish(run: Path, cfg: Config, objective: nn.Module, last: dict, step: int)
     """Final weights, export, plot, then ``summary.json`` (atomic, last: its presence marks the run finished).
     A run killed during these writes is finished by ``--resume`` from its final checkpoint, whose state
     carries the final metrics."""
-    from .export import export_backbone
+    from .export import write_run_export
 
     ck.save_weights(objective.state_dict(), run / "weights.safetensors", {"format": "part-objective"})
-    export_backbone(objective.backbone, run / "export")
+    write_run_export(run, cfg, objective, metrics=last)  # the same folder as `part export`
     _plot_loss(run)
     ck.write_json(run / "summary.json", {"final": last, "finished": True, "step": step})
 
@@ -492,21 +494,16 @@ def _plot_loss(run: Path) -> None:
 
 
 class _Logger:
-    """Rank-0 logging: tqdm bar, TensorBoard scalars, JSONL lines (appended, flushed every record)."""
+    """Rank-0 logging: tqdm bar and the trackers of ``logging.backends`` (:mod:`part.engine.trackers`:
+    JSONL lines flushed every record, TensorBoard, MLflow, W&B)."""
 
-    def __init__(self, run: Path, active: bool, total: int, start: int, bar: bool):
+    def __init__(self, run: Path, active: bool, total: int, start: int, bar: bool, cfg: Config, resume: bool):
+        from .trackers import build_trackers
+
         self.active = active
-        self.bar = self.tb = self.jsonl = None
-        if not active:
-            return
-        self.jsonl = open(run / "metrics.jsonl", "a")
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run / "tb"))
-        except ImportError:  # tensorboard is a core dependency, but keep training if it is broken
-            print("warning: tensorboard unavailable; logging to metrics.jsonl only", file=sys.stderr)
-        if bar:
+        self.bar = None
+        self.trackers = build_trackers(cfg, run, resume) if active else []
+        if active and bar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=start, desc="train", dynamic_ncols=True,
@@ -515,12 +512,8 @@ class _Logger:
     def log(self, rec: dict) -> None:
         if not self.active:
             return
-        self.jsonl.write(json.dumps(rec) + "\n")
-        self.jsonl.flush()
-        if self.tb is not None:
-            for k, v in rec.items():
-                if k != "step":
-                    self.tb.add_scalar(f"train/{k}", v, rec["step"])
+        for t in self.trackers:
+            t.log(rec)
         if self.bar is None or self.bar.disable:
             print(f"step {rec['step']}: loss {rec['loss']:.4f} lr {rec['lr']:.2e} {rec['img_per_s']:.0f} img/s", flush=True)
 
@@ -530,11 +523,14 @@ class _Logger:
             if rec:
                 self.bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.1e}", img_s=f"{rec['img_per_s']:.0f}")
 
-    def close(self) -> None:
+    def artifacts(self, folder: Path) -> None:
+        for t in self.trackers:
+            t.artifacts(folder)
+
+    def close(self, ok: bool = True) -> None:
         if self.bar is not None:
             self.bar.close()
-        if self.tb is not None:
-            self.tb.close()
-        if self.jsonl is not None:
-            self.jsonl.close()
-        self.bar = self.tb = self.jsonl = None
+            self.bar = None
+        for t in self.trackers:
+            t.close(ok)
+        self.trackers = []

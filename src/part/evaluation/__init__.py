@@ -7,10 +7,11 @@ Python API (the CLI mirrors it: ``part finetune | probe | evaluate | export``)::
     finetune("configs/fmnist_finetune_cpu.yaml", init="runs/fmnist_tiny_cpu", out="runs/ft")
     probe("runs/fmnist_tiny_cpu", config="configs/fmnist_probe_cpu.yaml")
     evaluate("runs/ft")                      # -> runs/ft/results.json
-    export_run("runs/ft", "backbone.safetensors")   # + backbone.json (timm model_args)
+    export_run("runs/ft", "hub/ft")   # timm hub folder: config.json, model.safetensors, README.md
 """
 
-from .evaluate import classification_report, evaluate, evaluate_classifier, evaluate_pretext, export_run
+from ..engine.export import export_run
+from .evaluate import classification_report, evaluate, evaluate_classifier, evaluate_pretext
 from .features import extract_features, load_backbone, load_backbone_weights
 from .finetune import FinetuneResult, finetune
 from .knn import knn_predict, knn_scores

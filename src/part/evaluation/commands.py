@@ -55,9 +55,11 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="patch/pair sampling seed of pretext metrics")
     p.set_defaults(func=_evaluate)
 
-    p = subparsers.add_parser("export", help="export a run's backbone (timm names) + architecture JSON")
+    p = subparsers.add_parser("export", help="export a run's backbone as a timm / Hugging Face Hub folder "
+                                             "(config.json, model.safetensors, README.md)")
     p.add_argument("--run", required=True, help="run folder")
-    p.add_argument("--out", required=True, help="FILE.safetensors (FILE.json is written beside it)")
+    p.add_argument("--out", help="export folder (default <run>/export); loads with "
+                                 "timm.create_model('local-dir:OUT', pretrained=True)")
     p.set_defaults(func=_export)
 
 
@@ -93,10 +95,10 @@ def _evaluate(args) -> str:
 
 
 def _export(args) -> str:
-    from .evaluate import export_run
+    from ..engine.export import export_run
 
-    weights, side = export_run(args.run, args.out)
-    return f"wrote backbone to {weights} (architecture in {side})"
+    out = export_run(args.run, args.out)
+    return f"wrote export (config.json, model.safetensors, README.md) to {out}"
 
 
 __all__ = ["register"]

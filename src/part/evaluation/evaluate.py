@@ -1,4 +1,4 @@
-"""Test-split evaluation of run folders, and export of their backbone.
+"""Test-split evaluation of run folders (the export of their backbone is :mod:`part.engine.export`).
 
 * Fine-tuned (``supervised``) runs: top-1/top-5 accuracy, confusion matrix, Cohen's kappa, per-class and
   macro F1 on the test split (paper Tab. 3/4/6/7 report accuracy, the sleep task Cohen's kappa).
@@ -11,7 +11,6 @@ Results go to ``<run>/results.json`` and are printed as a small table.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable
 
@@ -19,6 +18,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..engine.progress import progress
 from . import metrics as M
 from .features import EVAL_BATCH_SIZE, check_dataset_labels, limit, resolve_device
 
@@ -64,7 +64,7 @@ def predict(objective: nn.Module, dataset: Dataset, batch_size: int = EVAL_BATCH
     objective.eval()
     logits, labels = [], []
     try:
-        for x, y in loader:
+        for x, y in progress(loader, "evaluate", total=len(loader)):
             logits.append(objective.logits(x.to(dev)).float().cpu())
             labels.append(torch.as_tensor(y).long().reshape(-1))
     finally:
@@ -109,7 +109,7 @@ def evaluate_pretext(objective: nn.Module, dataset: Dataset, batch_size: int = E
     sums: dict[str, float] = {}
     n = 0
     try:
-        for x, _ in loader:
+        for x, _ in progress(loader, "evaluate", total=len(loader)):
             out = objective(x.to(dev), generator=gen)
             b = x.shape[0]
             if is_part:  # relative translations; other objectives' pred/target (e.g. MAE pixels) are not
@@ -182,33 +182,5 @@ def evaluate(
     return results
 
 
-def export_run(run: str | Path, out: str | Path) -> tuple[Path, Path]:
-    """Write the backbone of a run as ``out`` (safetensors, timm parameter names) and its architecture as
-    ``out`` with suffix ``.json`` (the layout of :func:`part.engine.export_backbone`: ``model_args`` for
-    ``timm.models.vision_transformer.VisionTransformer``, ``part_config`` for this package, data mean/std).
-
-    Works for any objective's run (PART-pretrained: no position embeddings, ``pos_embed="none"``;
-    fine-tuned: learnt position embeddings and the classifier ``head``). Returns ``(weights, json)``.
-    """
-    import tempfile
-
-    from ..engine import data_defaults, export_backbone, load_run
-
-    out = Path(out)
-    if out.suffix != ".safetensors":
-        raise ValueError(f"--out must name a .safetensors file, got {out}")
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder; name a .safetensors file")
-    objective, cfg = load_run(run)
-    d = data_defaults(cfg)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    side = out.with_suffix(".json")
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
-        export_backbone(objective.backbone, tmp, mean=d.mean, std=d.std)
-        os.replace(Path(tmp) / "model.safetensors", out)
-        os.replace(Path(tmp) / "config.json", side)
-    return out, side
-
-
 __all__ = ["classification_report", "predict", "evaluate_classifier", "evaluate_pretext", "evaluate",
-           "export_run", "summary_row"]
+           "summary_row"]

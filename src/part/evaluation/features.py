@@ -25,6 +25,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..engine import checkpoint as ck
+from ..engine.progress import progress
 
 BACKBONE_PREFIX = "backbone."
 EVAL_BATCH_SIZE = 256  # items per forward pass when evaluating, probing, extracting features
@@ -92,8 +93,12 @@ def load_backbone_weights(backbone: nn.Module, source: str | Path, what: str = "
     Raises ``ValueError``: path missing; tensors of another size (the sizes are named); encoder keys the
     source lacks or has in excess (listed) — e.g. a backbone of another depth.
 
+    Learnt position embeddings of another patch grid (the source was fine-tuned at another image size) are
+    resampled to this backbone's grid (:func:`part.models.pos_embed.resample_abs_pos_embed`: bicubic, CLS
+    position kept), as timm does when it loads weights at another ``img_size``.
+
     Returns a report: ``source`` (file), ``loaded`` (keys), ``fresh`` (keys kept as initialised),
-    ``dropped`` (source keys not used).
+    ``dropped`` (source keys not used), ``resampled`` (keys resized to this grid).
     """
     path = resolve_weights_path(source, what)
     state, dropped = split_backbone_state(ck.load_weights(path))
@@ -101,15 +106,46 @@ def load_backbone_weights(backbone: nn.Module, source: str | Path, what: str = "
     fresh = [k for k in own if k.startswith("head.")]
     dropped += [k for k in state if k.startswith("head.")]  # a source classifier (fine-tuned / export)
     state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    resampled = []
     if "pos_embed" in own and "pos_embed" not in state:
         fresh.append("pos_embed")
     elif "pos_embed" in state and "pos_embed" not in own:
         dropped.append("pos_embed")
         state.pop("pos_embed")
+    elif "pos_embed" in state and state["pos_embed"].shape != own["pos_embed"].shape and hasattr(backbone, "grid_size"):
+        # fine-tuning / evaluating at another image size or patch grid: resample (bicubic, timm semantics)
+        from ..models.pos_embed import resample_abs_pos_embed
+
+        prefix = backbone.num_prefix_tokens
+        state["pos_embed"] = resample_abs_pos_embed(state["pos_embed"], backbone.grid_size,
+                                                    source_grid(path, state["pos_embed"].shape[1] - prefix), prefix)
+        resampled.append("pos_embed")
     full = dict(state)
     full.update({k: own[k] for k in fresh})  # the strict check below then lists real gaps only
     ck.load_state_dict_checked(backbone, full, strict=True, what=f"{what} {path}")
-    return {"source": str(path), "loaded": sorted(state), "fresh": sorted(fresh), "dropped": sorted(dropped)}
+    return {"source": str(path), "loaded": sorted(state), "fresh": sorted(fresh), "dropped": sorted(dropped),
+            "resampled": resampled}
+
+
+def source_grid(wpath: Path, num_tokens: int) -> tuple[int, int] | None:
+    """The patch grid ``(rows, cols)`` that the position embeddings of a weights file were learnt on: from the
+    export's ``config.json``/``FILE.json`` (``model_args``) or the run's ``config.yaml`` (``model``); None
+    (square, as timm assumes) when neither says, or when theirs does not have ``num_tokens`` positions."""
+    size = patch = None
+    side = export_sidecar(wpath)
+    if side is not None:
+        args = json.loads(side.read_text()).get("model_args") or {}
+        size, patch = args.get("img_size"), args.get("patch_size")
+    elif _run_config(wpath) is not None:
+        import yaml
+
+        model = (yaml.safe_load(_run_config(wpath).read_text()) or {}).get("model") or {}
+        size, patch = model.get("img_size"), model.get("patch_size")
+    if size is None or not patch:
+        return None
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    grid = (int(h) // int(patch), int(w) // int(patch))
+    return grid if grid[0] * grid[1] == num_tokens else None
 
 
 def _backbone_from_part_config(config: dict, where: str) -> nn.Module:
@@ -262,7 +298,7 @@ def extract_features(
     backbone.eval()
     feats, labels = [], []
     try:
-        for x, y in loader:
+        for x, y in progress(loader, "features", total=len(loader)):
             tokens = backbone.forward_features(x.to(dev, non_blocking=True))
             feats.append(backbone.pool(tokens, pool).float().cpu())
             labels.append(torch.as_tensor(y).long().reshape(-1))

@@ -103,7 +103,8 @@ def finetune(
         :class:`FinetuneResult`.
     """
     from ..api import resolve_run
-    from ..engine import RunLock, build_dataset, build_objective, load_state_dict_checked, load_weights, train
+    from ..engine import (RunLock, build_dataset, build_objective, load_state_dict_checked, load_weights, train,
+                          write_run_export)
 
     from_scratch = init is None or str(init).lower() == "none"
     if resume is True and not from_scratch:
@@ -132,7 +133,9 @@ def finetune(
     if not from_scratch and not resume:
         report = load_backbone_weights(objective.backbone, init, what="--init")
         print(f"--init {report['source']}: loaded {len(report['loaded'])} backbone tensors; fresh: "
-              f"{report['fresh']}; dropped {len(report['dropped'])} (e.g. {report['dropped'][:3]})", file=sys.stderr)
+              f"{report['fresh']}; dropped {len(report['dropped'])} (e.g. {report['dropped'][:3]})"
+              + (f"; resampled to the {objective.backbone.grid_size} grid: {report['resampled']}" if report["resampled"] else ""),
+              file=sys.stderr)
     res = train(cfg, run, resume=resume, overwrite=overwrite, init=None, progress=progress,
                 objective=objective, dataset=train_data,
                 provenance=report or {"source": None, "from_scratch": True})
@@ -151,6 +154,7 @@ def finetune(
                        "init": _init_source(run, report),
                        "step": res.step, **results}
             M.save_results_json(run / "results.json", results)
+            write_run_export(run, cfg, objective)  # the export's model card gains the test results and labels
         print(M.format_table([summary_row(run.name, {k: results[k] for k in ("top1", "top5", "kappa", "macro_f1")})]))
     return FinetuneResult(run, res, results, report)
 

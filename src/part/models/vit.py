@@ -7,6 +7,9 @@ Differences from a grid-only ViT:
   cropped from any box, on or off the grid.
 * Position embeddings are OFF for pretraining (PART has to infer where patches come from) and can be
   switched on, randomly initialised and learnable, for fine-tuning (:meth:`enable_pos_embed`).
+* With ``dynamic_img_size`` (default) images of any size divisible by P are accepted: learnable position
+  embeddings are resampled bicubically to the image's patch grid (:mod:`part.models.pos_embed`, timm's
+  ``resample_abs_pos_embed`` semantics), as timm's ``VisionTransformer(dynamic_img_size=True)`` does.
 
 Parameter names follow ``timm.models.vision_transformer.VisionTransformer``: ``cls_token``, ``pos_embed``,
 ``patch_embed.proj``, ``blocks.{i}.norm1``, ``blocks.{i}.attn.qkv``, ``blocks.{i}.attn.proj``,
@@ -22,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..sampling.crop import patchify
+from .pos_embed import resample_abs_pos_embed
 
 
 def drop_path(x: torch.Tensor, prob: float, training: bool) -> torch.Tensor:
@@ -129,6 +133,7 @@ class ViTConfig:
     drop_rate: float = 0.0
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
+    dynamic_img_size: bool = True  # other image sizes: position embeddings resampled to their grid
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -235,11 +240,13 @@ class VisionTransformer(EncoderBase):
         self.grid_size = (h // cfg.patch_size, w // cfg.patch_size)
         self._build(cfg, PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim), self.grid_size[0] * self.grid_size[1])
 
-    def forward_patches(self, patches: torch.Tensor, pos_embed: bool | None = None) -> torch.Tensor:
+    def forward_patches(self, patches: torch.Tensor, pos_embed: bool | None = None,
+                        grid: tuple[int, int] | None = None) -> torch.Tensor:
         """Encode patches. ``(B, N, C, P, P)`` -> tokens ``(B, prefix + N, d)`` (after the final norm).
 
         Position embeddings (if present and ``pos_embed`` is not False) assume the N patches are the
-        row-major grid of ``img_size``.
+        row-major grid ``grid`` (default: the grid of ``img_size``); another grid than the model's gets the
+        embeddings resampled (:meth:`pos_embed_for`).
         """
         x = self.patch_embed(patches)
         use_pos = self.pos_embed is not None if pos_embed is None else pos_embed
@@ -248,20 +255,51 @@ class VisionTransformer(EncoderBase):
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         if use_pos:
-            if x.shape[1] != self.pos_embed.shape[1]:
+            g = tuple(grid) if grid is not None else self.grid_size
+            if g[0] * g[1] != patches.shape[1]:
                 raise ValueError(
-                    f"position embeddings are for {self.num_patches} grid patches, got {patches.shape[1]} patches"
+                    f"position embeddings need the {g[0]}x{g[1]} grid patches, got {patches.shape[1]} patches"
                 )
-            x = x + self.pos_embed
+            x = x + self.pos_embed_for(g)
         x = self.pos_drop(x)
         x = self.blocks(x)
         return self.norm(x)
 
+    def pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The position embeddings ``(1, prefix + gh*gw, d)`` for a patch grid ``(gh, gw)``: the learnt ones
+        on the model's own grid, bicubically resampled ones on another (needs ``dynamic_img_size``)."""
+        grid = (int(grid[0]), int(grid[1]))
+        if grid == self.grid_size:
+            return self.pos_embed
+        if not self.config.dynamic_img_size:
+            raise ValueError(
+                f"images give a {grid[0]}x{grid[1]} patch grid but this model's position embeddings are for "
+                f"{self.grid_size[0]}x{self.grid_size[1]} (img_size {self.img_size}) and dynamic_img_size=False"
+            )
+        return resample_abs_pos_embed(self.pos_embed, grid, self.grid_size, self.num_prefix_tokens)
+
+    def resize_grid(self, img_size: int | tuple[int, int]) -> None:
+        """Rebuild for another image size: ``img_size``/``grid_size`` change and learnt position
+        embeddings are resampled to the new grid (bicubic, as timm does when loading weights at another
+        size). Shapes: ``pos_embed`` ``(1, prefix + gh*gw, d)`` -> ``(1, prefix + gh'*gw', d)``."""
+        h, w = (img_size, img_size) if isinstance(img_size, int) else tuple(int(s) for s in img_size)
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"img_size {h}x{w} is not divisible by patch_size={self.patch_size}")
+        grid = (h // self.patch_size, w // self.patch_size)
+        if self.pos_embed is not None and grid != self.grid_size:
+            with torch.no_grad():
+                new = resample_abs_pos_embed(self.pos_embed.detach(), grid, self.grid_size, self.num_prefix_tokens)
+            self.pos_embed = nn.Parameter(new.clone())
+        self.img_size, self.grid_size = (h, w), grid
+        self.num_patches = grid[0] * grid[1]
+        self.config.img_size = img_size if isinstance(img_size, int) else (h, w)
+
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Grid-patchify images ``(B, C, H, W)`` and encode -> ``(B, prefix + N, d)``."""
+        """Grid-patchify images ``(B, C, H, W)`` and encode -> ``(B, prefix + N, d)``, N = (H/P)(W/P)."""
         if images.dim() != 4:
             raise ValueError(f"images must be 4D (B, C, H, W), got shape {tuple(images.shape)}")
-        return self.forward_patches(patchify(images, self.patch_size))
+        grid = (images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size)
+        return self.forward_patches(patchify(images, self.patch_size), grid=grid)
 
 
 def _init_weights(m: nn.Module) -> None:

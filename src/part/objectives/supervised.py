@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..sampling.crop import patchify
+from ..sampling.samplers import check_images
 from .mae import grid_patches
 
 
@@ -126,6 +128,13 @@ class SupervisedObjective(nn.Module):
                     )
             tokens = bb.forward_patches(patchify1d(images, bb.patch_len), pos_embed=self.use_pos_embed,
                                         generator=generator)
+        elif tuple(images.shape[-2:]) != tuple(bb.img_size) and bb.config.dynamic_img_size:
+            # another resolution (e.g. evaluating at a larger size): the grid of the images, position
+            # embeddings resampled to it (part.models.pos_embed)
+            if self.check_inputs:
+                check_images(images)
+            grid = (images.shape[-2] // bb.patch_size, images.shape[-1] // bb.patch_size)
+            tokens = bb.forward_patches(patchify(images, bb.patch_size), pos_embed=self.use_pos_embed, grid=grid)
         else:
             tokens = bb.forward_patches(grid_patches(bb, images, self.check_inputs), pos_embed=self.use_pos_embed)
         return bb.forward_head(tokens)

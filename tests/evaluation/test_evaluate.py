@@ -1,4 +1,4 @@
-"""``part export`` (backbone with timm names + architecture JSON) and ``part evaluate``."""
+"""``part evaluate``: test-split metrics of fine-tuned runs, pretext errors of pretraining runs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from part.engine import build_dataset, load_run
-from part.evaluation import evaluate, export_run, finetune, load_backbone
+from part.evaluation import evaluate, finetune
 from part.evaluation.evaluate import evaluate_pretext
 
 from .conftest import finetune_config
@@ -21,60 +20,6 @@ from .test_finetune import cli
 def finetune_run(tmp_path_factory, npz_root, pretrain_run):
     out = tmp_path_factory.mktemp("ft") / "ft"
     return finetune(finetune_config(npz_root), init=pretrain_run, out=out, progress=False).run_dir
-
-
-def _images(n=5, seed=0):
-    return torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.mark.parametrize("which", ["pretrain", "finetune"])
-def test_export_round_trip(which, pretrain_run, finetune_run, tmp_path):
-    run = pretrain_run if which == "pretrain" else finetune_run
-    weights, side = export_run(run, tmp_path / "out" / "backbone.safetensors")
-    assert weights == tmp_path / "out" / "backbone.safetensors" and side == tmp_path / "out" / "backbone.json"
-    assert sorted(p.name for p in weights.parent.iterdir()) == ["backbone.json", "backbone.safetensors"]
-    objective, _ = load_run(run)
-    state = load_file(str(weights))
-    assert state.keys() == objective.backbone.state_dict().keys()  # timm names, no "backbone." prefix
-    meta = json.loads(side.read_text())
-    args = meta["model_args"]
-    assert args["pos_embed"] == ("none" if which == "pretrain" else "learn")
-    assert (args["embed_dim"], args["depth"], args["class_token"], args["fc_norm"]) == (16, 1, True, False)
-    assert meta["pretrained_cfg"]["input_size"] == [1, 8, 8] and len(meta["pretrained_cfg"]["mean"]) == 1
-    # our VisionTransformer reloads the export and gives the same features (and logits when fine-tuned)
-    loaded, _ = load_backbone(weights)
-    x = _images()
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.forward_features(x), objective.backbone.forward_features(x))
-    if which == "finetune":
-        assert state["head.weight"].shape == (4, 16) and "pos_embed" in state
-        with torch.no_grad():
-            torch.testing.assert_close(objective.backbone(x), objective.logits(x))
-
-
-@pytest.mark.parametrize("which", ["pretrain", "finetune"])
-def test_export_loads_into_timm(which, pretrain_run, finetune_run, tmp_path):
-    timm_vit = pytest.importorskip("timm.models.vision_transformer")
-    run = pretrain_run if which == "pretrain" else finetune_run
-    weights, side = export_run(run, tmp_path / "b.safetensors")
-    args = json.loads(side.read_text())["model_args"]
-    net = timm_vit.VisionTransformer(**args).eval()
-    net.load_state_dict(load_file(str(weights)), strict=True)
-    objective, _ = load_run(run)
-    x = _images()
-    with torch.no_grad():
-        ours = objective.backbone.forward_features(x)
-        torch.testing.assert_close(net.forward_features(x), ours, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(net(x), objective.backbone(x), atol=1e-5, rtol=1e-5)
-
-
-def test_export_cli_and_errors(pretrain_run, tmp_path):
-    msg = cli(["export", "--run", str(pretrain_run), "--out", str(tmp_path / "e.safetensors")])
-    assert msg == f"wrote backbone to {tmp_path / 'e.safetensors'} (architecture in {tmp_path / 'e.json'})"
-    with pytest.raises(ValueError, match="--out must name a .safetensors file, got .*e.pt"):
-        cli(["export", "--run", str(pretrain_run), "--out", str(tmp_path / "e.pt")])
-    with pytest.raises(ValueError, match="run folder not found: .*nope"):
-        export_run(tmp_path / "nope", tmp_path / "x.safetensors")
 
 
 def test_evaluate_finetune_run(finetune_run, tmp_path, capsys):
@@ -136,3 +81,26 @@ def test_evaluate_pretext_of_mae_reports_its_own_metrics(tmp_path, npz_data):
     run = pretrain(raw, out=tmp_path / "mae", progress=False).run_dir
     res = evaluate(run, split="train", verbose=False)
     assert res["task"] == "pretext" and "loss" in res and "err_x" not in res
+
+
+def test_evaluate_finetune_run_at_another_image_size(finetune_run, tmp_path):
+    """Evaluating at 16x16 a model fine-tuned at 8x8: its 2x2 position table is resampled to 4x4."""
+    from part.config import apply_overrides, config_from_dict
+    from part.evaluation.evaluate import predict
+
+    res = evaluate(finetune_run, out=tmp_path / "r16.json", overrides=["data.image_size=16"], verbose=False)
+    objective, cfg = load_run(finetune_run)
+    data = build_dataset(config_from_dict(apply_overrides(cfg.to_dict(), ["data.image_size=16"])), train=False,
+                         split="test")
+    x = torch.stack([data[i][0] for i in range(len(data))])
+    assert x.shape[-2:] == (16, 16)
+    bb = objective.backbone
+    bb.resize_grid(16)  # the table resampled once, as a parameter, instead of on the fly
+    with torch.no_grad():
+        ref = bb(x)
+    objective2, _ = load_run(finetune_run)
+    logits, _ = predict(objective2, data)
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-5)
+    labels = torch.tensor([int(data[i][1]) for i in range(len(data))])
+    assert res["num_samples"] == 24
+    assert res["top1"] == pytest.approx(float((ref.argmax(1) == labels).float().mean()))

@@ -1,0 +1,76 @@
+"""Resampling learnable absolute position embeddings to another patch grid.
+
+Fine-tuning adds learnable position embeddings to the PART-pretrained ViT (paper §4 "Supervised
+finetuning"); they belong to one patch grid ``(H/P, W/P)``. Fine-tuning or evaluating at another image size
+(e.g. ViTDet-style transfer at a larger resolution) needs them on the new grid. This follows the semantics
+of timm's ``resample_abs_pos_embed`` so that a model exported to timm and resampled there gives the same
+numbers as here:
+
+* the ``num_prefix_tokens`` leading embeddings (the CLS token's) are kept unchanged;
+* the grid embeddings ``(1, gh*gw, d)`` are read row-major as a ``(d, gh, gw)`` image and resized with
+  bicubic interpolation, ``align_corners=False`` and anti-aliasing (which only acts when shrinking);
+* the computation runs in float32 and returns the input dtype;
+* an unchanged grid returns the input tensor itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def grid_pair(size: int | Sequence[int], name: str = "grid") -> tuple[int, int]:
+    """``7`` or ``(7, 5)`` -> ``(7, 5)``-style ``(rows, cols)``; rejects non-positive sizes."""
+    pair = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+    if len(pair) != 2 or min(pair) <= 0:
+        raise ValueError(f"{name} must be a positive int or (rows, cols), got {size!r}")
+    return pair  # type: ignore[return-value]
+
+
+def resample_abs_pos_embed(
+    posemb: torch.Tensor,
+    new_size: int | Sequence[int],
+    old_size: int | Sequence[int] | None = None,
+    num_prefix_tokens: int = 1,
+    interpolation: str = "bicubic",
+    antialias: bool = True,
+) -> torch.Tensor:
+    """Position embeddings of one grid -> another.
+
+    Args:
+        posemb: ``(1, num_prefix_tokens + gh*gw, d)`` embeddings, grid row-major.
+        new_size: target grid ``(gh', gw')`` (an int means square).
+        old_size: source grid ``(gh, gw)``; None means square (``gh*gw`` must be a perfect square).
+        num_prefix_tokens: leading tokens without a grid position (1 for a CLS token), kept as they are.
+        interpolation: ``F.interpolate`` mode (``bicubic`` as timm; ``bilinear`` also works).
+        antialias: anti-aliased resize (acts only when the grid shrinks).
+    Returns:
+        ``(1, num_prefix_tokens + gh'*gw', d)`` in the dtype of ``posemb``.
+    """
+    if posemb.dim() != 3 or posemb.shape[0] != 1:
+        raise ValueError(f"posemb must be (1, tokens, d), got shape {tuple(posemb.shape)}")
+    new = grid_pair(new_size, "new_size")
+    n_grid = posemb.shape[1] - num_prefix_tokens
+    if old_size is None:
+        side = math.isqrt(max(n_grid, 0))
+        if side * side != n_grid:
+            raise ValueError(f"posemb has {n_grid} grid tokens, not a square grid; give old_size=(rows, cols)")
+        old = (side, side)
+    else:
+        old = grid_pair(old_size, "old_size")
+        if old[0] * old[1] != n_grid:
+            raise ValueError(f"old_size {old} has {old[0] * old[1]} positions but posemb has {n_grid} grid tokens")
+    if old == new:
+        return posemb
+    prefix, grid = posemb[:, :num_prefix_tokens], posemb[:, num_prefix_tokens:]
+    d = grid.shape[-1]
+    img = grid.float().reshape(1, old[0], old[1], d).permute(0, 3, 1, 2)  # (1, d, gh, gw)
+    img = F.interpolate(img, size=new, mode=interpolation, align_corners=False, antialias=antialias)
+    grid = img.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], d).to(posemb.dtype)
+    return torch.cat([prefix, grid], dim=1)
+
+
+__all__ = ["resample_abs_pos_embed", "grid_pair"]

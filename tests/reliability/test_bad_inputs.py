@@ -193,7 +193,7 @@ CASES = {
                                                 "--out", str(w.existing), "--overwrite", "--init", "none"], ["num_classes"]),
     "probe of a missing run": (lambda w: ["probe", "--run", str(w.tmp / "ghost")], ["ghost"]),
     "evaluate of a missing run": (lambda w: ["evaluate", "--run", str(w.tmp / "ghost")], ["ghost"]),
-    "export of a missing run": (lambda w: ["export", "--run", str(w.tmp / "ghost"), "--out", str(w.tmp / "e.safetensors")],
+    "export of a missing run": (lambda w: ["export", "--run", str(w.tmp / "ghost"), "--out", str(w.tmp / "exp")],
                                 ["ghost"]),
 }
 

@@ -33,8 +33,12 @@ def timm_model_args(backbone: nn.Module) -> dict:
     }
 
 
-def export_backbone(backbone: nn.Module, out_dir: str | Path, mean=None, std=None) -> Path:
-    """Write ``model.safetensors`` (backbone state dict, timm names) and ``config.json`` into ``out_dir``."""
+def export_backbone(backbone: nn.Module, out_dir: str | Path, mean=None, std=None,
+                    preprocessing: dict | None = None) -> Path:
+    """Write ``model.safetensors`` (backbone state dict, timm names) and ``config.json`` into ``out_dir``.
+
+    ``preprocessing``: what inputs went through before the backbone (e.g. a signal run's normalisation and
+    per-channel statistics), written as ``config.json["preprocessing"]``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = backbone.state_dict()
@@ -51,6 +55,8 @@ def export_backbone(backbone: nn.Module, out_dir: str | Path, mean=None, std=Non
                                "mean": list(mean) if mean else None, "std": list(std) if std else None,
                                "num_classes": args["num_classes"], "classifier": "head"},
         })
+    if preprocessing is not None:
+        config["preprocessing"] = dict(preprocessing)
     write_json(out / "config.json", config)
     return out
 

@@ -30,22 +30,24 @@ def classification_report(scores: torch.Tensor, labels: torch.Tensor, num_classe
                           class_names: list[str] | None = None) -> dict:
     """Metrics of class scores ``(N, K)`` against labels ``(N,)``.
 
-    Keys: ``num_samples``, ``top1``, ``top5``, ``kappa`` (Cohen's, unweighted), ``macro_f1``,
-    ``balanced_accuracy``, ``per_class_f1`` (list of K, NaN for a class absent from targets and
-    predictions), ``confusion_matrix`` (K x K, rows true, columns predicted), ``class_names`` if given.
+    Keys: ``num_samples``, ``top1``, ``top5`` (only when ``K > 5``: with 5 classes or fewer it is 1.0 by
+    construction and says nothing), ``kappa`` (Cohen's, unweighted), ``macro_f1``, ``balanced_accuracy``,
+    ``per_class_f1`` (list of K, NaN for a class absent from targets and predictions), ``confusion_matrix``
+    (K x K, rows true, columns predicted), ``class_names`` if given for these K classes (the data's own
+    names: image classes, sleep stages for the sleep kinds, ``class_names`` of a ``signal_npz`` file).
     """
     scores = torch.as_tensor(scores)
     labels = torch.as_tensor(labels).long()
     pred = scores.argmax(dim=1)
     cm = M.confusion_matrix(pred, labels, num_classes)
     out = {"num_samples": int(labels.shape[0])}
-    out.update(M.topk_accuracy(scores, labels, ks=(1, 5)))
+    out.update(M.topk_accuracy(scores, labels, ks=(1, 5) if num_classes > 5 else (1,)))
     out["kappa"] = M.cohen_kappa_from_confusion(cm)
     out["macro_f1"] = M.macro_f1(cm)
     out["balanced_accuracy"] = M.balanced_accuracy(cm)
     out["per_class_f1"] = M.per_class_f1(cm).tolist()
     out["confusion_matrix"] = cm.tolist()
-    if class_names is not None:
+    if class_names is not None and len(class_names) == num_classes:  # names of other classes are left out
         out["class_names"] = list(class_names)
     return out
 
@@ -174,6 +176,8 @@ def evaluate(
     else:
         res = evaluate_pretext(objective, dataset, batch_size, dev, seed=seed)
     results = {"task": task, "run": str(run), "split": split, "objective": cfg.objective.name, **res}
+    if hasattr(dataset, "record"):  # which samples (file, groups, subjects) the numbers come from
+        results["data"] = dataset.record()
     path = Path(out) if out is not None else run / "results.json"
     M.save_results_json(path, results)
     if verbose:
@@ -188,10 +192,13 @@ def export_run(run: str | Path, out: str | Path) -> tuple[Path, Path]:
     ``timm.models.vision_transformer.VisionTransformer``, ``part_config`` for this package, data mean/std).
 
     Works for any objective's run (PART-pretrained: no position embeddings, ``pos_embed="none"``;
-    fine-tuned: learnt position embeddings and the classifier ``head``). Returns ``(weights, json)``.
+    fine-tuned: learnt position embeddings and the classifier ``head``). A ``signal_npz`` run's JSON also
+    holds ``preprocessing``: the normalisation (with the run's ``data.mean`` / ``data.std``) and the length
+    policy its inputs went through. Returns ``(weights, json)``.
     """
     import tempfile
 
+    from ..data.signal_npz import SIGNAL_NPZ_KIND
     from ..engine import data_defaults, export_backbone, load_run
 
     out = Path(out)
@@ -203,8 +210,14 @@ def export_run(run: str | Path, out: str | Path) -> tuple[Path, Path]:
     d = data_defaults(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     side = out.with_suffix(".json")
+    pre = None
+    if d.kind == SIGNAL_NPZ_KIND:  # what a user must do to raw signals before this backbone sees them
+        o = d.options
+        pre = {"kind": d.kind, "normalize": o.get("normalize", "dataset"), "mean": d.mean, "std": d.std,
+               "length_policy": o.get("length_policy", "none"), "signal_len": cfg.model.img_size,
+               "in_chans": cfg.model.in_chans}
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
-        export_backbone(objective.backbone, tmp, mean=d.mean, std=d.std)
+        export_backbone(objective.backbone, tmp, mean=d.mean, std=d.std, preprocessing=pre)
         os.replace(Path(tmp) / "model.safetensors", out)
         os.replace(Path(tmp) / "config.json", side)
     return out, side

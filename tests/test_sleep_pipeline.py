@@ -98,3 +98,13 @@ def test_finetune_from_scratch_differs_from_pretrained_init(runs, tmp_path):
     a = load_file(str(scratch.run_dir / "weights.safetensors"))["backbone.patch_embed.proj.weight"]
     b = load_file(str(ft.run_dir / "weights.safetensors"))["backbone.patch_embed.proj.weight"]
     assert not torch.allclose(a, b)
+
+
+def test_runs_record_their_subjects(runs):
+    pre, ft = runs
+    pre_rec = json.loads((pre.run_dir / "data.json").read_text())["splits"]["pretrain"]
+    ft_rec = json.loads((ft.run_dir / "data.json").read_text())["splits"]
+    held = set(pre_rec["test_subjects"])
+    assert len(held) == 2 and not held & set(pre_rec["subjects"]) and not held & set(ft_rec["finetune"]["subjects"])
+    assert set(ft_rec["test"]["subjects"]) == held and len(ft_rec["finetune"]["subjects"]) == 3
+    assert sum(ft_rec["test"]["class_counts"].values()) == ft_rec["test"]["num_samples"]

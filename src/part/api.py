@@ -30,22 +30,27 @@ def default_run_dir(config: str | Path | Config | dict | None, root: str | Path 
 EXECUTION_KEYS = {("train", "threads"), ("train", "device"), ("data", "num_workers"), ("data", "root")}
 
 
-def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str = False) -> tuple[Path, Config]:
+def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str = False,
+                init=None) -> tuple[Path, Config]:
     """The run folder and its config: with ``resume`` the run's own ``config.yaml`` (plus overrides),
-    otherwise ``config`` resolved by :func:`resolve_config`.
+    otherwise ``config`` resolved by :func:`resolve_config`, with the values it leaves to the data filled in
+    (:func:`part.engine.complete_config`; ``init`` is the ``--init`` source whose recorded statistics a
+    fine-tune reuses).
 
     ``resume="auto"``: the run's config when ``out`` holds a run, else ``config``. When both exist they must
     agree (apart from execution-only keys such as ``train.threads``), so a requeued job cannot silently
     continue with a changed recipe."""
+    from .engine.datainfo import complete_config
+
     run = Path(out) if out is not None else default_run_dir(config)
     has_run = (run / "config.yaml").is_file()
     if not resume or (resume == "auto" and not has_run):
-        return run, resolve_config(config, overrides)
+        return run, complete_config(resolve_config(config, overrides), init)
     if not has_run:
         raise ValueError(f"--resume: no run to resume in {run} (no config.yaml)")
-    saved = load_config(run / "config.yaml", overrides)
+    saved = complete_config(load_config(run / "config.yaml", overrides), init)
     if resume == "auto" and config is not None:
-        given = resolve_config(config, overrides).to_dict()
+        given = complete_config(resolve_config(config, overrides), init).to_dict()
         have = saved.to_dict()
         diff = [f"{sec}.{k}: {have[sec][k]!r} in the run, {given[sec][k]!r} given" for sec in have
                 for k in have[sec] if (sec, k) not in EXECUTION_KEYS and have[sec][k] != given[sec][k]]
@@ -83,8 +88,13 @@ def pretrain(
     if resume is True and init is not None:
         raise ValueError("--resume continues a run from its own checkpoint; --init is only for a new run "
                          "(drop one of them)")
+    from .engine.datainfo import write_data_record
+
     run, cfg = resolve_run(config, out, overrides, resume)
-    return train(cfg, run, resume=resume, overwrite=overwrite, init=init, progress=progress)
+    res = train(cfg, run, resume=resume, overwrite=overwrite, init=init, progress=progress)
+    if not res.finished_before:
+        write_data_record(run, cfg, [cfg.data.split])  # which samples (groups, subjects) it trained on
+    return res
 
 
 __all__ = ["pretrain", "resolve_config", "resolve_run", "default_run_dir"]

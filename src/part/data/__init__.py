@@ -6,11 +6,15 @@
 * :mod:`part.data.transforms` - tensor transforms for images (resize, crops, flips, normalisation).
 * :mod:`part.data.signal` - 1D signal preprocessing (band-pass, re-sampling, windows, instance
   normalisation) for any ``(C, T)`` signal, and the paper's EEG recipe :data:`part.data.signal.PAPER_EEG`.
+* :mod:`part.data.signal_npz` - ``data.kind: signal_npz``: any set of ``(N, C, T)`` signals with labels,
+  class names and groups as numpy arrays, your own train / val / test files or held-out groups, dataset-level
+  normalisation (:class:`SignalDataset`).
 * :mod:`part.data.sleep` - sleep-staging EEG (paper App. 8.1): WFDB, EDF and npz readers, subject splits,
   the window cache, and the datasets the engine builds for the sleep data kinds.
 
 Imports inside the package go one way: ``images`` uses ``errors`` and ``transforms``; ``sleep`` uses
-``errors`` and ``signal``; ``errors``, ``transforms`` and ``signal`` import nothing of ``part``.
+``errors`` and ``signal``; ``signal_npz`` uses ``errors``; ``errors``, ``transforms`` and ``signal`` import
+nothing of ``part``.
 """
 
 from .errors import DatasetFormatError, DatasetNotFoundError

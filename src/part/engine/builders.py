@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..config import Config, DataConfig, ModelConfig
+from ..data.signal_npz import SIGNAL_NPZ_KIND
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
 from ..objectives.registry import build_objective as build_named
 from ..objectives.registry import objective_kwargs, resolve_objective_config
@@ -70,7 +71,7 @@ def data_defaults(cfg: Config) -> DataConfig:
         d.image_size = cfg.model.img_size
     if d.channels is None:
         d.channels = cfg.model.in_chans
-    if d.mean is None and d.std is None:
+    if d.mean is None and d.std is None and d.kind != SIGNAL_NPZ_KIND:  # signals: stats of their train split
         stats = {
             "fashion_mnist": (T.FASHION_MNIST_MEAN, T.FASHION_MNIST_STD),
             "idx": (T.FASHION_MNIST_MEAN, T.FASHION_MNIST_STD),
@@ -86,7 +87,9 @@ def data_defaults(cfg: Config) -> DataConfig:
 def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
     """The dataset of ``cfg.data`` with the paper's augmentation (train) or plain resize (eval).
 
-    Items are ``(x, label)``; images ``(C, H, W)`` normalised, signals ``(C, T)``.
+    Items are ``(x, label)``; images ``(C, H, W)`` normalised, signals ``(C, T)``. Data kinds: the image
+    readers (:data:`part.data.images.DATASET_KINDS`), the sleep kinds (:data:`part.data.sleep.SLEEP_KINDS`)
+    and ``signal_npz`` (:mod:`part.data.signal_npz`).
     """
     d = data_defaults(cfg)
     split = split or d.split
@@ -94,6 +97,10 @@ def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
         from ..data import sleep
 
         return sleep.build_sleep_dataset(d, split=split)
+    if d.kind == SIGNAL_NPZ_KIND:
+        from ..data.signal_npz import build_signal_dataset
+
+        return build_signal_dataset(d, split=split)
     from ..data.images import build_image_dataset
     from ..data.transforms import build_transforms
 

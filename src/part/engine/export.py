@@ -109,12 +109,13 @@ def timm_config(backbone: nn.Module, mean=None, std=None, label_names=None) -> d
 
 
 def export_backbone(backbone: nn.Module, out_dir: str | Path, mean=None, std=None, info: dict | None = None,
-                    label_names=None) -> Path:
+                    label_names=None, preprocessing: dict | None = None) -> Path:
     """Write ``model.safetensors`` (timm names), ``config.json`` and ``README.md`` into ``out_dir``.
 
     ``mean``/``std``: the normalisation the backbone was trained with (one value per channel); ``info``: where
     the weights come from (``method``, ``data``, ``steps``, ``metrics``, ...; see :func:`run_info`), kept
-    under ``config["part"]`` and shown in the model card.
+    under ``config["part"]`` and shown in the model card. ``preprocessing``: what inputs went through before
+    the backbone (a signal run's normalisation, statistics and length policy), as ``config["preprocessing"]``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +123,8 @@ def export_backbone(backbone: nn.Module, out_dir: str | Path, mean=None, std=Non
     config = timm_config(backbone, mean, std, label_names)
     if info:
         config["part"] = info
+    if preprocessing is not None:
+        config["preprocessing"] = dict(preprocessing)
     write_json(out / "config.json", config)
     (out / "README.md").write_text(model_card(config, info or {}))
     return out
@@ -182,6 +185,18 @@ def _label_names(run: Path, cfg) -> list | None:
     return res.get("class_names") if isinstance(res.get("class_names"), list) else None
 
 
+def _preprocessing(cfg, d) -> dict | None:
+    """What a user must do to raw signals before a ``signal_npz`` run's backbone sees them."""
+    from ..data.signal_npz import SIGNAL_NPZ_KIND
+
+    if d.kind != SIGNAL_NPZ_KIND:
+        return None
+    o = d.options
+    return {"kind": d.kind, "normalize": o.get("normalize", "dataset"), "mean": d.mean, "std": d.std,
+            "length_policy": o.get("length_policy", "none"), "signal_len": cfg.model.img_size,
+            "in_chans": cfg.model.in_chans}
+
+
 def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path | None = None,
                      metrics: dict | None = None) -> Path:
     """Export ``objective.backbone`` of the run in ``run`` (config ``cfg``) to ``out`` (default
@@ -196,7 +211,8 @@ def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         export_backbone(objective.backbone, tmp, mean=None if one_d else d.mean, std=None if one_d else d.std,
-                        info=run_info(run, cfg, metrics), label_names=_label_names(run, cfg))
+                        info=run_info(run, cfg, metrics), label_names=_label_names(run, cfg),
+                        preprocessing=_preprocessing(cfg, d))
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

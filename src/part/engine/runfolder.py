@@ -22,8 +22,8 @@ from pathlib import Path
 LOCK_NAME = ".lock"
 # what a run folder may hold; --overwrite removes exactly these (and nothing else a user put there)
 RUN_FILES = ("config.yaml", "metrics.jsonl", "weights.safetensors", "summary.json", "probe.json",
-             "results.json", "init.json")
-RUN_DIRS = ("checkpoints", "export", "plots", "tb")
+             "results.json", "init.json", "data.json")
+RUN_DIRS = ("checkpoints", "export", "plots", "tb", "wandb")
 
 _HELD: dict[str, "RunLock"] = {}  # locks held by this process, by resolved path (re-entrant)
 

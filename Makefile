@@ -5,12 +5,13 @@ VPY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 RUNS ?= runs
 
-.PHONY: help setup data test test-fast test-timm demo demo-1d bench clean
+.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean
 
 help:
 	@echo "make setup    create .venv (torch==2.13.0 first when none is installed) and install part[dev]"
 	@echo "make data     install Debian's dataset-fashion-mnist when missing (the embedded default data)"
 	@echo "make test     run the test suite"
+	@echo "make reliability  faults survived and bad inputs answered, as a table (docs/reliability.md)"
 	@echo "make test-timm  build .venv-timm (torch 2.14.1 + torchvision 0.29.1 + timm, ~5.5 GB) and run tests/timm/ there"
 	@echo "make demo     pretrain PART on Fashion-MNIST on the CPU for a few minutes; writes $(RUNS)/demo"
 	@echo "make demo-1d  1D PART on a SYNTHETIC sleep-like EEG generator: pretrain, low-label fine-tune vs scratch (kappa)"
@@ -36,6 +37,10 @@ test: setup
 
 test-fast: setup
 	$(VPY) -m pytest -m "not slow"
+
+reliability: setup
+	$(VPY) -m pytest tests/reliability
+
 
 # timm round trip of exports (tests/timm/). timm needs torchvision, which does not import beside the CPU
 # torch wheel of .venv, so these tests live in their own venv with a torch/torchvision pair that imports

@@ -388,3 +388,79 @@ def test_nan_policy_skip_skips_a_bounded_number_of_steps(tmp_path, data, capsys)
     with pytest.raises(TrainingDiverged, match="loss is nan at step 5"):
         train(cfg, tmp_path / "run", objective=obj, progress=False)
     assert capsys.readouterr().err.count("step skipped") == 2
+
+
+@fault
+def test_second_writer_refused_for_finetune_and_ablate(tmp_path, data):
+    held = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(held)], env=env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        ft = tiny_raw(data, max_steps=2)
+        ft["objective"] = {"name": "supervised", "options": {"num_classes": 4}}
+        ft_cfg = write_config(tmp_path / "ft.yaml", ft)
+        ab_cfg = write_config(tmp_path / "ab.yaml", {
+            "name": "held", "pretrain": tiny_raw(data, max_steps=2),
+            "grid": {"objectives": ["part"], "num_pairs": [4], "seeds": [0]}})
+        for argv in (["finetune", "--config", str(ft_cfg), "--init", "none", "--out", str(held), "--no-progress"],
+                     ["ablate", "--config", str(ab_cfg), "--out", str(held)]):
+            res = run_cli(*argv)
+            lines = res.stderr.strip().splitlines()
+            assert res.returncode == 2 and len(lines) == 1 and f"pid {holder.pid}" in lines[0], (argv[0], res.stderr)
+        assert sorted(p.name for p in held.iterdir()) == [".lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+_DDP_ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def _torchrun_cmd(*args: str) -> list[str]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+            f"--master_port={port}", "-m", "part", *args]
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(x) for x in (task / "children").read_text().split()]
+    return kids
+
+
+@fault
+@pytest.mark.slow
+def test_sigterm_to_one_ddp_rank_stops_all_ranks_at_the_same_step(tmp_path, data):
+    raw = tiny_raw(data, max_steps=300, ckpt_every=1000, batch_size=8)
+    raw["objective"].update({"name": "part_grid", "num_pairs": "all"})
+    cfg = write_config(tmp_path / "ddp.yaml", raw)
+    run = tmp_path / "run"
+    agent = subprocess.Popen(_torchrun_cmd("pretrain", "--config", str(cfg), "--out", str(run), "--no-progress"),
+                             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (
+            (run / "metrics.jsonl").is_file() and len((run / "metrics.jsonl").read_text().splitlines()) >= 5):
+        time.sleep(0.01)
+    workers = _children(agent.pid)
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGTERM)  # one rank only: the other learns it through the stop flag
+    agent.wait(timeout=180)
+    err = agent.stderr.read()
+    assert "stopped at step" in err, err[-3000:]
+    step = int(err.split("stopped at step ")[1].split()[0])
+    ckpts = ck.verified_checkpoints(run / "checkpoints")
+    assert [p.name for p in ckpts] == [f"step_{step:07d}.pt"]
+    state = torch.load(ckpts[0], weights_only=True)
+    assert state["step"] == step and len(state["rng"]) == 2  # both ranks' RNG streams: both stopped here
+    done = subprocess.run(_torchrun_cmd("pretrain", "--out", str(run), "--resume", "--no-progress"),
+                          env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ref = subprocess.run(_torchrun_cmd("pretrain", "--config", str(cfg), "--out", str(tmp_path / "ref"),
+                                       "--no-progress"), env=env(), capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    same_end_state(tmp_path / "ref", run)

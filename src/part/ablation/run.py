@@ -23,7 +23,8 @@ import yaml
 
 from ..api import pretrain
 from ..config import config_from_dict, load_config
-from ..engine import TrainingDiverged, list_checkpoints
+from ..engine import RunLock, TrainingDiverged, list_checkpoints
+from ..engine.checkpoint import atomic_write
 from ..evaluation import evaluate, finetune, probe
 from ..evaluation.metrics import save_results_json
 from .plan import Cell, plan_cells
@@ -276,44 +277,45 @@ def ablate(
             log(c.name)
         log(f"{len(cells)} cells")
         return AblationResult(out, [], [], "", cells=cells)
-    if not resume and (out / "cells").exists():
-        shutil.rmtree(out / "cells")
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "ablation.yaml", "w") as f:
-        yaml.safe_dump(_norm(acfg.to_dict()), f, sort_keys=False)
+    with RunLock(out):  # one writer per ablation folder (the cells' runs are locked by the engine too)
+        if not resume and (out / "cells").exists():
+            shutil.rmtree(out / "cells")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "ablation.yaml",
+                     lambda tmp: Path(tmp).write_text(yaml.safe_dump(_norm(acfg.to_dict()), sort_keys=False)))
 
-    rows, ran, skipped = [], [], []
-    t_all = time.perf_counter()
-    for i, cell in enumerate(cells, 1):
-        cdir = out / "cells" / cell.name
-        spec = cell_spec(cell, acfg)
-        row = _finished_row(cdir / "result.json", spec)
-        if row is not None:
+        rows, ran, skipped = [], [], []
+        t_all = time.perf_counter()
+        for i, cell in enumerate(cells, 1):
+            cdir = out / "cells" / cell.name
+            spec = cell_spec(cell, acfg)
+            row = _finished_row(cdir / "result.json", spec)
+            if row is not None:
+                rows.append(row)
+                skipped.append(cell.name)
+                log(f"[{i}/{len(cells)}] {cell.name}: finished earlier, skipped")
+                continue
+            log(f"[{i}/{len(cells)}] {cell.name}")
+            stages = run_cell(cell, cdir, acfg, spec, progress, log)
+            row = cell_row(cell, stages)
             rows.append(row)
-            skipped.append(cell.name)
-            log(f"[{i}/{len(cells)}] {cell.name}: finished earlier, skipped")
-            continue
-        log(f"[{i}/{len(cells)}] {cell.name}")
-        stages = run_cell(cell, cdir, acfg, spec, progress, log)
-        row = cell_row(cell, stages)
-        rows.append(row)
-        ran.append(cell.name)
-        if "error" in stages:
-            log(f"  {stages['error']}")
-        else:
-            save_results_json(cdir / "result.json", {"spec": spec, "row": row})
-        log(f"  done in {row['wall_s'] or 0:.1f} s")
+            ran.append(cell.name)
+            if "error" in stages:
+                log(f"  {stages['error']}")
+            else:
+                save_results_json(cdir / "result.json", {"spec": spec, "row": row})
+            log(f"  done in {row['wall_s'] or 0:.1f} s")
 
-    groups = aggregate(rows)
-    table = format_markdown(groups)
-    csv_path = write_csv(rows, out / "results.csv")
-    table_path = write_table(table, len(rows), out / "table.md", acfg.name)
-    plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
-    if verbose:
-        print(table)
-        print(f"ablation '{acfg.name}': {len(ran)} cells run, {len(skipped)} skipped, "
-              f"{time.perf_counter() - t_all:.0f} s; results in {out}")
-    return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells)
+        groups = aggregate(rows)
+        table = format_markdown(groups)
+        csv_path = write_csv(rows, out / "results.csv")
+        table_path = write_table(table, len(rows), out / "table.md", acfg.name)
+        plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
+        if verbose:
+            print(table)
+            print(f"ablation '{acfg.name}': {len(ran)} cells run, {len(skipped)} skipped, "
+                  f"{time.perf_counter() - t_all:.0f} s; results in {out}")
+        return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells)
 
 
 __all__ = ["ablate", "AblationResult", "run_cell", "cell_spec", "run_spec", "canonical", "first_difference",

@@ -116,6 +116,10 @@ class TrainConfig:
     spike_factor: float = 10.0  # a checkpoint is "good" if its loss <= spike_factor x the best so far
 
 
+LOGGING_BACKENDS = ("jsonl", "tensorboard", "mlflow", "wandb")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
 @dataclass
 class LoggingConfig:
     """Where training scalars go (:mod:`part.engine.trackers`). ``backends``: ``jsonl`` (``metrics.jsonl``,
@@ -404,6 +408,19 @@ def validate_config(cfg: Config) -> None:
     _need(t.nan_policy in ("stop", "skip"), "train.nan_policy", t.nan_policy, "stop or skip")
     _need(t.max_nan_skips >= 0, "train.max_nan_skips", t.max_nan_skips, ">= 0")
     _need(t.spike_factor > 1, "train.spike_factor", t.spike_factor, "> 1")
+    validate_logging(cfg.logging)
+
+
+def validate_logging(lg: "LoggingConfig") -> None:
+    """``logging.backends`` names known backends and includes jsonl; ``logging.wandb_mode`` is known."""
+    _need(isinstance(lg.backends, (list, tuple)) and all(isinstance(b, str) for b in lg.backends),
+          "logging.backends", lg.backends, f"a list of names from {list(LOGGING_BACKENDS)}")
+    unknown = [b for b in lg.backends if b not in LOGGING_BACKENDS]
+    _need(not unknown, "logging.backends", unknown[0] if unknown else None,
+          f"names from {list(LOGGING_BACKENDS)} (unknown backend)")
+    _need("jsonl" in lg.backends, "logging.backends", lg.backends,
+          "a list that includes jsonl (metrics.jsonl is what resume, the loss plot and part info read)")
+    _need(lg.wandb_mode in WANDB_MODES, "logging.wandb_mode", lg.wandb_mode, f"one of {list(WANDB_MODES)}")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
@@ -413,7 +430,7 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 __all__ = [
     "ConfigError", "Config", "ModelConfig", "ObjectiveConfig", "DataConfig", "OptimConfig", "TrainConfig",
-    "LoggingConfig",
+    "LoggingConfig", "LOGGING_BACKENDS", "WANDB_MODES", "validate_logging",
     "config_from_dict", "load_config", "apply_overrides", "parse_override", "merge_dicts", "read_yaml_mapping",
     "save_config", "validate_config",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import part
-from part.config import LoggingConfig, config_from_dict
+from part.config import LoggingConfig, config_from_dict, load_config
 from part.engine.trackers import build_trackers, check_logging, flatten, scalars
 
 from .conftest import tiny_config
@@ -29,12 +29,14 @@ def _config(npz_data, backends, **train):
 def test_logging_section_defaults_and_checks():
     lc = config_from_dict({}).logging
     assert lc.backends == ["jsonl", "tensorboard"] and lc.wandb_mode == "offline" and lc.project == "part"
-    with pytest.raises(ValueError, match="unknown backend 'neptune'"):
+    with pytest.raises(ValueError, match=r"logging\.backends.*unknown backend.*'neptune'"):
         check_logging(LoggingConfig(backends=["jsonl", "neptune"]))
-    with pytest.raises(ValueError, match="must include jsonl"):
+    with pytest.raises(ValueError, match=r"logging\.backends.*includes jsonl"):
         check_logging(LoggingConfig(backends=["tensorboard"]))
-    with pytest.raises(ValueError, match="logging.backends must be a list"):
+    with pytest.raises(ValueError, match=r"logging\.backends must be a list"):
         check_logging(LoggingConfig(backends="jsonl"))
+    with pytest.raises(ValueError, match=r"logging\.backends.*neptune"):  # at load, before anything runs
+        load_config(None, ["logging.backends=[jsonl, neptune]"])
     with pytest.raises(ValueError, match="logging.wandb_mode .* got 'online!'"):
         check_logging(LoggingConfig(wandb_mode="online!"))
     with pytest.raises(ValueError, match="unknown config key logging.backend"):
@@ -49,7 +51,7 @@ def test_flatten_and_scalars():
 
 
 def test_unknown_backend_stops_before_training(tmp_path, npz_data):
-    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+    with pytest.raises(ValueError, match=r"logging\.backends.*unknown backend.*'nope'"):
         part.pretrain(_config(npz_data, ["jsonl", "nope"]), out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "weights.safetensors").exists()
 

@@ -27,23 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-BACKENDS = ("jsonl", "tensorboard", "mlflow", "wandb")
-WANDB_MODES = ("offline", "online", "disabled")
-
-
-def check_logging(lc) -> None:
-    """Value checks of a :class:`part.config.LoggingConfig`; ``ValueError`` names the field and value."""
-    backends = lc.backends
-    if not isinstance(backends, (list, tuple)) or not all(isinstance(b, str) for b in backends):
-        raise ValueError(f"logging.backends must be a list of names from {list(BACKENDS)}, got {backends!r}")
-    unknown = [b for b in backends if b not in BACKENDS]
-    if unknown:
-        raise ValueError(f"logging.backends: unknown backend {unknown[0]!r}; choose from {list(BACKENDS)}")
-    if "jsonl" not in backends:
-        raise ValueError(f"logging.backends must include jsonl (metrics.jsonl is what resume, the loss plot and "
-                         f"part info read), got {list(backends)}")
-    if lc.wandb_mode not in WANDB_MODES:
-        raise ValueError(f"logging.wandb_mode must be one of {list(WANDB_MODES)}, got {lc.wandb_mode!r}")
+from ..config import LOGGING_BACKENDS as BACKENDS  # the one list, checked at config load
+from ..config import validate_logging as check_logging  # noqa: F401  (re-exported: the checks live in config)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

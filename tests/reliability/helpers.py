@@ -56,6 +56,23 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(part_cmd(*args), env=env(), capture_output=True, text=True, timeout=timeout)
 
 
+def logged_lines(run: Path) -> int:
+    path = run / "metrics.jsonl"
+    return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+def wait_for_lines(run: Path, n: int, proc, timeout: float = 180, poll: float = 0.01) -> bool:
+    """Wait until ``run/metrics.jsonl`` has ``n`` lines while ``proc`` runs; False if it ended first."""
+    import time
+
+    deadline = time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        if logged_lines(run) >= n:
+            return True
+        time.sleep(poll)
+    return False
+
+
 def snapshot(folder: Path) -> dict:
     """relative path -> sha256 of every file under ``folder`` (the lock file excluded: it names its holder)."""
     if not folder.exists():

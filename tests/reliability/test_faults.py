@@ -24,7 +24,8 @@ from part.engine.runfolder import RunLock
 from part.engine.signals import StopRequests
 from part.engine.trainer import TrainingDiverged, train
 
-from .helpers import env, part_cmd, records, run_cli, same_end_state, snapshot, tiny_raw, write_config
+from .helpers import (env, logged_lines, part_cmd, records, run_cli, same_end_state, snapshot, tiny_raw, wait_for_lines,
+                      write_config)
 
 fault = pytest.mark.fault
 
@@ -208,16 +209,11 @@ def test_random_kill_loop_resumes_bit_identical(tmp_path, data):
         proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kills < 4:
             target = rng.randint(2, 8)  # kill after a few more logged steps of this attempt
-            start = len(records(run)) if (run / "metrics.jsonl").is_file() else 0
-            deadline = time.time() + 120
-            while proc.poll() is None and time.time() < deadline:
-                n = len((run / "metrics.jsonl").read_text().splitlines()) if (run / "metrics.jsonl").is_file() else 0
-                if n >= start + target:
-                    time.sleep(rng.random() * 0.02)  # land anywhere in the step, checkpoint writes included
-                    proc.kill()
-                    kills += 1
-                    break
-                time.sleep(0.002)
+            start = logged_lines(run)
+            if wait_for_lines(run, start + target, proc, poll=0.002):
+                time.sleep(rng.random() * 0.02)  # land anywhere in the step, checkpoint writes included
+                proc.kill()
+                kills += 1
         rc = proc.wait(timeout=300)
         if rc == 0:
             break
@@ -236,10 +232,7 @@ def test_signal_checkpoints_at_the_stop_step_and_resumes_bit_identical(tmp_path,
     run = tmp_path / "run"
     proc = subprocess.Popen(part_cmd("pretrain", "--config", str(cfg), "--out", str(run), "--no-progress"),
                             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (
-            (run / "metrics.jsonl").is_file() and len((run / "metrics.jsonl").read_text().splitlines()) >= 5):
-        time.sleep(0.01)
+    wait_for_lines(run, 5, proc)
     proc.send_signal(sig)
     rc = proc.wait(timeout=120)
     err = proc.stderr.read().strip().splitlines()
@@ -442,10 +435,7 @@ def test_sigterm_to_one_ddp_rank_stops_all_ranks_at_the_same_step(tmp_path, data
     run = tmp_path / "run"
     agent = subprocess.Popen(_torchrun_cmd("pretrain", "--config", str(cfg), "--out", str(run), "--no-progress"),
                              env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not (
-            (run / "metrics.jsonl").is_file() and len((run / "metrics.jsonl").read_text().splitlines()) >= 5):
-        time.sleep(0.01)
+    wait_for_lines(run, 5, agent)
     workers = _children(agent.pid)
     assert len(workers) == 2
     os.kill(workers[1], signal.SIGTERM)  # one rank only: the other learns it through the stop flag

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .data.randaugment import parse_randaugment
+from .data.signal_npz import SIGNAL_NPZ_KIND
 from .objectives.registry import resolve_objective_config
 from .sampling.boxes import POSITIONS
 
@@ -390,7 +391,7 @@ def validate_config(cfg: Config) -> None:
             raise ConfigError(f"data.randaugment: {exc}") from None
     _need(0 <= d.reprob <= 1, "data.reprob", d.reprob, "in [0, 1]")
     _need(d.repeated_aug >= 1, "data.repeated_aug", d.repeated_aug, f"{pos} (1: off; DeiT: 3)")
-    one_d = d.kind.startswith("sleep") or d.kind in ("physionet2018", "sleep_edf")
+    one_d = d.kind.startswith("sleep") or d.kind in ("physionet2018", "sleep_edf", SIGNAL_NPZ_KIND)
     _need(not one_d or d.randaugment is None, "data.randaugment", d.randaugment,
           f"null for the signal source {d.kind} (an image augmentation)")
     _need(not one_d or d.reprob == 0, "data.reprob", d.reprob, f"0 for the signal source {d.kind} (an image augmentation)")

@@ -70,7 +70,8 @@ def test_deit_augmentation_fields_checked():
                             ("data.repeated_aug=1.5", r"data\.repeated_aug must be an integer")):
         with pytest.raises(ValueError, match=words):
             load_config(None, [override])
-    for field, value in (("randaugment", "rand-m9"), ("reprob", 0.25)):
-        with pytest.raises(ValueError, match=rf"data\.{field} must be .*signal source sleep_synthetic"):
-            load_config(None, ["data.kind=sleep_synthetic", f"data.{field}={value}"])
+    for kind in ("sleep_synthetic", "signal_npz"):
+        for field, value in (("randaugment", "rand-m9"), ("reprob", 0.25)):
+            with pytest.raises(ValueError, match=rf"data\.{field} must be .*signal source {kind}"):
+                load_config(None, [f"data.kind={kind}", f"data.{field}={value}"])
     assert load_config(None, ["data.kind=sleep_synthetic", "data.repeated_aug=3"]).data.repeated_aug == 3

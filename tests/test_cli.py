@@ -26,6 +26,19 @@ def test_visualize_each_kind(tmp_path, pretrained, npz_data, capsys):
         assert json.loads((out / f"{kind}.json").read_text())
 
 
+def test_visualize_informative_flags(tmp_path, pretrained, npz_data, capsys):
+    out = tmp_path / "rec"
+    assert main(["visualize", "reconstruct", "--run", str(pretrained), "--images", str(npz_data), "--out", str(out),
+                 "--num-images", "2", "--informative-std", "0.25", "--reference", "informative"]) == 0
+    data = json.loads((out / "reconstruct.json").read_text())
+    assert data["settings"]["informative_std"] == 0.25 and data["settings"]["reference"] == "informative"
+    assert "error_px_informative" in data["summary"]
+    assert main(["visualize", "symmetry", "--run", str(pretrained), "--images", str(npz_data),
+                 "--out", str(tmp_path / "v"), "--informative-std", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "informative_std" in err[0] and "-1" in err[0]
+
+
 def test_visualize_errors(tmp_path, pretrained, npz_data, capsys):
     assert main(["visualize", "symmetry", "--run", str(tmp_path / "nope"), "--images", str(npz_data),
                  "--out", str(tmp_path / "v")]) == 2

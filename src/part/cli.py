@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the PNGs and the JSON of numbers")
     p.add_argument("--num-images", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference", default="random", help="reconstruction reference: random, center or a patch index")
+    p.add_argument("--reference", default="random",
+                   help="reconstruction reference: random, informative (random among informative patches), center "
+                        "or a patch index")
     p.add_argument("--anchor", default="mean", choices=["mean", "reference"], help="least-squares gauge")
     p.add_argument("--margin", type=int, default=0, help="canvas padding in pixels")
     p.add_argument("--sampler", choices=["offgrid", "grid"], help="override the run's sampler")
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure", default="median_dist", choices=["median_dist", "trace_cov"])
     p.add_argument("--targets", type=int, nargs="+", help="patch indices whose prediction clouds to draw")
     p.add_argument("--row-height", type=float, help="bin patches into rows of this height when ordering (symmetry)")
+    p.add_argument("--informative-std", type=float,
+                   help="patches with pixel std above this (normalised input) count as informative; the others "
+                        "(blank background) are reported apart (reconstruct, symmetry; default "
+                        "part.visualization.reconstruct.INFORMATIVE_STD)")
     p.add_argument("--device", help="cpu or cuda (default: cpu)")
     p.set_defaults(func=_visualize)
 
@@ -117,6 +123,7 @@ def _visualize(args) -> str:
         reference=ref, anchor=args.anchor, margin=args.margin, sampler=args.sampler,
         num_patches=args.num_patches, measure=args.measure, targets=args.targets,
         row_height=args.row_height, device=args.device,
+        **({} if args.informative_std is None else {"informative_std": args.informative_std}),
     )
     from .evaluation.metrics import format_table
 

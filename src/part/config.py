@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .data.randaugment import parse_randaugment
+from .data.signal_npz import SIGNAL_NPZ_KIND
 from .objectives.registry import resolve_objective_config
 from .sampling.boxes import POSITIONS
 
@@ -76,6 +78,10 @@ class DataConfig:
     augment: bool = True
     rrc_scale: list | None = field(default_factory=lambda: [0.2, 1.0])  # null: no random resized crop
     hflip: float = 0.5
+    # fine-tuning pieces of DeiT's recipe (paper App. 8.1), training only; defaults off
+    randaugment: str | None = None  # timm RandAugment string, e.g. "rand-m9-mstd0.5-inc1" (DeiT); null: none
+    reprob: float = 0.0  # random erasing probability (DeiT: 0.25, per-pixel normal fill after normalisation)
+    repeated_aug: int = 1  # repeated augmentation: each drawn image this many times per step (DeiT: 3; 1: off)
     max_samples: int | None = None
     skip_corrupt: bool = False
     num_workers: int = 0
@@ -382,6 +388,17 @@ def validate_config(cfg: Config) -> None:
     _need(not d.rrc_scale or (_numbers(d.rrc_scale, 2) and 0 < d.rrc_scale[0] <= d.rrc_scale[1] <= 1),
           "data.rrc_scale", d.rrc_scale, "[low, high] with 0 < low <= high <= 1")
     _need(0 <= d.hflip <= 1, "data.hflip", d.hflip, "in [0, 1]")
+    if d.randaugment is not None:
+        try:
+            parse_randaugment(d.randaugment)
+        except ValueError as exc:
+            raise ConfigError(f"data.randaugment: {exc}") from None
+    _need(0 <= d.reprob <= 1, "data.reprob", d.reprob, "in [0, 1]")
+    _need(d.repeated_aug >= 1, "data.repeated_aug", d.repeated_aug, f"{pos} (1: off; DeiT: 3)")
+    one_d = d.kind.startswith("sleep") or d.kind in ("physionet2018", "sleep_edf", SIGNAL_NPZ_KIND)
+    _need(not one_d or d.randaugment is None, "data.randaugment", d.randaugment,
+          f"null for the signal source {d.kind} (an image augmentation)")
+    _need(not one_d or d.reprob == 0, "data.reprob", d.reprob, f"0 for the signal source {d.kind} (an image augmentation)")
     _need(d.max_samples is None or d.max_samples >= 1, "data.max_samples", d.max_samples, f"{pos} or null")
     _need(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
     # optim

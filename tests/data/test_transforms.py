@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from part.data.randaugment import RandAugment
 from part.data.transforms import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -16,6 +17,7 @@ from part.data.transforms import (
     CenterCrop,
     Compose,
     Normalize,
+    RandomErasing,
     RandomHorizontalFlip,
     RandomResizedCrop,
     Resize,
@@ -185,3 +187,70 @@ def test_bad_arguments_are_named():
         RandomHorizontalFlip(1.5)
     with pytest.raises(ValueError, match=r"Compose: transforms\[1\] is not callable"):
         Compose([lambda x: x, 3])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# random erasing (DeiT's recipe, timm semantics)
+# ---------------------------------------------------------------------------------------------------------
+def test_random_erasing_box_follows_the_ranges_and_fills_normal_pixels():
+    img = torch.full((3, 40, 40), 7.0)  # far from the N(0, 1) fill, so the erased box is visible
+    er = RandomErasing(p=1.0, generator=torch.Generator().manual_seed(0))
+    areas, ratios, fills = [], [], []
+    for _ in range(200):
+        out = er(img)
+        assert out.shape == img.shape and torch.isfinite(out).all()
+        erased = (out != 7.0).any(0)
+        rows, cols = erased.any(1).nonzero().flatten(), erased.any(0).nonzero().flatten()
+        h, w = len(rows), len(cols)
+        assert erased.sum() == h * w and rows[-1] - rows[0] + 1 == h and cols[-1] - cols[0] + 1 == w  # one box
+        assert h < 40 and w < 40
+        areas.append(h * w / 1600)
+        ratios.append(h / w)
+        fills.append(out[:, erased].flatten())
+    areas_t, ratios_t, values = torch.tensor(areas), torch.tensor(ratios), torch.cat(fills)
+    assert areas_t.min() >= 0.015 and areas_t.max() <= 0.36  # [0.02, 1/3] up to rounding of h and w
+    assert ratios_t.min() >= 0.25 and ratios_t.max() <= 4.0 and ratios_t.min() < 0.6 and ratios_t.max() > 1.7
+    assert abs(values.mean().item()) < 0.05 and abs(values.std().item() - 1) < 0.05  # per-pixel N(0, 1)
+    assert torch.equal(img, torch.full((3, 40, 40), 7.0))  # never in place
+
+
+def test_random_erasing_probability_modes_and_determinism():
+    img = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0)) + 5
+    assert all(torch.equal(RandomErasing(p=0.0)(img), img) for _ in range(20))
+    g = torch.Generator().manual_seed(1)
+    hits = sum(not torch.equal(RandomErasing(p=0.25, generator=g)(img), img) for _ in range(400))
+    assert 70 <= hits <= 130  # p = 0.25
+    rand = RandomErasing(p=1.0, mode="rand", generator=torch.Generator().manual_seed(2))(img)
+    box = (rand != img).any(0)
+    assert all(rand[c, box].unique().numel() == 1 for c in range(3))  # one value per channel
+    const = RandomErasing(p=1.0, mode="const", generator=torch.Generator().manual_seed(2))(img)
+    assert (const == 0).any(0).sum() > 0 and torch.equal(const[:, (const == 0).any(0)], torch.zeros(3, int((const == 0).any(0).sum())))
+    a = [RandomErasing(generator=torch.Generator().manual_seed(9))(img) for _ in range(2)]
+    assert torch.equal(a[0], a[1])
+    torch.manual_seed(4)
+    first = [RandomErasing(p=0.5)(img) for _ in range(6)]
+    torch.manual_seed(4)
+    assert all(torch.equal(f, RandomErasing(p=0.5)(img)) for f in first)
+    tiny = torch.rand(1, 1, 1)  # no box fits strictly inside a 1 x 1 image
+    assert torch.equal(RandomErasing(p=1.0)(tiny), tiny)
+    for kwargs, words in ((dict(p=1.5), "p must be in"), (dict(mode="noise"), "mode must be one of"),
+                          (dict(scale=(0.5, 0.1)), "scale must be"), (dict(ratio=(0, 1)), "ratio must be")):
+        with pytest.raises(ValueError, match=words):
+            RandomErasing(**kwargs)
+
+
+def test_build_transforms_deit_finetune_pipeline():
+    img = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    tf = build_transforms(True, 32, CIFAR100_MEAN, CIFAR100_STD, rrc_scale=(0.08, 1.0),
+                          randaugment="rand-m9-mstd0.5-inc1", reprob=0.25)
+    kinds = [type(t) for t in tf.transforms]
+    assert kinds == [RandomResizedCrop, RandomHorizontalFlip, RandAugment, Normalize, RandomErasing]
+    assert tf.transforms[2].fill == CIFAR100_MEAN and tf.transforms[2].spec.magnitude == 9
+    assert tf.transforms[4].p == 0.25 and tf.transforms[4].mode == "pixel"
+    torch.manual_seed(0)
+    outs = torch.stack([tf(img) for _ in range(8)])
+    torch.manual_seed(0)
+    assert torch.equal(outs, torch.stack([tf(img) for _ in range(8)]))
+    assert outs.shape == (8, 3, 32, 32) and torch.isfinite(outs).all()
+    ev = build_transforms(False, 32, CIFAR100_MEAN, CIFAR100_STD, randaugment="rand-m9", reprob=1.0)
+    assert [type(t) for t in ev.transforms] == [Resize, CenterCrop, Normalize]  # training only

@@ -56,3 +56,22 @@ def test_pos_embed_mask_ratio_reaches_1d_backbone():
     cfg = load_config(None, ["model.arch=vit1d_tiny", "model.img_size=300", "model.patch_size=10", "model.in_chans=2",
                              "model.pos_embed_mask_ratio=0.35"])
     assert build_backbone(cfg.model).pos_embed_mask_ratio == 0.35
+
+
+def test_deit_augmentation_fields_checked():
+    cfg = load_config(None, ["data.randaugment=rand-m9-mstd0.5-inc1", "data.reprob=0.25", "data.repeated_aug=3"])
+    assert (cfg.data.randaugment, cfg.data.reprob, cfg.data.repeated_aug) == ("rand-m9-mstd0.5-inc1", 0.25, 3)
+    d = load_config(None).data
+    assert (d.randaugment, d.reprob, d.repeated_aug) == (None, 0.0, 1)  # off by default
+    for override, words in (("data.randaugment=rand-m9-q3", r"data\.randaugment.*'q3'"),
+                            ("data.randaugment=autoaug", r"data\.randaugment.*start with 'rand'"),
+                            ("data.reprob=1.5", r"data\.reprob must be in \[0, 1\], got 1\.5"),
+                            ("data.repeated_aug=0", r"data\.repeated_aug must be a positive integer.*got 0"),
+                            ("data.repeated_aug=1.5", r"data\.repeated_aug must be an integer")):
+        with pytest.raises(ValueError, match=words):
+            load_config(None, [override])
+    for kind in ("sleep_synthetic", "signal_npz"):
+        for field, value in (("randaugment", "rand-m9"), ("reprob", 0.25)):
+            with pytest.raises(ValueError, match=rf"data\.{field} must be .*signal source {kind}"):
+                load_config(None, [f"data.kind={kind}", f"data.{field}={value}"])
+    assert load_config(None, ["data.kind=sleep_synthetic", "data.repeated_aug=3"]).data.repeated_aug == 3

@@ -72,11 +72,13 @@ def _kill_and_resume(tmp_path, raw_cfg, kill_call):
     return part.pretrain(None, out=tmp_path / "cut", resume=True, progress=False)
 
 
-@pytest.mark.parametrize("accum,kill_call", [(1, 6), (2, 10)])
-def test_resume_equals_uninterrupted(tmp_path, npz_data, accum, kill_call):
+@pytest.mark.parametrize("accum,kill_call,deit", [(1, 6, False), (2, 10, False), (2, 10, True)])
+def test_resume_equals_uninterrupted(tmp_path, npz_data, accum, kill_call, deit):
     # 64 items / batch 8 = 8 batches per epoch; with accum 2 an epoch is 4 steps, so the kill lands mid-epoch-2
     raw = tiny_config(npz_data, max_steps=7, ckpt_every=2)
     raw["optim"]["accum_steps"] = accum
+    if deit:  # DeiT's fine-tuning augmentations (RandAugment, random erasing, repeated augmentation)
+        raw["data"].update(randaugment="rand-m9-mstd0.5-inc1", reprob=0.25, repeated_aug=3)
     full = part.pretrain(raw, out=tmp_path / "full", progress=False)
     resumed = _kill_and_resume(tmp_path, raw, kill_call)
     a = [r["loss"] for r in _losses(full.run_dir)]

@@ -307,20 +307,26 @@ def test_supervised_on_1d_backbone():
         obj.logits(torch.randn(2, 2, 30))
 
 
-@pytest.mark.parametrize("name", ["fmnist_finetune_cpu", "cifar100_vits_finetune", "fmnist_probe_cpu"])
+@pytest.mark.parametrize("name", ["fmnist_finetune_cpu", "cifar100_vits_finetune", "in1k_vitb16_finetune",
+                                  "fmnist_probe_cpu"])
 def test_shipped_configs_build(name):
     from pathlib import Path
 
     from part.config import load_config
     from part.engine import build_backbone
 
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
+    # ViT-B/16 is built one block deep: its widths and grid are the shipped ones, its 86M weights are not needed
+    sets = ["model.depth=1"] if name.startswith("in1k") else []
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml", sets)
     if name == "fmnist_probe_cpu":  # the probe config describes a backbone and the data only
         assert build_backbone(cfg.model).embed_dim == 96 and cfg.data.augment is False
         return
     obj = build_objective(cfg)
     assert isinstance(obj, SupervisedObjective) and obj.backbone.pos_embed is not None
-    assert obj.num_classes == (100 if "cifar" in name else 10)
-    if "cifar" in name:  # the paper's recipe (App. 8.1) and DeiT's options
-        assert (cfg.train.epochs, cfg.optim.lr, obj.mixup, obj.cutmix, obj.label_smoothing) == (400, 5e-4, 0.8, 1.0, 0.1)
-        assert obj.backbone.embed_dim == 384 and obj.backbone.num_patches == 64
+    assert obj.num_classes == {"cifar": 100, "in1k_": 1000}.get(name[:5], 10)
+    if name.startswith(("cifar", "in1k")):  # the paper's epochs and lr (App. 8.1) and DeiT's recipe
+        epochs, dim, patches = (400, 384, 64) if "cifar" in name else (300, 768, 196)
+        assert (cfg.train.epochs, cfg.optim.lr, obj.mixup, obj.cutmix, obj.label_smoothing) == (epochs, 5e-4, 0.8, 1.0, 0.1)
+        assert obj.backbone.embed_dim == dim and obj.backbone.num_patches == patches
+        assert cfg.model.drop_path_rate == 0.1 and cfg.optim.weight_decay == 0.05 and cfg.data.rrc_scale == [0.08, 1.0]
+        assert (cfg.data.randaugment, cfg.data.reprob, cfg.data.repeated_aug) == ("rand-m9-mstd0.5-inc1", 0.25, 3)

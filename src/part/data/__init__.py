@@ -3,7 +3,9 @@
 * :mod:`part.data.errors` - :class:`DatasetNotFoundError`, :class:`DatasetFormatError` (every reader's).
 * :mod:`part.data.images` - image readers, one module per format: IDX, CIFAR pickles, image files and
   class folders (Pillow), ``.npz`` arrays; :func:`build_image_dataset` by ``data.kind``.
-* :mod:`part.data.transforms` - tensor transforms for images (resize, crops, flips, normalisation).
+* :mod:`part.data.transforms` - tensor transforms for images (resize, crops, flips, normalisation, random
+  erasing).
+* :mod:`part.data.randaugment` - RandAugment on tensors (timm's ops and ``rand-m9-mstd0.5-inc1`` strings).
 * :mod:`part.data.signal` - 1D signal preprocessing (band-pass, re-sampling, windows, instance
   normalisation) for any ``(C, T)`` signal, and the paper's EEG recipe :data:`part.data.signal.PAPER_EEG`.
 * :mod:`part.data.signal_npz` - ``data.kind: signal_npz``: any set of ``(N, C, T)`` signals with labels,
@@ -13,8 +15,8 @@
   the window cache, and the datasets the engine builds for the sleep data kinds.
 
 Imports inside the package go one way: ``images`` uses ``errors`` and ``transforms``; ``sleep`` uses
-``errors`` and ``signal``; ``signal_npz`` uses ``errors``; ``errors``, ``transforms`` and ``signal`` import
-nothing of ``part``.
+``errors`` and ``signal``; ``signal_npz`` uses ``errors``; ``transforms`` uses ``randaugment``; ``errors``,
+``randaugment`` and ``signal`` import nothing of ``part``.
 """
 
 from .errors import DatasetFormatError, DatasetNotFoundError
@@ -32,6 +34,7 @@ from .images import (
     fit_image_size,
     read_idx,
 )
+from .randaugment import RandAugment, parse_randaugment
 from .transforms import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -44,6 +47,7 @@ from .transforms import (
     CenterCrop,
     Compose,
     Normalize,
+    RandomErasing,
     RandomHorizontalFlip,
     RandomResizedCrop,
     Resize,

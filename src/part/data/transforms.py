@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .randaugment import RandAugment
+
 __all__ = [
     "FASHION_MNIST_MEAN",
     "FASHION_MNIST_STD",
@@ -41,6 +43,8 @@ __all__ = [
     "Resize",
     "CenterCrop",
     "Normalize",
+    "RandomErasing",
+    "ERASE_MODES",
     "build_transforms",
 ]
 
@@ -281,17 +285,93 @@ class Normalize:
         return f"Normalize(mean={self.mean}, std={self.std})"
 
 
+ERASE_MODES = ("pixel", "rand", "const")
+
+
+class RandomErasing:
+    """Erase one random rectangle with probability ``p`` (Zhong et al. 2020; timm's ``RandomErasing``, which
+    DeiT's recipe uses after normalisation with ``p = 0.25``, ``mode = "pixel"``; paper App. 8.1 via DeiT).
+
+    Up to 10 attempts draw an area fraction uniformly from ``scale`` and an aspect ratio h/w log-uniformly
+    from ``ratio``; the first ``h x w`` box strictly smaller than the image (``h < H``, ``w < W``) is placed
+    uniformly and filled: ``pixel`` with per-pixel standard normal values (the normalised space's scale),
+    ``rand`` with one standard normal value per channel, ``const`` with zeros (the normalised mean). If no
+    attempt fits, the image is unchanged. The input is never modified in place.
+
+    Shapes: ``(C, H, W) -> (C, H, W)``.
+    """
+
+    def __init__(self, p: float = 0.25, scale: Sequence[float] = (0.02, 1.0 / 3.0),
+                 ratio: Sequence[float] = (0.3, 1.0 / 0.3), mode: str = "pixel",
+                 generator: torch.Generator | None = None):
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"RandomErasing p must be in [0, 1], got {p}")
+        scale = tuple(float(s) for s in scale)
+        ratio = tuple(float(r) for r in ratio)
+        if len(scale) != 2 or not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(f"RandomErasing scale must be (min, max) with 0 < min <= max <= 1, got {scale}")
+        if len(ratio) != 2 or not 0.0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"RandomErasing ratio must be (min, max) with 0 < min <= max, got {ratio}")
+        if mode not in ERASE_MODES:
+            raise ValueError(f"RandomErasing mode must be one of {list(ERASE_MODES)}, got {mode!r}")
+        self.p, self.scale, self.ratio, self.mode = float(p), scale, ratio, mode
+        self.generator = generator
+
+    def get_params(self, height: int, width: int) -> tuple[int, int, int, int] | None:
+        """A box ``(top, left, h, w)`` inside a ``height x width`` image, or None when no attempt fits."""
+        g = self.generator
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            u = torch.rand(2, generator=g, dtype=torch.float64)
+            area = height * width * (self.scale[0] + (self.scale[1] - self.scale[0]) * u[0].item())
+            aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[1].item())
+            h = int(round(math.sqrt(area * aspect)))
+            w = int(round(math.sqrt(area / aspect)))
+            if 0 < h < height and 0 < w < width:
+                top = int(torch.randint(0, height - h + 1, (1,), generator=g).item())
+                left = int(torch.randint(0, width - w + 1, (1,), generator=g).item())
+                return top, left, h, w
+        return None
+
+    def __call__(self, img: Tensor) -> Tensor:
+        _check_image(img, "RandomErasing")
+        # always draw the coin, so the stream does not depend on p being 0 or 1
+        if torch.rand(1, generator=self.generator).item() >= self.p:
+            return img
+        box = self.get_params(img.shape[-2], img.shape[-1])
+        if box is None:
+            return img
+        top, left, h, w = box
+        c = img.shape[0]
+        if self.mode == "pixel":
+            patch = torch.randn(c, h, w, generator=self.generator, dtype=img.dtype)
+        elif self.mode == "rand":
+            patch = torch.randn(c, 1, 1, generator=self.generator, dtype=img.dtype).expand(c, h, w)
+        else:
+            patch = torch.zeros(c, h, w, dtype=img.dtype)
+        out = img.clone()
+        out[:, top:top + h, left:left + w] = patch.to(img.device)
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, mode={self.mode!r})"
+
+
 def build_transforms(train: bool, image_size: int | Sequence[int],
                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                      rrc_scale: Sequence[float] | None = (0.2, 1.0),
                      rrc_ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0),
                      hflip: float | bool = 0.5, eval_crop_ratio: float = 1.0,
+                     randaugment: str | None = None, reprob: float = 0.0,
                      generator: torch.Generator | None = None) -> Compose:
     """The per-image pipeline for pretraining (``train=True``) or evaluation (``train=False``).
 
     Train (MP3/DeiT-style pretraining augmentation, paper Appendix):
     ``RandomResizedCrop(image_size, rrc_scale, rrc_ratio)`` (or a plain resize when ``rrc_scale`` is
     None) -> ``RandomHorizontalFlip(hflip)`` (skipped when 0/False; True means 0.5) -> ``Normalize``.
+    Fine-tuning adds DeiT's pieces (paper App. 8.1), in timm's order: ``RandAugment(randaugment)`` (a timm
+    string such as ``"rand-m9-mstd0.5-inc1"``; geometric ops fill with ``mean``, bicubic) after the flip, and
+    ``RandomErasing(reprob, mode="pixel")`` after ``Normalize``; both are off by default and in eval.
 
     Eval: ``Resize`` of the shorter side to ``image_size / eval_crop_ratio`` (a non-square
     ``image_size`` resizes exactly to ``image_size / eval_crop_ratio``) -> ``CenterCrop(image_size)``
@@ -312,6 +392,9 @@ def build_transforms(train: bool, image_size: int | Sequence[int],
         p = 0.5 if hflip is True else float(hflip)
         if p > 0.0:
             steps.append(RandomHorizontalFlip(p, generator=generator))
+        if randaugment:
+            fill = tuple(mean) if mean is not None else 0.5
+            steps.append(RandAugment(randaugment, fill=fill, generator=generator))
     else:
         if not 0.0 < eval_crop_ratio <= 1.0:
             raise ValueError(f"build_transforms eval_crop_ratio must be in (0, 1], got {eval_crop_ratio}")
@@ -323,4 +406,6 @@ def build_transforms(train: bool, image_size: int | Sequence[int],
         steps.append(CenterCrop(size))
     if mean is not None and std is not None:
         steps.append(Normalize(mean, std))
+    if train and reprob > 0.0:
+        steps.append(RandomErasing(reprob, mode="pixel", generator=generator))
     return Compose(steps)

@@ -13,6 +13,7 @@ from ..data.signal_npz import SIGNAL_NPZ_KIND
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
 from ..objectives.registry import build_objective as build_named
 from ..objectives.registry import objective_kwargs, resolve_objective_config
+from .loader import RepeatedAugmentation
 
 
 def build_backbone(m: ModelConfig) -> nn.Module:
@@ -87,31 +88,42 @@ def data_defaults(cfg: Config) -> DataConfig:
 def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
     """The dataset of ``cfg.data`` with the paper's augmentation (train) or plain resize (eval).
 
+    Training with ``data.augment`` adds the fine-tuning pieces of DeiT's recipe when set (paper App. 8.1):
+    ``data.randaugment`` and ``data.reprob`` in the image transform
+    (:func:`part.data.transforms.build_transforms`), and ``data.repeated_aug`` > 1 wraps the dataset in
+    :class:`part.engine.loader.RepeatedAugmentation` seeded with ``train.seed``, the trainer's sampler seed.
+
     Items are ``(x, label)``; images ``(C, H, W)`` normalised, signals ``(C, T)``. Data kinds: the image
     readers (:data:`part.data.images.DATASET_KINDS`), the sleep kinds (:data:`part.data.sleep.SLEEP_KINDS`)
     and ``signal_npz`` (:mod:`part.data.signal_npz`).
     """
     d = data_defaults(cfg)
     split = split or d.split
+    augment = train and d.augment
     if d.kind.startswith("sleep") or d.kind in ("physionet2018", "sleep_edf"):
         from ..data import sleep
 
-        return sleep.build_sleep_dataset(d, split=split)
-    if d.kind == SIGNAL_NPZ_KIND:
+        dataset = sleep.build_sleep_dataset(d, split=split)
+    elif d.kind == SIGNAL_NPZ_KIND:
         from ..data.signal_npz import build_signal_dataset
 
-        return build_signal_dataset(d, split=split)
-    from ..data.images import build_image_dataset
-    from ..data.transforms import build_transforms
+        dataset = build_signal_dataset(d, split=split)
+    else:
+        from ..data.images import build_image_dataset
+        from ..data.transforms import build_transforms
 
-    tf = build_transforms(
-        train=train and d.augment, image_size=d.image_size, mean=d.mean, std=d.std,
-        rrc_scale=tuple(d.rrc_scale) if d.rrc_scale else None, hflip=d.hflip,
-    )
-    opts = dict(d.options)
-    if d.kind == "imagefolder":
-        opts["skip_corrupt"] = d.skip_corrupt
-    return build_image_dataset(
-        d.kind, d.root, split, channels=d.channels, image_size=d.image_size, transform=tf,
-        max_samples=d.max_samples, **opts,
-    )
+        tf = build_transforms(
+            train=augment, image_size=d.image_size, mean=d.mean, std=d.std,
+            rrc_scale=tuple(d.rrc_scale) if d.rrc_scale else None, hflip=d.hflip,
+            randaugment=d.randaugment, reprob=d.reprob,
+        )
+        opts = dict(d.options)
+        if d.kind == "imagefolder":
+            opts["skip_corrupt"] = d.skip_corrupt
+        dataset = build_image_dataset(
+            d.kind, d.root, split, channels=d.channels, image_size=d.image_size, transform=tf,
+            max_samples=d.max_samples, **opts,
+        )
+    if augment and d.repeated_aug > 1:
+        dataset = RepeatedAugmentation(dataset, d.repeated_aug, seed=cfg.train.seed)
+    return dataset

@@ -4,13 +4,24 @@
 gives rank r the indices ``r, r + world, ...`` (like ``DistributedSampler``), starting at any position
 within the epoch. :class:`SeededItems` runs each item's random augmentation under a seed derived from
 ``(seed, epoch, index)``, so an image gets the same crop whether the run was interrupted or not and
-whichever worker loads it.
+whichever worker loads it. :class:`RepeatedAugmentation` turns that order into DeiT's repeated augmentation
+(each drawn image ``repeats`` times, the copies side by side in the global order) without a sampler of its
+own, so the trainer's sampler, resume and sharding stay as they are.
 """
 
 from __future__ import annotations
 
 import torch
 from torch.utils.data import Dataset, Sampler
+
+
+def epoch_order(length: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
+    """The global order of epoch ``epoch``: ``(length,)`` int64, a permutation drawn from ``(seed, epoch)``
+    (identical on every rank), or ``arange`` when not shuffling. :class:`ResumableSampler` deals it out."""
+    if not shuffle:
+        return torch.arange(length)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(length, generator=g)
 
 
 class ResumableSampler(Sampler[int]):
@@ -34,11 +45,7 @@ class ResumableSampler(Sampler[int]):
         self.epoch, self.start_batch = epoch, start_batch
 
     def __iter__(self):
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.length, generator=g)
-        else:
-            order = torch.arange(self.length)
+        order = epoch_order(self.length, self.seed, self.epoch, self.shuffle)
         n = self.batches_per_epoch * self.batch_size * self.world_size
         mine = order[:n][self.rank :: self.world_size]
         return iter(mine[self.start_batch * self.batch_size :].tolist())
@@ -48,10 +55,24 @@ class ResumableSampler(Sampler[int]):
 
 
 class SeededItems(Dataset):
-    """Wrap a dataset so item ``i`` of epoch ``e`` is produced under RNG seed ``f(seed, e, i)``."""
+    """Wrap a dataset so item ``i`` of epoch ``e`` is produced under RNG seed ``f(seed, e, i)``.
+
+    Setting ``epoch`` also calls ``set_epoch`` of the wrapped dataset when it has one
+    (:class:`RepeatedAugmentation`)."""
 
     def __init__(self, dataset: Dataset, seed: int = 0):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
+        self.epoch = 0
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch = value
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(value)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -60,6 +81,61 @@ class SeededItems(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
             return self.dataset[index]
+
+
+class RepeatedAugmentation(Dataset):
+    """DeiT's repeated augmentation (Hoffer et al. 2020, Berman et al. 2019; timm/DeiT ``RASampler``; paper
+    App. 8.1 via DeiT) as a dataset wrapper beside :class:`ResumableSampler` and :class:`SeededItems`.
+
+    DeiT's sampler takes a permutation of the images, repeats each ``repeats`` times in a row and deals the
+    list round-robin to the ranks, keeping one epoch's worth of samples: per epoch about
+    ``len / repeats`` distinct images, each seen ``repeats`` times under different augmentations, the copies in
+    the same step (on one process: the same batch; under DDP: neighbouring ranks). Here the trainer's
+    :class:`ResumableSampler` (same ``seed``, shuffling) deals the global order ``o = epoch_order(...)``:
+    position ``p`` of it goes to rank ``p % world``. This wrapper answers index ``i`` at position
+    ``p = o^-1[i]`` with image ``o[p // repeats]``, so the images met in order are
+    ``o[0], o[0], o[0], o[1], ...`` -- DeiT's list, dealt the same way. Item ``i`` is a pure function of
+    ``(seed, epoch, i)``: resuming mid-epoch and any sharding give the same images, and the copies, being
+    different indices, get different augmentation seeds from :class:`SeededItems`.
+
+    ``seed`` must be the sampler's (``train.seed``); ``set_epoch`` is called through
+    :class:`SeededItems`. ``len`` is the wrapped dataset's. ``labels`` (when the wrapped dataset has them)
+    are those of this epoch's items. ``repeats = 1`` is the identity.
+    """
+
+    def __init__(self, dataset: Dataset, repeats: int = 3, seed: int = 0):
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"repeated augmentation needs repeats >= 1, got {repeats!r}")
+        self.dataset, self.repeats, self.seed = dataset, repeats, seed
+        self.epoch = 0
+        self._cache: tuple[int, torch.Tensor] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def sources(self) -> torch.Tensor:
+        """``(len,)`` int64: the wrapped dataset's index behind each index of this epoch."""
+        if self._cache is None or self._cache[0] != self.epoch:
+            order = epoch_order(len(self.dataset), self.seed, self.epoch)
+            position = torch.empty_like(order)
+            position[order] = torch.arange(len(order))
+            self._cache = (self.epoch, order[position // self.repeats])
+        return self._cache[1]
+
+    @property
+    def labels(self):
+        inner = getattr(self.dataset, "labels", None)
+        if inner is None:
+            return None
+        return torch.as_tensor(inner).reshape(-1)[self.sources()]
+
+    def __getitem__(self, index: int):
+        if self.repeats == 1:
+            return self.dataset[index]
+        return self.dataset[int(self.sources()[index])]
 
 
 def ignore_stop_signals(worker_id: int) -> None:

@@ -7,11 +7,13 @@ chosen capability, and writes one PNG per image plus one JSON with the numbers:
 
 * ``reconstruct`` (Fig. 4): :func:`part.visualization.reconstruct.reconstruct` -> ``reconstruct_000.png``...,
   ``reconstruct.json`` (placement error in px and as a fraction of the image size, single reference and
-  least squares);
+  least squares, over all patches and over the informative ones: blank patches have no recoverable position,
+  ``informative_std``);
 * ``uncertainty`` (Fig. 5): :func:`part.visualization.uncertainty.uncertainty` -> ``uncertainty_*.png``,
   ``uncertainty.json`` (per-patch spread of the predicted positions);
 * ``symmetry`` (Fig. 6): :func:`part.visualization.symmetry.symmetry` -> ``symmetry_*.png``,
-  ``symmetry.json`` (negative-symmetry score corr(P, -P^T), correlation with the truth).
+  ``symmetry.json`` (negative-symmetry score corr(P, -P^T), correlation with the truth; all pairs and the
+  pairs of two informative patches).
 
 Images read from files are taken as ``[0, 1]`` pixels and normalised with the training ``mean``/``std``
 before the model sees them; pictures show them un-normalised.
@@ -43,7 +45,7 @@ from ..data.transforms import size_pair
 from ..engine import data_defaults, load_run
 from ..evaluation.metrics import save_results_json
 from .plots import Display, plot_reconstruction, plot_symmetry, plot_uncertainty
-from .reconstruct import reconstruct
+from .reconstruct import INFORMATIVE_STD, reconstruct
 from .symmetry import symmetry
 from .uncertainty import uncertainty
 
@@ -261,6 +263,7 @@ def visualize(
     measure: str = "median_dist",
     targets: Sequence[int] | None = None,
     row_height: float | None = None,
+    informative_std: float = INFORMATIVE_STD,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     image_size: int | Sequence[int] | None = None,
@@ -280,12 +283,15 @@ def visualize(
         out_dir: folder for ``<kind>_<i>.png`` and ``<kind>.json`` (created).
         num_images: how many images (the first ones) to draw.
         seed: seeds patch positions, the random reference and the shuffled order.
-        reference: reconstruction reference (``"random"``, ``"center"`` or an index).
+        reference: reconstruction reference (``"random"``, ``"informative"``, ``"center"`` or an index).
         sampler: override the model's sampler (``"offgrid"``, ``"grid"``); num_patches: N for it.
         anchor: least-squares gauge, ``"mean"`` or ``"reference"``; margin: canvas padding (px).
         measure: uncertainty heat-map spread, ``"median_dist"`` or ``"trace_cov"``; targets: patch
             indices whose clouds to draw (default: the most and least certain).
         row_height: symmetry ordering row binning (default: exact ``(cy, cx)`` order).
+        informative_std: reconstruction and symmetry numbers are also reported over the patches whose
+            pixel std (model input space, i.e. normalised) exceeds this
+            (:data:`part.visualization.reconstruct.INFORMATIVE_STD`); the figure marks the others.
         mean, std: training normalisation (override the run's); image_size, channels: likewise.
         images_normalized: a tensor ``images`` is already normalised (only un-normalised for display).
         predict_fn: optional ``(patches, boxes) -> (B, N, N, k)`` replacing ``model.predict_matrix``.
@@ -332,11 +338,12 @@ def visualize(
     gen = torch.Generator().manual_seed(seed)
     common = dict(sampler=sampler, num_patches=num_patches, predict_fn=predict_fn)
     if kind == "reconstruct":
-        res = reconstruct(model, x, gen, reference=reference, anchor=anchor, margin=margin, **common)
+        res = reconstruct(model, x, gen, reference=reference, anchor=anchor, margin=margin,
+                          informative_std=informative_std, **common)
     elif kind == "uncertainty":
         res = uncertainty(model, x, gen, measure=measure, **common)
     else:
-        res = symmetry(model, x, gen, row_height=row_height, **common)
+        res = symmetry(model, x, gen, row_height=row_height, informative_std=informative_std, **common)
     res = _to_cpu(res)
 
     out_dir = Path(out_dir)
@@ -349,13 +356,14 @@ def visualize(
         if kind == "reconstruct":
             plot_reconstruction(res, b, x_cpu[b], display, path)
             extra = {"reference": int(res.reference[b]),
-                     "patch_error_px": res.error_px[b], "patch_lsq_error_px": res.lsq_error_px[b]}
+                     "patch_error_px": res.error_px[b], "patch_lsq_error_px": res.lsq_error_px[b],
+                     "patch_informative": res.informative[b].tolist()}
         elif kind == "uncertainty":
             plot_uncertainty(res, b, x_cpu[b], display, path, targets=targets)
             extra = {"patch_median_dist_px": res.median_dist[b], "patch_trace_cov_px2": res.trace_cov[b]}
         else:
             plot_symmetry(res, b, path)
-            extra = {}
+            extra = {"patch_informative": res.informative[b].tolist()}
         figures.append(path)
         per_image.append({"index": b, "name": names[b], "figure": path.name, **_per_image(res.metrics, b), **extra})
 
@@ -372,6 +380,7 @@ def visualize(
         "settings": {"reference": reference if not isinstance(reference, torch.Tensor) else "tensor",
                      "sampler": sampler or model.sampler.name,
                      "anchor": anchor, "margin": margin, "measure": measure, "row_height": row_height,
+                     "informative_std": informative_std,
                      "mean": list(mean) if mean is not None else None,
                      "std": list(std) if std is not None else None},
         "units": _UNITS[kind],
@@ -388,6 +397,13 @@ _UNITS = {
         "error_frac": "the same with dx over image width and dy over image height",
         "lsq_error_px": "mean distance (px), least-squares placement from all pairwise predictions (gauge: anchor)",
         "lsq_error_frac": "the same as a fraction of the image size",
+        "error_px_informative": "error_px over the informative patches (pixel std > settings.informative_std)",
+        "error_frac_informative": "error_frac over the informative patches",
+        "lsq_error_px_informative": "lsq_error_px over the informative patches",
+        "lsq_error_frac_informative": "lsq_error_frac over the informative patches",
+        "informative_fraction": "share of patches with pixel std > settings.informative_std (model input space); "
+                                "the others (e.g. blank background) have no recoverable position",
+        "reference_informative": "1 when the single reference patch is informative, else 0",
     },
     "uncertainty": {
         "mean_median_dist_px": "mean over patches of the mean distance (px) of the per-reference estimates to their median",
@@ -401,6 +417,12 @@ _UNITS = {
         "corr_gt_x": "Pearson corr of predicted and true x translations (off-diagonal)",
         "corr_gt_y": "the same for y",
         "mae_gt": "mean absolute error of the off-diagonal translations (reference-box units)",
+        "neg_symmetry_x_informative": "neg_symmetry_x over the pairs of two informative patches",
+        "neg_symmetry_y_informative": "neg_symmetry_y over the pairs of two informative patches",
+        "corr_gt_x_informative": "corr_gt_x over the pairs of two informative patches",
+        "corr_gt_y_informative": "corr_gt_y over the pairs of two informative patches",
+        "mae_gt_informative": "mae_gt over the pairs of two informative patches",
+        "informative_fraction": "share of patches with pixel std > settings.informative_std (model input space)",
     },
 }
 

@@ -25,12 +25,14 @@ from matplotlib.patches import Rectangle
 __all__ = [
     "Display", "new_figure", "save_figure", "show_image", "show_canvas", "draw_boxes", "patch_mosaic",
     "show_matrix", "plot_reconstruction", "plot_uncertainty", "plot_symmetry", "UNCOVERED_COLOR",
+    "AMBIGUOUS_COLOR",
 ]
 
 UNCOVERED_COLOR = "#b9c7d8"  # light steel blue: canvas pixels no patch covers (distinct from black/white)
 REF_COLOR = "#ff7f0e"  # orange
 CERTAIN_COLOR = "#ff7f0e"
 UNCERTAIN_COLOR = "#e3007d"
+AMBIGUOUS_COLOR = "#9467bd"  # purple: patches without contrast (no recoverable position)
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,9 +211,11 @@ def plot_reconstruction(rec, index: int, image: torch.Tensor, display: Display, 
                         title: str | None = None) -> Path:
     """Figure 4 for image ``index`` of a :class:`~part.visualization.reconstruct.Reconstruction`.
 
-    Panels: input with the sampled boxes (reference in orange), the input patches, ground-truth placement,
-    placement from one reference, least-squares placement from all references, and the per-patch
-    displacement (true centre -> predicted centre). ``image``: ``(C, H, W)`` model space.
+    Panels: input with the sampled boxes (reference in orange; ambiguous patches, those without contrast,
+    dashed purple), the input patches (ambiguous ones framed purple), ground-truth placement, placement from
+    one reference, least-squares placement from all references (errors over all and over informative
+    patches), and the per-patch displacement (true centre -> predicted centre; ambiguous patches hollow,
+    dashed). ``image``: ``(C, H, W)`` model space.
     """
     b = index
     h, w = rec.image_size
@@ -219,34 +223,46 @@ def plot_reconstruction(rec, index: int, image: torch.Tensor, display: Display, 
     ref = int(rec.reference[b])
     boxes = rec.boxes[b].cpu().numpy()
     n = boxes.shape[0]
+    good = rec.informative[b].cpu().numpy().astype(bool)
     metrics = {k: float(v[b]) for k, v in rec.metrics.items()}
+    amb_label = f"ambiguous (std ≤ {rec.informative_std:g})"
 
     fig, ax = new_figure(2, 3)
-    show_image(ax[0, 0], display(image), f"input: {n} sampled patches")
-    draw_boxes(ax[0, 0], boxes, color="tab:cyan", lw=0.7)
-    draw_boxes(ax[0, 0], boxes[ref], color=REF_COLOR, lw=2.0)
+    show_image(ax[0, 0], display(image), f"input: {n} patches, {int(good.sum())} informative")
+    draw_boxes(ax[0, 0], boxes[good], color="tab:cyan", lw=0.7, label="informative")
+    if (~good).any():
+        draw_boxes(ax[0, 0], boxes[~good], color=AMBIGUOUS_COLOR, lw=0.9, ls="--", label=amb_label)
+    draw_boxes(ax[0, 0], boxes[ref], color=REF_COLOR, lw=2.0, label="reference")
+    ax[0, 0].legend(loc="best", fontsize="x-small", framealpha=0.8, handletextpad=0.2, borderpad=0.3)
 
+    p = rec.patches.shape[-1]
     mosaic, cols = patch_mosaic(display(rec.patches[b]))
     if mosaic.shape[-1] == 1:
         ax[0, 1].imshow(mosaic[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     else:
         ax[0, 1].imshow(mosaic, interpolation="nearest")
+    for k in np.flatnonzero(~good):  # display only: frame the ambiguous tiles
+        r, q = divmod(int(k), cols)
+        ax[0, 1].add_patch(Rectangle((q * (p + 1) - 0.5, r * (p + 1) - 0.5), p, p, fill=False,
+                                     ec=AMBIGUOUS_COLOR, lw=1.2, ls="--"))
     ax[0, 1].set_title(f"input patches ({n}, as the model sees them)")
     ax[0, 1].set_xticks([])
     ax[0, 1].set_yticks([])
-    ax[0, 1].set_xlabel(f"sampling order, {cols} per row")
+    ax[0, 1].set_xlabel(f"sampling order, {cols} per row; ambiguous framed")
 
     def canvas(a, cv, cov, ttl):
         show_canvas(a, display(cv[b]), cov[b, 0].cpu().numpy(), (h, w), m, ttl)
 
+    def errors(key):
+        return (f"error {_fmt(metrics[key])} px ({_fmt(100 * metrics[key.replace('px', 'frac')], 1)}% of image)"
+                f"\ninformative only {_fmt(metrics[key + '_informative'])} px")
+
     canvas(ax[0, 2], rec.gt_canvas, rec.gt_coverage, "ground-truth placement")
-    canvas(ax[1, 0], rec.pred_canvas, rec.pred_coverage,
-           f"predicted from reference #{ref}\nerror {_fmt(metrics['error_px'])} px "
-           f"({_fmt(100 * metrics['error_frac'], 1)}% of image)")
+    ref_tag = "" if good[ref] else " (ambiguous!)"
+    canvas(ax[1, 0], rec.pred_canvas, rec.pred_coverage, f"predicted from reference #{ref}{ref_tag}\n"
+           + errors("error_px"))
     draw_boxes(ax[1, 0], boxes[ref], color=REF_COLOR, lw=1.5)
-    canvas(ax[1, 1], rec.lsq_canvas, rec.lsq_coverage,
-           f"least squares, all references\nerror {_fmt(metrics['lsq_error_px'])} px "
-           f"({_fmt(100 * metrics['lsq_error_frac'], 1)}% of image)")
+    canvas(ax[1, 1], rec.lsq_canvas, rec.lsq_coverage, "least squares, all references\n" + errors("lsq_error_px"))
 
     a = ax[1, 2]
     true_c = boxes[:, :2]
@@ -254,9 +270,13 @@ def plot_reconstruction(rec, index: int, image: torch.Tensor, display: Display, 
     lsq_c = rec.centres_lsq[b].cpu().numpy()
     show_image(a, display(image), None, alpha=0.35)
     segs = np.stack([true_c, pred_c], axis=1)
-    for s in segs:  # display only
-        a.plot(s[:, 0], s[:, 1], color=REF_COLOR, lw=0.8, alpha=0.8)
-    a.scatter(true_c[:, 0], true_c[:, 1], s=12, c="k", label="true centre", zorder=3)
+    for k, s in enumerate(segs):  # display only
+        a.plot(s[:, 0], s[:, 1], color=REF_COLOR if good[k] else AMBIGUOUS_COLOR, lw=0.8, alpha=0.8,
+               ls="-" if good[k] else "--")
+    a.scatter(true_c[good, 0], true_c[good, 1], s=12, c="k", label="true centre", zorder=3)
+    if (~good).any():
+        a.scatter(true_c[~good, 0], true_c[~good, 1], s=16, facecolors="none", edgecolors=AMBIGUOUS_COLOR,
+                  label="true centre, ambiguous", zorder=3)
     a.scatter(pred_c[:, 0], pred_c[:, 1], s=18, c=REF_COLOR, marker="x", label="one reference", zorder=4)
     a.scatter(lsq_c[:, 0], lsq_c[:, 1], s=18, c="tab:blue", marker="+", label="least squares", zorder=4)
     _set_limits(a, _cloud_limits(h, w, np.concatenate([pred_c, lsq_c]), pad=2.0))
@@ -366,8 +386,13 @@ def plot_symmetry(sym, index: int, path: str | Path, title: str | None = None) -
                      label=f"Δ{names[r]} (reference box {'widths' if r == 0 else 'heights'})")
     neg = sym.neg_symmetry[b].cpu().numpy()
     corr = sym.corr_gt[b].cpu().numpy()
+    mt = {k: float(v[b]) for k, v in sym.metrics.items()}
     n = sym.pred.shape[1]
+    k = int(sym.informative[b].sum())
     fig.suptitle(title or (
         f"{n}x{n} prediction matrices: negative symmetry corr(P, -Pᵀ) x {_fmt(neg[0], 3)}, y {_fmt(neg[1], 3)}; "
-        f"corr with truth x {_fmt(corr[0], 3)}, y {_fmt(corr[1], 3)}"))
+        f"corr with truth x {_fmt(corr[0], 3)}, y {_fmt(corr[1], 3)}\n"
+        f"pairs of the {k} informative patches: negative symmetry x {_fmt(mt['neg_symmetry_x_informative'], 3)}, "
+        f"y {_fmt(mt['neg_symmetry_y_informative'], 3)}; corr with truth x {_fmt(mt['corr_gt_x_informative'], 3)}, "
+        f"y {_fmt(mt['corr_gt_y_informative'], 3)}"))
     return save_figure(fig, path)

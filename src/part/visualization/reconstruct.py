@@ -15,6 +15,11 @@ the reference box, a target is placed at::
   centres is anchored to the mean of the true centres (``anchor="mean"``, the translation that minimises
   the squared placement error), or the reference patch to its true centre (``anchor="reference"``).
 
+Ambiguous patches: a patch with (almost) no contrast, e.g. blank background, looks the same wherever it is
+taken from, so no model can recover its position. :func:`informative_patches` marks the patches whose pixel
+std exceeds ``informative_std`` (default :data:`INFORMATIVE_STD`), and every placement error is reported for
+all patches and for the informative ones (``*_informative``).
+
 Patches are painted back onto a canvas at their boxes, each resized from ``P x P`` to its box size with
 the same bilinear convention as the crop (:mod:`part.sampling.crop`), overlaps averaged
 (:func:`paint_patches`). Boxes are ``(B, N, 4)`` = ``(cx, cy, w, h)`` in pixels everywhere.
@@ -32,12 +37,49 @@ import torch.nn as nn
 from ..sampling.samplers import build_sampler
 
 __all__ = [
+    "INFORMATIVE_STD", "patch_contrast", "informative_patches",
     "Predictions", "Reconstruction", "sample_and_predict", "choose_reference", "place_from_reference",
     "least_squares_centres", "placement_errors", "paint_patches", "paint_values", "reconstruct",
-    "reconstruct_from_predictions",
+    "reconstruct_from_predictions", "masked_mean",
 ]
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# A patch is informative when its pixel std exceeds this, in the model's input space: after the training
+# normalisation, units of the dataset's per-channel pixel std (0.1 = about 9 grey levels on Fashion-MNIST,
+# 7 on CIFAR/ImageNet). Blank background (std 0) is ambiguous; on Fashion-MNIST 7x7 off-grid patches about
+# 15% fall below 0.1.
+INFORMATIVE_STD = 0.1
+
+
+# --------------------------------------------------------------------------------------------
+# Informative vs ambiguous patches
+# --------------------------------------------------------------------------------------------
+
+def patch_contrast(patches: torch.Tensor) -> torch.Tensor:
+    """RMS contrast of each patch: the root mean over channels of each channel's pixel variance (population),
+    ``(B, N, C, P, P) -> (B, N)``. A flat patch (any colour) has 0."""
+    if patches.dim() != 5:
+        raise ValueError(f"patches must be (B, N, C, P, P), got shape {tuple(patches.shape)}")
+    var = patches.float().flatten(3).var(dim=-1, unbiased=False)  # (B, N, C)
+    return var.mean(-1).sqrt()
+
+
+def informative_patches(patches: torch.Tensor, informative_std: float = INFORMATIVE_STD) -> torch.Tensor:
+    """``(B, N)`` bool: patches whose :func:`patch_contrast` exceeds ``informative_std`` (>= 0; in the model's
+    input space, see :data:`INFORMATIVE_STD`). The others (blank background, flat colour) have no
+    recoverable position."""
+    if isinstance(informative_std, bool) or not isinstance(informative_std, (int, float)) or not informative_std >= 0:
+        raise ValueError(f"informative_std must be a number >= 0, got {informative_std!r}")
+    return patch_contrast(patches) > float(informative_std)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values (B, N)`` over ``mask (B, N)`` per image, ``(B,)``; NaN where the mask is empty."""
+    m = mask.to(values.dtype)
+    count = m.sum(1)
+    out = (values * m).sum(1) / count.clamp(min=1)
+    return out.masked_fill(count == 0, float("nan"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,12 +193,15 @@ def choose_reference(
     reference: int | str | torch.Tensor = "random",
     generator: torch.Generator | None = None,
     image_size: tuple[int, int] | None = None,
+    informative: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The reference patch index per image, ``(B,)`` int64.
 
     ``reference``: an int (same index for every image), ``"random"`` (uniform, from ``generator``, as in
-    the paper: "fixing one random reference patch"), ``"center"`` (the patch nearest the image centre;
-    needs ``image_size=(H, W)``) or a ``(B,)`` tensor of indices. ``boxes``: ``(B, N, 4)``.
+    the paper: "fixing one random reference patch"), ``"informative"`` (uniform among the ``informative``
+    ``(B, N)`` bool patches, all patches for an image with none; a blank reference has no known position
+    to place the others from), ``"center"`` (the patch nearest the image centre; needs
+    ``image_size=(H, W)``) or a ``(B,)`` tensor of indices. ``boxes``: ``(B, N, 4)``.
     """
     b, n = boxes.shape[:2]
     device = boxes.device
@@ -165,12 +210,19 @@ def choose_reference(
         if ref.numel() != b:
             raise ValueError(f"reference tensor must have one index per image ({b}), got shape {tuple(reference.shape)}")
     elif isinstance(reference, bool):
-        raise ValueError(f"reference must be an int, 'random', 'center' or a tensor, got {reference!r}")
+        raise ValueError(f"reference must be an int, 'random', 'informative', 'center' or a tensor, got {reference!r}")
     elif isinstance(reference, int):
         ref = torch.full((b,), reference, dtype=torch.long, device=device)
     elif reference == "random":
         gdev = generator.device if generator is not None else device
         ref = torch.randint(0, n, (b,), generator=generator, device=gdev).to(device)
+    elif reference == "informative":
+        if informative is None or tuple(informative.shape) != (b, n):
+            raise ValueError(f"reference='informative' needs informative=(B, N) = ({b}, {n}) bool patches")
+        weights = informative.to(device=device, dtype=torch.float64)
+        weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
+        gdev = generator.device if generator is not None else device
+        ref = torch.multinomial(weights.to(gdev), 1, generator=generator)[:, 0].to(device)
     elif reference == "center":
         if image_size is None:
             raise ValueError("reference='center' needs image_size=(H, W)")
@@ -178,7 +230,7 @@ def choose_reference(
         centre = torch.tensor([w / 2.0, h / 2.0], device=device)
         ref = (boxes[..., :2] - centre).norm(dim=-1).argmin(dim=1)
     else:
-        raise ValueError(f"reference must be an int, 'random', 'center' or a tensor, got {reference!r}")
+        raise ValueError(f"reference must be an int, 'random', 'informative', 'center' or a tensor, got {reference!r}")
     if bool(((ref < 0) | (ref >= n)).any()):
         raise ValueError(f"reference index out of range for N={n} patches: {ref.tolist()}")
     return ref
@@ -409,7 +461,8 @@ class Reconstruction:
     centres ``(B, N, 2)`` (single reference), sizes ``(B, N, 2)``, centres_lsq ``(B, N, 2)`` (all
     references, least squares); canvases ``(B, C, H', W')`` with coverage ``(B, 1, H', W')``
     (``H' = H + 2 margin``): gt (true boxes), pred (single reference), lsq; errors ``(B, N)`` px and as a
-    fraction of the image size. ``metrics``: per-image ``(B,)`` tensors, see :func:`reconstruct`.
+    fraction of the image size; informative ``(B, N)`` bool (:func:`informative_patches` at
+    ``informative_std``). ``metrics``: per-image ``(B,)`` tensors, see :func:`reconstruct_from_predictions`.
     """
 
     boxes: torch.Tensor
@@ -432,6 +485,8 @@ class Reconstruction:
     image_size: tuple[int, int]
     margin: int
     anchor: str
+    informative: torch.Tensor
+    informative_std: float
     metrics: dict = field(default_factory=dict)
 
 
@@ -444,20 +499,26 @@ def reconstruct_from_predictions(
     generator: torch.Generator | None = None,
     anchor: str = "mean",
     margin: int = 0,
+    informative_std: float = INFORMATIVE_STD,
 ) -> Reconstruction:
     """Reconstruction tensors from given patches ``(B,N,C,P,P)``, boxes ``(B,N,4)``, pred ``(B,N,N,k)``.
 
     ``image_size`` is ``(H, W)``; ``reference``/``generator`` pick the single reference
     (:func:`choose_reference`); ``anchor`` fixes the least-squares gauge (:func:`least_squares_centres`);
-    ``margin`` pads the canvases. Metrics (per image, ``(B,)``):
+    ``margin`` pads the canvases; ``informative_std`` separates informative from ambiguous patches
+    (:func:`informative_patches`). Metrics (per image, ``(B,)``):
 
     * ``error_px`` / ``error_frac``: mean placement error of the non-reference patches, single reference
       (pixels; fraction of the image size, see :func:`placement_errors`);
-    * ``lsq_error_px`` / ``lsq_error_frac``: the same for the least-squares placement, over all patches.
+    * ``lsq_error_px`` / ``lsq_error_frac``: the same for the least-squares placement, over all patches;
+    * ``*_informative``: the same four over the informative patches only (NaN when an image has none);
+    * ``informative_fraction``: the share of informative patches; ``reference_informative``: 1 when the
+      single reference is informative, else 0 (a blank reference misplaces every patch alike).
     """
     boxes, pred = boxes.float(), pred.float()
     b, n = boxes.shape[:2]
-    ref = choose_reference(boxes, reference, generator, image_size)
+    informative = informative_patches(patches, informative_std).to(boxes.device)
+    ref = choose_reference(boxes, reference, generator, image_size, informative)
     centres, sizes = place_from_reference(pred, boxes, ref)
     centres_lsq = least_squares_centres(pred, boxes, anchor=anchor, reference=ref)
     gt_canvas, gt_cov = paint_patches(patches, boxes[..., :2], boxes[..., 2:], image_size, margin)
@@ -465,17 +526,24 @@ def reconstruct_from_predictions(
     lsq_canvas, lsq_cov = paint_patches(patches, centres_lsq, boxes[..., 2:], image_size, margin)
     err_px, err_frac = placement_errors(centres, boxes, image_size)
     lsq_px, lsq_frac = placement_errors(centres_lsq, boxes, image_size)
-    not_ref = (torch.arange(n, device=boxes.device)[None, :] != ref[:, None]).float()
-    denom = not_ref.sum(1).clamp(min=1)
+    not_ref = torch.arange(n, device=boxes.device)[None, :] != ref[:, None]
+    denom = not_ref.float().sum(1).clamp(min=1)
     metrics = {
         "error_px": (err_px * not_ref).sum(1) / denom,
         "error_frac": (err_frac * not_ref).sum(1) / denom,
         "lsq_error_px": lsq_px.mean(1),
         "lsq_error_frac": lsq_frac.mean(1),
+        "error_px_informative": masked_mean(err_px, not_ref & informative),
+        "error_frac_informative": masked_mean(err_frac, not_ref & informative),
+        "lsq_error_px_informative": masked_mean(lsq_px, informative),
+        "lsq_error_frac_informative": masked_mean(lsq_frac, informative),
+        "informative_fraction": informative.float().mean(1),
+        "reference_informative": _gather_rows(informative, ref).float(),
     }
     return Reconstruction(
         boxes, patches, pred, ref, centres, sizes, centres_lsq, gt_canvas, gt_cov, pred_canvas, pred_cov,
-        lsq_canvas, lsq_cov, err_px, err_frac, lsq_px, lsq_frac, tuple(image_size), margin, anchor, metrics,
+        lsq_canvas, lsq_cov, err_px, err_frac, lsq_px, lsq_frac, tuple(image_size), margin, anchor,
+        informative, float(informative_std), metrics,
     )
 
 
@@ -489,6 +557,7 @@ def reconstruct(
     predict_fn: PredictFn | None = None,
     anchor: str = "mean",
     margin: int = 0,
+    informative_std: float = INFORMATIVE_STD,
 ) -> Reconstruction:
     """Figure 4 as tensors: sample patches, predict all pairs, place them, paint the canvases.
 
@@ -496,14 +565,16 @@ def reconstruct(
         model: PART objective (see :func:`sample_and_predict`).
         images: ``(B, C, H, W)`` in the model's input space.
         generator: seeds the patch positions, then the random reference.
-        reference: ``"random"`` (paper), ``"center"``, an int or a ``(B,)`` tensor.
+        reference: ``"random"`` (paper), ``"informative"``, ``"center"``, an int or a ``(B,)`` tensor.
         sampler, num_patches, predict_fn: see :func:`sample_and_predict` (e.g. ``sampler="grid"``).
         anchor: least-squares gauge, ``"mean"`` or ``"reference"``.
         margin: canvas padding in pixels around the image.
+        informative_std: patch std above which a patch is informative (:data:`INFORMATIVE_STD`).
     Returns:
         :class:`Reconstruction`.
     """
     p = sample_and_predict(model, images, generator, sampler, num_patches, predict_fn)
     return reconstruct_from_predictions(
-        p.patches, p.boxes, p.pred, tuple(images.shape[-2:]), reference, generator, anchor, margin
+        p.patches, p.boxes, p.pred, tuple(images.shape[-2:]), reference, generator, anchor, margin,
+        informative_std,
     )

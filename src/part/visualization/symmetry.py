@@ -12,6 +12,10 @@ Matrices are shown with patches ordered top-left -> bottom-right (sorted by ``(c
 random order. Only the translation components (dx, dy) are used; with the scale/aspect sampler the truth
 itself is only negatively symmetric up to the size ratio ``s_i / s_j``. A correlation is NaN when one
 side is constant (no variance).
+
+Every score is also reported over the pairs of two informative patches (``*_informative``;
+:func:`part.visualization.reconstruct.informative_patches`): a blank patch's position, hence any offset to
+or from it, cannot be recovered, and such pairs would dilute the correlations.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from dataclasses import dataclass, field
 import torch
 
 from ..targets import relative_matrix
-from .reconstruct import PredictFn, sample_and_predict
+from .reconstruct import INFORMATIVE_STD, PredictFn, informative_patches, sample_and_predict
 
-__all__ = ["Symmetry", "order_top_left", "random_order", "permute_matrix", "offdiag_corr",
+__all__ = ["Symmetry", "order_top_left", "random_order", "permute_matrix", "offdiag_corr", "pair_mask",
            "negative_symmetry_score", "symmetry", "symmetry_from_predictions"]
 
 
@@ -60,28 +64,40 @@ def permute_matrix(mat: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return mat[bidx, perm[:, :, None], perm[:, None, :]]
 
 
-def offdiag_corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation of the off-diagonal entries, per image and component.
+def pair_mask(informative: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` bool patches -> ``(B, N, N)`` bool: pairs ``(i, j)`` of two informative patches."""
+    return informative[:, :, None] & informative[:, None, :]
 
-    ``a``, ``b``: ``(B, N, N, k)`` -> ``(B, k)``; NaN where either side has zero variance.
+
+def offdiag_corr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Pearson correlation of the off-diagonal entries (those of ``mask`` ``(B, N, N)`` bool when given),
+    per image and component.
+
+    ``a``, ``b``: ``(B, N, N, k)`` -> ``(B, k)``; NaN where either side has zero variance or fewer than two
+    entries count.
     """
-    n = a.shape[1]
-    off = ~torch.eye(n, dtype=torch.bool, device=a.device)
-    x0 = a.double()[:, off]  # (B, N(N-1), k)
-    y0 = b.double()[:, off]
-    x = x0 - x0.mean(1, keepdim=True)
-    y = y0 - y0.mean(1, keepdim=True)
-    ssx, ssy = x.pow(2).sum(1), y.pow(2).sum(1)
-    corr = (x * y).sum(1) / (ssx * ssy).sqrt()
+    bsz, n = a.shape[:2]
+    keep = ~torch.eye(n, dtype=torch.bool, device=a.device).expand(bsz, n, n)
+    if mask is not None:
+        keep = keep & mask.to(a.device)
+    w = keep.double()[..., None]  # (B, N, N, 1)
+    count = w.sum((1, 2))  # (B, 1)
+    x0, y0 = a.double() * w, b.double() * w
+    x = (a.double() - x0.sum((1, 2), keepdim=True) / count.clamp(min=1)[:, None, None]) * w
+    y = (b.double() - y0.sum((1, 2), keepdim=True) / count.clamp(min=1)[:, None, None]) * w
+    ssx, ssy = x.pow(2).sum((1, 2)), y.pow(2).sum((1, 2))
+    corr = (x * y).sum((1, 2)) / (ssx * ssy).sqrt()
     # zero variance up to rounding (relative to the raw magnitudes) -> undefined
-    flat = (ssx <= 1e-20 * x0.pow(2).sum(1)) | (ssy <= 1e-20 * y0.pow(2).sum(1)) | (ssx == 0) | (ssy == 0)
+    flat = ((ssx <= 1e-20 * x0.pow(2).sum((1, 2))) | (ssy <= 1e-20 * y0.pow(2).sum((1, 2))) | (ssx == 0)
+            | (ssy == 0) | (count < 2))
     return corr.masked_fill(flat, float("nan")).float()
 
 
-def negative_symmetry_score(pred: torch.Tensor) -> torch.Tensor:
-    """``corr(P, -P^T)`` over off-diagonal entries: ``(B, N, N, k)`` -> ``(B, min(k, 2))``."""
+def negative_symmetry_score(pred: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``corr(P, -P^T)`` over off-diagonal entries (of ``mask`` ``(B, N, N)`` when given):
+    ``(B, N, N, k)`` -> ``(B, min(k, 2))``."""
     p = pred[..., :2]
-    return offdiag_corr(p, -p.transpose(1, 2))
+    return offdiag_corr(p, -p.transpose(1, 2), mask)
 
 
 @dataclass
@@ -91,7 +107,8 @@ class Symmetry:
     boxes ``(B, N, 4)``, pred / target ``(B, N, N, 2)`` (translations; target from
     :func:`part.targets.relative_matrix`), order / shuffle ``(B, N)`` permutations, the four displayed
     matrices ``pred_ordered``, ``target_ordered``, ``pred_shuffled``, ``target_shuffled`` ``(B, N, N, 2)``;
-    ``neg_symmetry``, ``neg_symmetry_target``, ``corr_gt`` ``(B, 2)`` (x, y); metrics per image ``(B,)``.
+    ``neg_symmetry``, ``neg_symmetry_target``, ``corr_gt`` ``(B, 2)`` (x, y); informative ``(B, N)`` bool
+    (all True when no patches were given); metrics per image ``(B,)``.
     """
 
     boxes: torch.Tensor
@@ -106,6 +123,7 @@ class Symmetry:
     neg_symmetry: torch.Tensor
     neg_symmetry_target: torch.Tensor
     corr_gt: torch.Tensor
+    informative: torch.Tensor
     metrics: dict = field(default_factory=dict)
 
 
@@ -114,17 +132,26 @@ def symmetry_from_predictions(
     pred: torch.Tensor,
     generator: torch.Generator | None = None,
     row_height: float | None = None,
+    informative: torch.Tensor | None = None,
 ) -> Symmetry:
     """Symmetry tensors from boxes ``(B, N, 4)`` and predictions ``(B, N, N, k)``.
 
-    ``generator`` draws the shuffled order; ``row_height`` see :func:`order_top_left`. Metrics per image
-    ``(B,)``: ``neg_symmetry_x``, ``neg_symmetry_y``, ``corr_gt_x``, ``corr_gt_y``, and
-    ``mae_gt`` (mean absolute error of the off-diagonal translations, in reference-box units).
+    ``generator`` draws the shuffled order; ``row_height`` see :func:`order_top_left`; ``informative``
+    ``(B, N)`` bool marks the informative patches (default: all). Metrics per image ``(B,)``:
+    ``neg_symmetry_x``, ``neg_symmetry_y``, ``corr_gt_x``, ``corr_gt_y``, ``mae_gt`` (mean absolute error
+    of the off-diagonal translations, in reference-box units); the same five over the pairs of two
+    informative patches (``*_informative``, NaN when fewer than two such pairs), and
+    ``informative_fraction``.
     """
     boxes = boxes.float()
     pred = pred[..., :2].float()
     target = relative_matrix(boxes)
     b, n = boxes.shape[:2]
+    if informative is None:
+        informative = torch.ones(b, n, dtype=torch.bool, device=boxes.device)
+    elif tuple(informative.shape) != (b, n):
+        raise ValueError(f"informative must be (B, N) = ({b}, {n}) bool, got shape {tuple(informative.shape)}")
+    informative = informative.to(device=boxes.device, dtype=torch.bool)
     order = order_top_left(boxes, row_height)
     shuffle = random_order(b, n, generator, boxes.device)
     neg = negative_symmetry_score(pred)
@@ -132,16 +159,26 @@ def symmetry_from_predictions(
     corr = offdiag_corr(pred, target)
     off = ~torch.eye(n, dtype=torch.bool, device=boxes.device)
     mae = (pred - target).abs()[:, off].mean(dim=(1, 2))
+    pairs = pair_mask(informative) & off
+    neg_i = negative_symmetry_score(pred, pairs)
+    corr_i = offdiag_corr(pred, target, pairs)
+    count = pairs.sum((1, 2))
+    mae_i = ((pred - target).abs().mean(-1) * pairs).sum((1, 2)) / count.clamp(min=1)
+    mae_i = mae_i.masked_fill(count == 0, float("nan"))
     metrics = {
         "neg_symmetry_x": neg[:, 0], "neg_symmetry_y": neg[:, 1],
         "corr_gt_x": corr[:, 0], "corr_gt_y": corr[:, 1],
         "mae_gt": mae,
+        "neg_symmetry_x_informative": neg_i[:, 0], "neg_symmetry_y_informative": neg_i[:, 1],
+        "corr_gt_x_informative": corr_i[:, 0], "corr_gt_y_informative": corr_i[:, 1],
+        "mae_gt_informative": mae_i,
+        "informative_fraction": informative.float().mean(1),
     }
     return Symmetry(
         boxes, pred, target, order, shuffle,
         permute_matrix(pred, order), permute_matrix(target, order),
         permute_matrix(pred, shuffle), permute_matrix(target, shuffle),
-        neg, neg_t, corr, metrics,
+        neg, neg_t, corr, informative, metrics,
     )
 
 
@@ -153,6 +190,7 @@ def symmetry(
     num_patches: int | None = None,
     predict_fn: PredictFn | None = None,
     row_height: float | None = None,
+    informative_std: float = INFORMATIVE_STD,
 ) -> Symmetry:
     """Figure 6 as tensors: the predicted N x N matrices (ordered, shuffled), ground truth, scores.
 
@@ -162,8 +200,11 @@ def symmetry(
         generator: seeds the patch positions, then the shuffled order.
         sampler, num_patches, predict_fn: as in ``sample_and_predict``.
         row_height: optional row binning for the top-left -> bottom-right order.
+        informative_std: patch std above which a patch is informative
+            (:data:`part.visualization.reconstruct.INFORMATIVE_STD`).
     Returns:
         :class:`Symmetry`.
     """
     p = sample_and_predict(model, images, generator, sampler, num_patches, predict_fn)
-    return symmetry_from_predictions(p.boxes, p.pred, generator, row_height)
+    return symmetry_from_predictions(p.boxes, p.pred, generator, row_height,
+                                     informative_patches(p.patches, informative_std))

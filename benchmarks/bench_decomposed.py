@@ -53,6 +53,8 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
     import part
 
+from part.models.fast_heads import choose_path
+from part.models.registry import build_head
 from part.models.vit import VIT_SIZES, vit_custom
 from part.objectives.part import translation_metrics
 from part.targets import relative_targets, resolve_num_pairs, sample_pairs
@@ -139,7 +141,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward passes")
-    p.add_argument("--compile", action="store_true", help="torch.compile the plain and PART steps' models")
+    p.add_argument("--compile", action="store_true", help="torch.compile the plain and PART steps' models "
+                   "(at least one warm-up round then, so compilation is not timed)")
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend (aot_eager: trace only)")
+    p.add_argument("--head-path", default=None, help="path option of a fused attention head: auto, tune, table, "
+                   "rows, gather (default: the head's own, auto)")
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                   help="wall: perf_counter; cpu: this thread's CPU time (with --threads 1 on a CPU: robust to "
+                   "other processes taking the cores, not to their cache traffic)")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -161,6 +170,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name} must be positive, got {value}")
     if args.warmup < 0:
         p.error(f"--warmup must be >= 0, got {args.warmup}")
+    if args.compile:
+        args.warmup = max(args.warmup, 1)
+    if args.clock == "cpu" and (args.device != "cpu" or args.threads != 1):
+        p.error("--clock cpu measures one thread's CPU time: it needs --device cpu --threads 1")
     return args
 
 
@@ -192,17 +205,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(items: dict, device: torch.device, warmup: int, reps: int) -> dict[str, float]:
+def interleaved(items: dict, device: torch.device, warmup: int, reps: int, clock=time.perf_counter) -> dict[str, float]:
     """Median seconds of each callable in ``items``, measured round-robin (one call of each per round)."""
     times = {name: [] for name in items}
     for r in range(warmup + reps):
         for name, fn in items.items():
             sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             sync(device)
             if r >= warmup:
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(clock() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -260,6 +273,14 @@ def device_peak_tflops(args, device: torch.device) -> float | None:
     return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
+def head_path_of(head: nn.Module, n: int, m: int, k: int) -> str:
+    """The path a fused attention head takes at this shape ("-" for heads without paths)."""
+    path = getattr(head, "path", None)
+    if path is None or not hasattr(head, "token_tables"):
+        return "-"
+    return choose_path(n, m, k) + " (auto)" if path == "auto" else path
+
+
 # --- one configuration ---------------------------------------------------------------------------------
 def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> dict:
     """Time, memory and FLOPs of the plain step, the PART steps and the PART step's parts for one
@@ -276,7 +297,10 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
 
     plain = PlainViT(img, patch, dim, depth, heads).to(device)
     backbone = vit_custom(dim, depth, heads, img_size=img, patch_size=patch).to(device)
-    parts = {m: part.PARTModel(backbone, head=args.head, num_pairs=m, positions=args.positions).to(device)
+    head = args.head
+    if args.head_path is not None:
+        head = build_head(args.head, dim, out_dim=2, num_heads=heads, path=args.head_path)
+    parts = {m: part.PARTModel(backbone, head=head, num_pairs=m, positions=args.positions).to(device)
              for m in args.pairs[:1]}
     head = parts[args.pairs[0]].head
     for m in args.pairs[1:]:  # same backbone, same head module: one set of parameters
@@ -284,8 +308,9 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
     model = parts[args.pairs[0]]
     opt_plain = torch.optim.AdamW(plain.parameters(), lr=1e-4, weight_decay=0.05)
     opt_part = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
-    run_plain = torch.compile(plain) if args.compile else plain
-    run_parts = {m: torch.compile(pm) if args.compile else pm for m, pm in parts.items()}
+    compile_ = lambda mod: torch.compile(mod, backend=args.compile_backend) if args.compile else mod  # noqa: E731
+    run_plain = compile_(plain)
+    run_parts = {m: compile_(pm) for m, pm in parts.items()}
 
     def plain_step(net=None):
         net = net or run_plain
@@ -362,7 +387,8 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
         flops[f"part:{m}"] = count_flops(part_step(m, parts[m]))
 
     load_start = load_average()
-    t = interleaved(items, device, args.warmup, args.reps)
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+    t = interleaved(items, device, args.warmup, args.reps, clock)
     load_end = load_average()
 
     memory = {}
@@ -385,6 +411,7 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
         }
         col["other"] = t[f"part:{m}"] / unit - sum(v for k, v in col.items() if k != "pairs")
         col["part_step"] = t[f"part:{m}"] / unit
+        col["head_path"] = head_path_of(head, n, pair_count[m], model.target_dim)
         col["part_ms"] = t[f"part:{m}"] * 1e3
         col["part_img_s"] = batch / t[f"part:{m}"]
         col["part_gflop"] = flops[f"part:{m}"] / 1e9
@@ -427,6 +454,7 @@ def print_result(res: dict, peak: float | None, args) -> None:
                                                                  for k, c in cols.items()))
     for key, label in ROWS:
         print(f"{label:<{width}}" + "".join(f"{c[key]:>24.1%}" for c in cols.values()))
+    print(f"{'relative encoder path':<{width}}" + "".join(f"{c['head_path']:>24}" for c in cols.values()))
     print(f"{'PART step / plain step':<{width}}" + "".join(f"{c['part_step']:>23.3f}x" for c in cols.values()))
     if res["plain_bytes"] is not None:
         print(f"{'peak memory PART / plain':<{width}}" + "".join(f"{c['memory']:>23.3f}x" for c in cols.values()))
@@ -501,8 +529,8 @@ def main(argv=None) -> dict:
     threads = torch.get_num_threads() if device.type == "cpu" else "-"
     devname = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(f"PART step, decomposed (issue 14): device {device}{devname}, threads {threads}, bf16 autocast "
-          f"{'on' if args.bf16 else 'off'}, compile {'on' if args.compile else 'off'}, torch {torch.__version__}, "
-          f"median of {args.reps} after {args.warmup} warmup, interleaved")
+          f"{'on' if args.bf16 else 'off'}, compile {args.compile_backend if args.compile else 'off'}, torch "
+          f"{torch.__version__}, median of {args.reps} after {args.warmup} warmup, interleaved, {args.clock} clock")
     print(f"load average at start: {load_average()}  (a shared machine makes every ratio noisy)")
     results = []
     for arch in args.archs:

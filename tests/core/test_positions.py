@@ -171,3 +171,11 @@ def test_1d_antialiased_matches_pil_and_lerp():
         torch.testing.assert_close(ours[i], torch.from_numpy(ref.copy()), rtol=1e-4, atol=1e-5)
     short = torch.tensor([[[40.5, 7.0], [70.0, 12.0], [3.0, 6.0]]])
     torch.testing.assert_close(crop_windows_antialiased(x, short, 12), crop_windows(x, short, 12))
+
+
+def test_copy_patches_unchecked_is_the_same_gather():
+    """check=False (the sampler's own grid-aligned boxes) skips only the validation: same pixels."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(2, 3, 12, 10, generator=g)
+    boxes = offgrid_boxes(2, 12, 10, 7, 4.0, g, positions="integer")
+    assert torch.equal(copy_patches(images, boxes, 4, check=False), copy_patches(images, boxes, 4))

@@ -4,11 +4,15 @@ import pytest
 import torch
 
 from part import PARTModel, vit_custom
+from part.models import fast_heads
 from part.models.fast_heads import (
-    GATHER_COST,
+    ROWS_COST,
+    TUNED,
     FusedCrossAttentionHead,
     FusedPairwiseMLPHead,
+    PickPairs,
     choose_path,
+    path_costs,
     table_predict,
 )
 from part.models.heads import CrossAttentionHead, PairwiseMLPHead
@@ -22,7 +26,7 @@ CASES = [
     (2, 10, 8, 1, 2, 5),
     (1, 49, 32, 4, 4, 300),
 ]
-PATHS = ["auto", "table", "gather"]
+PATHS = ["auto", "tune", "table", "rows", "gather"]
 
 
 def twin_heads(dim, heads, k, dtype=torch.float32, seed=0, **fused_kwargs):
@@ -91,7 +95,7 @@ def test_cross_attention_matches_reference(case, path, dtype, rtol):
     assert_same_function(ref, fused, x, pairs, rtol)
 
 
-@pytest.mark.parametrize("path", ["table", "gather"])
+@pytest.mark.parametrize("path", ["table", "rows", "gather"])
 def test_duplicated_and_self_pairs(path):
     ref, fused = twin_heads(24, 3, 2, torch.float64, path=path)
     x = torch.randn(2, 9, 24, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
@@ -103,7 +107,7 @@ def test_duplicated_and_self_pairs(path):
     torch.testing.assert_close(y[:, 0], y[:, 1], rtol=0, atol=0)
 
 
-def integer_twin_heads(dtype, repair="sparse", seed=0):
+def integer_twin_heads(dtype, repair="sparse", seed=0, path="table"):
     """Heads whose weights are all in {-1, 0, 1}, d = 32, 2 heads (d_h = 16, so SDPA's sqrt(1/sqrt(d_h))
     = 1/2 is exact): for integer inputs every score is an exactly representable number in both
     implementations, so they can be compared tightly even with logits in the thousands."""
@@ -113,27 +117,28 @@ def integer_twin_heads(dtype, repair="sparse", seed=0):
         for p in ref.parameters():
             p.copy_(torch.randint(-1, 2, p.shape, generator=g).float())
     ref = ref.to(dtype)
-    fused = FusedCrossAttentionHead(32, 2, 2, path="table", repair=repair).to(dtype)
+    fused = FusedCrossAttentionHead(32, 2, 2, path=path, repair=repair).to(dtype)
     fused.load_state_dict(ref.state_dict())
     return ref, fused
 
 
+@pytest.mark.parametrize("path", ["table", "rows"])
 @pytest.mark.parametrize("repair", ["sparse", "dense"])
 @pytest.mark.parametrize(
     "dtype,x_max,rtol", [(torch.float32, 1, 1e-4), (torch.float64, 3, 1e-9)], ids=["fp32", "fp64"]
 )
-def test_huge_logits_are_repaired(dtype, x_max, rtol, repair):
+def test_huge_logits_are_repaired(dtype, x_max, rtol, repair, path):
     """Score rows of a pair that peak at different tokens by far more than exp's range (~87 in fp32,
     ~708 in fp64): the naive exp-table denominator underflows; those pairs must be detected and
     recomputed, values and gradients equal to the reference."""
-    ref, fused = integer_twin_heads(dtype, repair)
+    ref, fused = integer_twin_heads(dtype, repair, path=path)
     g = torch.Generator().manual_seed(1)
     x = torch.randint(-x_max, x_max + 1, (2, 12, 32), generator=g).to(dtype)
     pairs = pairs_with_repeats(2, 12, 60, seed=2)
     sa, sb, u, out_bias = fused.token_tables(x)
     spread = (sa.amax(-1) - sa.amin(-1)).max()
     assert spread > 2 * (88 if dtype == torch.float32 else 709)
-    naive, bad = table_predict(sa, sb, u, pairs)
+    naive, bad = table_predict(sa, sb, u, pairs, path)
     assert 0 < bad.float().mean() < 1, "the construction must produce both underflowing and normal pairs"
     y_ref = ref(x, pairs)
     # without the repair the flagged pairs are wrong, the others already right
@@ -262,11 +267,69 @@ def test_torch_compile_matches_eager():
 
 def test_choose_path_rule():
     n, k = 64, 2
-    boundary = n * (k + 1) / GATHER_COST  # M at which both paths cost the same: N^3 (k+1) = M N (c N)
+    boundary = n * (k + 1) / ROWS_COST  # M at which both paths cost the same: N^3 (k+1) = M N (c N)
     assert choose_path(n, int(boundary) + 1, k) == "table"
-    assert choose_path(n, int(boundary) - 1, k) == "gather"
+    assert choose_path(n, int(boundary) - 1, k) == "rows"
     assert choose_path(n, n * (n - 1), k) == "table"  # num_pairs="all"
-    assert choose_path(n, 1, k) == "gather"
+    assert choose_path(n, 1, k) == "rows"
+    costs = path_costs(196, 2048, 2)
+    assert costs["table"] == 196**3 * 3 and costs["rows"] < costs["gather"]
+
+
+def pick_reference(ea, eb, u1, ia, ja):
+    """PickPairs written with plain autograd ops: the dense (N, N, c) table, then a gather."""
+    g, n, _ = ea.shape
+    c = u1.shape[-1]
+    table = torch.einsum("gin,gjn,gnc->gijc", ea, eb, u1).reshape(g, n * n, c)
+    return torch.gather(table, 1, (ia * n + ja).unsqueeze(-1).expand(-1, -1, c))
+
+
+@pytest.mark.parametrize("mode", ["table", "rows"])
+@pytest.mark.parametrize("budget", [None, 1, 200])  # one chunk, one group per chunk, a few groups per chunk
+def test_pick_pairs_matches_autograd(mode, budget):
+    """The hand-written backward of PickPairs against autograd through the plain formula, with repeated
+    pairs (the backward must accumulate them) and chunks that do not divide the groups."""
+    gen = torch.Generator().manual_seed(0)
+    g, n, m, c = 5, 9, 30, 3
+    ea, eb = torch.rand(g, n, n, generator=gen, dtype=torch.float64), torch.rand(g, n, n, generator=gen, dtype=torch.float64)
+    u1 = torch.randn(g, n, c, generator=gen, dtype=torch.float64)
+    ia, ja = torch.randint(0, n, (g, m), generator=gen), torch.randint(0, n, (g, m), generator=gen)
+    ia[:, 1], ja[:, 1] = ia[:, 0], ja[:, 0]
+    cot = torch.randn(g, m, c, generator=gen, dtype=torch.float64)
+    results = []
+    for fn in (pick_reference, lambda a, b, u, i, j: PickPairs.apply(a, b, u, i, j, mode, budget)):
+        leaves = [t.clone().requires_grad_(True) for t in (ea, eb, u1)]
+        y = fn(*leaves, ia, ja)
+        y.backward(cot)
+        results.append([y.detach()] + [t.grad for t in leaves])
+    for got, want, what in zip(results[1], results[0], ["out", "d_ea", "d_eb", "d_u1"]):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=lambda s: f"{what}: {s}")
+
+
+def test_tune_times_once_per_shape_and_caches(monkeypatch):
+    """path="tune" measures the candidate paths on the first call of a shape, caches the winner and reuses
+    it; a forced winner shows the cache is what decides (and stays exact, every path being the same function)."""
+    TUNED.clear()
+    timed = []
+    real = fast_heads._time_path
+
+    def spy(path, *args):
+        timed.append(path)
+        return {"table": 3.0, "rows": 1.0, "gather": 2.0}[path] + 0 * real(path, *args)
+
+    monkeypatch.setattr(fast_heads, "_time_path", spy)
+    ref, fused = twin_heads(16, 2, 2, torch.float64, path="tune")
+    x = torch.randn(2, 10, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    pairs = sample_pairs(2, 10, 30, torch.Generator().manual_seed(1))
+    assert_same_function(ref, fused, x, pairs, 1e-9)
+    assert sorted(timed) == ["gather", "rows", "table"]  # all three are within TUNE_SPREAD at this size
+    assert list(TUNED.values()) == ["rows"] and next(iter(TUNED))[2:] == (2, 2, 10, 30, 2, True)
+    fused(x, pairs).sum().backward()
+    assert len(timed) == 3  # cached: no new timing for the same shape
+    with torch.no_grad():
+        fused(x, pairs)  # forward-only is another shape key
+    assert len(timed) == 6 and len(TUNED) == 2
+    TUNED.clear()
 
 
 def test_bad_arguments():

@@ -82,7 +82,7 @@ def test_index_head_query_ignores_pair_contents():
 
 
 @pytest.mark.parametrize("kind", ["paper", "index"])
-@pytest.mark.parametrize("path", ["auto", "table", "gather"])
+@pytest.mark.parametrize("path", ["auto", "table", "rows", "gather"])
 @pytest.mark.parametrize("case", [(3, 16, 16, 2, 40), (2, 15, 24, 4, "all"), (2, 10, 8, 2, 5)],
                          ids=["B3-N16-d16-k2-M40", "B2-N15-d24-k4-all", "B2-N10-d8-k2-M5"])
 @pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-4), (torch.float64, 1e-9)], ids=["fp32", "fp64"])
@@ -95,7 +95,7 @@ def test_fused_matches_reference(kind, path, case, dtype, rtol):
 
 
 @pytest.mark.parametrize("kind", ["paper", "index"])
-@pytest.mark.parametrize("path", ["table", "gather"])
+@pytest.mark.parametrize("path", ["table", "rows", "gather"])
 def test_duplicated_and_self_pairs(kind, path):
     ref, fused = twins(kind, 24, 2, path=path)
     x = torch.randn(2, 9, 24, generator=torch.Generator().manual_seed(4), dtype=torch.float64)

@@ -26,17 +26,25 @@ values are X itself) and the authors' index-code head (fixed sin-cos query codes
 computed from the N index codes). Each builds its own ``SA``, ``SB``, ``U`` and output bias; steps 2-4 are
 shared (:func:`attend_pairs`).
 
-Two paths compute the same function (``path="auto"`` picks by cost, see :func:`choose_path`):
+Three paths compute the same function (``path="auto"`` picks by a cost rule, :func:`choose_path`;
+``path="tune"`` times the candidates once per shape and caches the fastest, :func:`tuned_path`):
 
 * ``"table"`` (step 4): ``2 H N^3 (k + 1)`` matmul FLOPs per image for the tables, independent of M,
-  plus ``O(H M (k + 1))`` for the gathers.
+  plus ``O(H M (k + 1))`` for the gathers; the backward is two more such matmuls. Best for many pairs.
+* ``"rows"`` (step 4 per pair): gather the rows ``EA[i]``, ``EB[j]`` of each pair, multiply, contract with
+  ``[1 | U]``: ``2 H M N (k + 2)`` FLOPs per image, gather/scatter-bound. Best for ``M << N^2``.
 * ``"gather"`` (step 2 + standard softmax): gather the two score rows of each pair, softmax, times U:
-  ``H M N (2k + ~6)`` FLOPs per image, all elementwise/gather work, no underflow concern.
+  ``H M N (2k + ~6)`` FLOPs per image plus ``H M N`` exps, no underflow concern (the stable path that
+  repairs the other two).
+
+``"table"`` and ``"rows"`` run in :class:`PickPairs`, an autograd function with a hand-written backward that
+saves only ``EA``, ``EB``, ``[1 | U]`` (not the ``(N, N, k + 1)`` tables) and works in cache-sized chunks of
+(image, head) groups on the CPU (:data:`CHUNK_ELEMENTS`).
 
 Both share the per-token work (``2 N d (3d + Hk)`` FLOPs for the fused projection, ``4 H N^2 d_h`` for
 the score tables) and a one-off ``O(d^3)`` weight fold.
 
-Numerical safety of the table path: ``EA[i, n] EB[j, n]`` can underflow for every n when the two score
+Numerical safety of the table and rows paths: ``EA[i, n] EB[j, n]`` can underflow for every n when the two score
 rows of a pair peak at different tokens by more than ~87 (fp32) in logit. Such a pair has a denominator
 below ``tau = sqrt(finfo.tiny)`` (then at most ``N * tiny / tau = N sqrt(tiny)`` of relative mass can be
 lost, and ``den^2`` stays a normal number in the backward). These pairs are detected per pair and
@@ -68,28 +76,85 @@ from .heads import (
 )
 from .tokens import check_pairs, gather_tokens
 
-PATHS = ("auto", "table", "gather")
+PATHS = ("auto", "tune", "table", "rows", "gather")
 
-#: ``path="auto"`` uses the full table when ``M * N * (GATHER_COST * N) >= N^3 * (k + 1)``, i.e. from
-#: ``M >= N (k + 1) / GATHER_COST`` pairs on. One entry of the gather path's ``(M, H, N)`` score tensor (gather,
-#: add, softmax, weighted sum, and the same again in the backward, memory-bound on fresh buffers) costs as
-#: much as ``GATHER_COST * N`` multiply-adds inside the table path's batched matmul: the entry cost grows with
-#: N because those tensors outgrow the caches. Calibrated on an idle 2-core CPU (3 heads, d = 192, k = 2,
-#: fwd+bwd of ``FusedCrossAttentionHead(path=...)``): measured crossovers M ~ 300 for N = 64
-#: (B = 128) and M ~ 940 for N = 196 (B = 32); the rule gives 320 and 980. An earlier constant per-entry
-#: cost picked the slower gather path at N = 196, M = 2048 (710 ms vs 466 ms for the table).
+#: Cost of one entry of the per-pair paths' ``(M, N)`` tensors, in units of ``N`` multiply-adds of the table
+#: path's batched matmul (so an entry costs ``COST * N``): the entries are gathered, multiplied and
+#: scattered (memory-bound, slower as the tensors outgrow the caches) where the table is one dense matmul.
+#: ``"rows"`` (:class:`PickPairs`) calibrated on the shared 2-core CPU, one thread (3 heads, d = 192, k = 2,
+#: fwd+bwd of ``FusedCrossAttentionHead(path=...)``, interleaved): measured table/rows crossovers M ~ 400
+#: (N = 64, B = 64), M ~ 2048 (N = 196, B = 16: 149 ms each), 2048 < M < 8192 (N = 576, B = 4); the rule
+#: gives 640, 1960 and 5760. ``"gather"`` (softmax per pair) from issue 10's calibration; it is never cheaper
+#: than ``"rows"`` by the rule, and stays as the stable path of the underflow repair.
+ROWS_COST = 0.3
 GATHER_COST = 0.6
 
 
-def choose_path(num_tokens: int, num_pairs: int, out_dim: int, gather_cost: float = GATHER_COST) -> str:
-    """``"table"`` or ``"gather"`` for N tokens, M pairs and k outputs (shape-only, compile-safe).
+def path_costs(num_tokens: int, num_pairs: int, out_dim: int) -> dict[str, float]:
+    """Modelled cost (table-matmul multiply-adds per head and image) of each path for N tokens, M pairs and
+    k outputs: ``table`` ``N^3 (k + 1)``, ``rows``/``gather`` ``M N (COST N)`` (:data:`ROWS_COST`,
+    :data:`GATHER_COST`)."""
+    n, m = num_tokens, num_pairs
+    return {"table": n**3 * (out_dim + 1), "rows": m * n * ROWS_COST * n, "gather": m * n * GATHER_COST * n}
 
-    Table path: ``~N^3 (k + 1)`` multiply-adds per head and image; gather path: ``~M N`` elementwise
-    gather/exp steps, each weighted ``gather_cost * N`` multiply-adds (see :data:`GATHER_COST`).
+
+def choose_path(num_tokens: int, num_pairs: int, out_dim: int) -> str:
+    """``"table"`` or ``"rows"`` for N tokens, M pairs and k outputs: the cheaper by :func:`path_costs`
+    (shape-only, deterministic, compile-safe). ``"table"`` from ``M >= N (k + 1) / ROWS_COST`` pairs on."""
+    costs = path_costs(num_tokens, num_pairs, out_dim)
+    return "table" if costs["table"] <= costs["rows"] else "rows"
+
+
+#: The autotuner's choices, one per shape: ``(device, dtype, B, H, N, M, k, grad) -> path`` (this process).
+TUNED: dict[tuple, str] = {}
+#: Timed calls per candidate path (after one warm-up call); the fastest call counts.
+TUNE_REPS = 2
+#: Candidates whose modelled cost exceeds this multiple of the cheapest one are not timed (they would
+#: only waste time, or memory: the gather path at N = 576 with all pairs needs gigabytes).
+TUNE_SPREAD = 4.0
+
+
+def _time_path(path: str, sa, sb, u, pairs, grad: bool) -> float:
+    import time
+
+    best = float("inf")
+    for rep in range(TUNE_REPS + 1):
+        a, b_, uu = (t.detach().requires_grad_(grad) for t in (sa, sb, u))
+        if sa.device.type == "cuda":
+            torch.cuda.synchronize(sa.device)
+        t0 = time.perf_counter()
+        out = gather_predict(a, b_, uu, pairs) if path == "gather" else table_predict(a, b_, uu, pairs, path)[0]
+        if grad:
+            out.sum().backward()
+        if sa.device.type == "cuda":
+            torch.cuda.synchronize(sa.device)
+        if rep:
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def tuned_path(sa: torch.Tensor, sb: torch.Tensor, u: torch.Tensor, pairs: torch.Tensor) -> str:
+    """The measured fastest path for this shape (``path="tune"``), timed once per shape and cached in
+    :data:`TUNED`. Times forward + backward when gradients are enabled, on the call's own tensors.
+
+    All paths compute the same function, so the choice only moves float rounding; but it depends on timing,
+    so two runs may choose differently (use ``"auto"``, the deterministic cost rule, for bit-reproducible
+    runs). Inside ``torch.compile`` tracing it falls back to :func:`choose_path`.
     """
-    table = num_tokens**3 * (out_dim + 1)
-    gather = num_pairs * num_tokens * (gather_cost * num_tokens)
-    return "table" if gather >= table else "gather"
+    b, h, n, _ = sa.shape
+    m, k = pairs.shape[1], u.shape[-1]
+    if torch.compiler.is_compiling():
+        return choose_path(n, m, k)
+    grad = torch.is_grad_enabled()
+    key = (str(sa.device), sa.dtype, b, h, n, m, k, grad)
+    if key not in TUNED:
+        costs = path_costs(n, m, k)
+        cheapest = min(costs.values())
+        candidates = [p for p, c in costs.items() if c <= TUNE_SPREAD * cheapest]
+        with torch.enable_grad() if grad else torch.no_grad():
+            times = {p: _time_path(p, sa, sb, u, pairs, grad) for p in candidates}
+        TUNED[key] = min(times, key=times.get)
+    return TUNED[key]
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -133,8 +198,127 @@ def gather_predict(sa: torch.Tensor, sb: torch.Tensor, u: torch.Tensor, pairs: t
     return torch.bmm(p.reshape(b, -1, h * n), u.reshape(b, h * n, k))  # sums over heads and tokens
 
 
+#: Elements of one chunk of the exp-table paths' per-group temporaries (``(N, N (k + 1))`` tables, ``(M, N)``
+#: gathered rows) on the CPU: a few MB, so the chunk stays in cache between its forward and backward ops.
+#: Calibrated on the shared 2-core CPU (fwd+bwd of :class:`PickPairs`, N = 64/196/576): 2^18 .. 2^20 were
+#: within noise of each other and 15-60% faster than unchunked. Other devices run one chunk (None).
+CHUNK_ELEMENTS = {"cpu": 1 << 19}
+
+
+def group_chunks(groups: int, per_group: int, budget: int | None) -> list[tuple[int, int]]:
+    """``[(g0, g1), ...]`` covering ``range(groups)`` with about ``budget`` elements per chunk (one chunk
+    for ``budget=None``); ``per_group`` is the element count one group needs."""
+    step = max(1, budget // max(per_group, 1)) if budget else groups
+    return [(g0, min(groups, g0 + step)) for g0 in range(0, groups, step)]
+
+
+def pair_rows(ea: torch.Tensor, eb: torch.Tensor, ia: torch.Tensor, ja: torch.Tensor, g0: int, g1: int):
+    """Rows ``ea[g, i_m]`` and ``eb[g, j_m]`` of the groups ``g0 .. g1 - 1``: ``(G_c, M, N)`` each.
+
+    ``ea``/``eb`` ``(G, N, N)``, ``ia``/``ja`` ``(G, M)`` int64.
+    """
+    cg, n = g1 - g0, ea.shape[-1]
+    off = (torch.arange(cg, device=ia.device) * n).unsqueeze(1)
+    ra = ea[g0:g1].reshape(cg * n, n).index_select(0, (ia[g0:g1] + off).reshape(-1)).reshape(cg, -1, n)
+    rb = eb[g0:g1].reshape(cg * n, n).index_select(0, (ja[g0:g1] + off).reshape(-1)).reshape(cg, -1, n)
+    return ra, rb
+
+
+def exp_table_chunk(ea: torch.Tensor, eb: torch.Tensor, u1: torch.Tensor) -> torch.Tensor:
+    """Step 4's table of one chunk: ``T[g, i, j, :] = sum_n ea[g, i, n] eb[g, j, n] u1[g, n, :]``.
+
+    ``ea``/``eb`` ``(G_c, N, N)``, ``u1 (G_c, N, c)`` -> ``(G_c, N * N, c)`` (row ``i * N + j``); one batched
+    matmul of ``N^3 c`` multiply-adds per group.
+    """
+    cg, n, _ = ea.shape
+    c = u1.shape[-1]
+    rhs = eb.transpose(1, 2).unsqueeze(-1) * u1.unsqueeze(-2)  # (G_c, N_n, N_j, c)
+    return torch.bmm(ea, rhs.reshape(cg, n, n * c)).reshape(cg, n * n, c)
+
+
+class PickPairs(torch.autograd.Function):
+    """``out[g, m, :] = sum_n ea[g, i_m, n] eb[g, j_m, n] u1[g, n, :]`` for M pairs of each group, with a
+    hand-written backward (exact: the same sums, in another order).
+
+    Inputs ``ea``/``eb`` ``(G, N, N)``, ``u1 (G, N, c)``, ``ia``/``ja`` ``(G, M)`` int64 -> ``(G, M, c)``.
+    ``mode``:
+
+    * ``"table"``: the full ``(N, N, c)`` table per group by one batched matmul (``N^3 c`` multiply-adds),
+      then M gathers; backward: the gradient scattered into a dense table and two batched matmuls
+      (``2 N^3 c``). Independent of M; best when M is a good fraction of ``N^2``.
+    * ``"rows"``: per pair, the two rows ``ea[i]``, ``eb[j]`` are gathered, multiplied and contracted with
+      ``u1`` (``M N c``); backward the same way, accumulating into the rows with ``index_add``. Best when
+      ``M << N^2`` (e.g. 2048 pairs at N = 576).
+
+    Only ``ea``, ``eb``, ``u1`` and the indices are saved (the ``(N, N, c)`` tables are rebuilt per chunk in
+    the backward), and the work runs in chunks of groups of about ``budget`` elements (None: one chunk).
+    """
+
+    @staticmethod
+    def forward(ctx, ea, eb, u1, ia, ja, mode: str, budget: int | None):
+        ctx.save_for_backward(ea, eb, u1, ia, ja)
+        ctx.mode, ctx.budget = mode, budget
+        g, n, _ = ea.shape
+        m, c = ia.shape[1], u1.shape[-1]
+        outs = []
+        if mode == "table":
+            for g0, g1 in group_chunks(g, n * n * c, budget):
+                table = exp_table_chunk(ea[g0:g1], eb[g0:g1], u1[g0:g1])
+                outs.append(torch.gather(table, 1, (ia[g0:g1] * n + ja[g0:g1]).unsqueeze(-1).expand(-1, -1, c)))
+        else:
+            for g0, g1 in group_chunks(g, m * n, budget):
+                ra, rb = pair_rows(ea, eb, ia, ja, g0, g1)
+                outs.append(torch.bmm(ra * rb, u1[g0:g1]))
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        ea, eb, u1, ia, ja = ctx.saved_tensors
+        g, n, _ = ea.shape
+        m, c = ia.shape[1], u1.shape[-1]
+        grad = grad.contiguous()
+        d_ea, d_eb, d_u1 = [], [], []
+        if ctx.mode == "table":
+            for g0, g1 in group_chunks(g, n * n * c, ctx.budget):
+                cg = g1 - g0
+                flat = (ia[g0:g1] * n + ja[g0:g1]).unsqueeze(-1).expand(-1, -1, c)
+                gt = grad.new_zeros(cg, n * n, c).scatter_add_(1, flat, grad[g0:g1]).reshape(cg, n, n * c)
+                ebt = eb[g0:g1].transpose(1, 2)  # (G_c, N_n, N_j)
+                rhs = (ebt.unsqueeze(-1) * u1[g0:g1].unsqueeze(-2)).reshape(cg, n, n * c)
+                d_ea.append(torch.bmm(gt, rhs.transpose(1, 2)))
+                d_rhs = torch.bmm(ea[g0:g1].transpose(1, 2), gt).reshape(cg, n, n, c)  # (G_c, N_n, N_j, c)
+                d_eb.append(torch.matmul(d_rhs, u1[g0:g1].unsqueeze(-1)).squeeze(-1).transpose(1, 2))
+                d_u1.append(torch.matmul(ebt.unsqueeze(-2), d_rhs).squeeze(-2))
+        else:
+            for g0, g1 in group_chunks(g, m * n, ctx.budget):
+                cg = g1 - g0
+                ra, rb = pair_rows(ea, eb, ia, ja, g0, g1)
+                w = torch.bmm(grad[g0:g1], u1[g0:g1].transpose(1, 2))  # (G_c, M, N)
+                d_u1.append(torch.bmm((ra * rb).transpose(1, 2), grad[g0:g1]))
+                off = (torch.arange(cg, device=ia.device) * n).unsqueeze(1)
+                da = ea.new_zeros(cg * n, n).index_add_(0, (ia[g0:g1] + off).reshape(-1), (w * rb).reshape(-1, n))
+                db = eb.new_zeros(cg * n, n).index_add_(0, (ja[g0:g1] + off).reshape(-1), (w * ra).reshape(-1, n))
+                d_ea.append(da.reshape(cg, n, n))
+                d_eb.append(db.reshape(cg, n, n))
+        return torch.cat(d_ea), torch.cat(d_eb), torch.cat(d_u1), None, None, None, None
+
+
+def pick_pairs(ea: torch.Tensor, eb: torch.Tensor, u1: torch.Tensor, pairs: torch.Tensor, mode: str = "table",
+               budget: int | None = None) -> torch.Tensor:
+    """:class:`PickPairs` over heads: ``ea``/``eb`` ``(B, H, N, N)``, ``u1 (B, H, N, c)``, ``pairs (B, M, 2)``
+    -> ``(B, H, M, c)``; ``budget``: chunk size in elements (default :data:`CHUNK_ELEMENTS` of the device)."""
+    b, h, n, _ = ea.shape
+    m, c = pairs.shape[1], u1.shape[-1]
+    if budget is None:
+        budget = CHUNK_ELEMENTS.get(ea.device.type)
+    ia, ja = (pairs[..., t].unsqueeze(1).expand(b, h, m).reshape(b * h, m) for t in (0, 1))
+    out = PickPairs.apply(ea.reshape(b * h, n, n), eb.reshape(b * h, n, n), u1.reshape(b * h, n, c), ia, ja, mode,
+                          budget)
+    return out.reshape(b, h, m, c)
+
+
 def table_predict(
-    sa: torch.Tensor, sb: torch.Tensor, u: torch.Tensor, pairs: torch.Tensor
+    sa: torch.Tensor, sb: torch.Tensor, u: torch.Tensor, pairs: torch.Tensor, mode: str = "table"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exp-factorised path, step 4, WITHOUT the underflow repair (see :func:`restabilise`).
 
@@ -142,21 +326,17 @@ def table_predict(
         sa, sb: score tables ``(B, H, N, N)`` (row = ref/tgt token, column = key token).
         u: folded values ``(B, H, N, k)``.
         pairs: ``(B, M, 2)``.
+        mode: how the pairs' sums are formed, ``"table"`` or ``"rows"`` (:class:`PickPairs`).
     Returns:
         ``theta (B, M, k)`` (no bias; entries of flagged pairs are meaningless but finite) and
         ``bad (B, M)`` bool, True where some head's denominator fell below ``sqrt(finfo.tiny)``.
     """
-    b, h, n, k = u.shape
-    m = pairs.shape[1]
+    k = u.shape[-1]
     # Row maxima are constants of the softmax (shift invariance): detached, the function is unchanged.
     ea = torch.exp(sa - sa.detach().amax(dim=-1, keepdim=True))  # (B, H, N_i, N_n)
     eb = torch.exp(sb - sb.detach().amax(dim=-1, keepdim=True))  # (B, H, N_j, N_n)
     u1 = torch.cat([torch.ones_like(u[..., :1]), u], dim=-1)  # (B, H, N_n, k + 1): [1 | U]
-    rhs = eb.transpose(-1, -2).unsqueeze(-1) * u1.unsqueeze(-2)  # (B, H, N_n, N_j, k + 1)
-    table = torch.matmul(ea, rhs.reshape(b, h, n, n * (k + 1)))  # (B, H, N_i, N_j (k + 1))
-    table = table.reshape(b, h, n * n, k + 1)
-    flat = (pairs[..., 0] * n + pairs[..., 1]).reshape(b, 1, m, 1).expand(b, h, m, k + 1)
-    picked = torch.gather(table, 2, flat)  # (B, H, M, k + 1)
+    picked = pick_pairs(ea, eb, u1, pairs, mode)  # (B, H, M, k + 1)
     den, num = picked.split([1, k], dim=-1)  # split, not slicing: its backward concatenates, no zero-fill
     den = den.squeeze(-1)
     tau = torch.finfo(den.dtype).tiny ** 0.5
@@ -229,13 +409,17 @@ def attend_pairs(
     """Steps 2-4 for any head whose scores separate as ``SA[i] + SB[j]`` and whose values fold to ``U``.
 
     ``sa``/``sb`` ``(B, H, N, N)``, ``u (B, H, N, k)``, ``out_bias (k,)``, ``pairs (B, M, 2)`` -> ``(B, M, k)``.
-    ``path``: ``"auto"`` (:func:`choose_path`), ``"table"`` or ``"gather"``; ``repair``: a key of :data:`REPAIRS`.
+    ``path``: ``"auto"`` (:func:`choose_path`), ``"tune"`` (:func:`tuned_path`), ``"table"``, ``"rows"`` or
+    ``"gather"``; ``repair``: a key of :data:`REPAIRS`.
     """
     n, m, k = sa.shape[-1], pairs.shape[1], u.shape[-1]
-    path = path if path != "auto" else choose_path(n, m, k)
+    if path == "auto":
+        path = choose_path(n, m, k)
+    elif path == "tune":
+        path = tuned_path(sa, sb, u, pairs)
     if path == "gather":
         return gather_predict(sa, sb, u, pairs) + out_bias
-    theta, bad = table_predict(sa, sb, u, pairs)
+    theta, bad = table_predict(sa, sb, u, pairs, path)
     return REPAIRS[repair](theta + out_bias, bad, sa, sb, u, pairs, out_bias)
 
 
@@ -249,12 +433,13 @@ class FusedCrossAttentionHead(CrossAttentionHead):
     """The paper's cross-attention relative encoder (§4), computed through the per-token identity.
 
     Same constructor, parameters and state-dict keys as :class:`~part.models.heads.CrossAttentionHead`;
-    same outputs up to float rounding. See the module docstring for the identity, the two paths and the
+    same outputs up to float rounding. See the module docstring for the identity, the paths and the
     underflow repair.
 
     Args:
         dim, num_heads, out_dim, qkv_bias: as the reference.
-        path: ``"auto"`` (cost rule :func:`choose_path`), ``"table"`` or ``"gather"``.
+        path: ``"auto"`` (cost rule :func:`choose_path`), ``"tune"`` (measured once per shape,
+            :func:`tuned_path`), ``"table"``, ``"rows"`` or ``"gather"``.
         repair: how the table path recomputes underflowing pairs: ``"sparse"`` (default; only those pairs,
             one ``torch.compile`` graph break) or ``"dense"`` (all pairs, no graph break, gather-path cost).
     """
@@ -447,4 +632,5 @@ __all__ = [
     "FusedCrossAttentionHead", "FusedPaperCrossAttentionHead", "FusedIndexCrossAttentionHead", "FusedPairwiseMLPHead",
     "attend_pairs", "choose_path", "gather_predict", "table_predict",
     "restabilise", "restabilise_dense", "pair_scores", "GATHER_COST", "PATHS", "REPAIRS",
+    "PickPairs", "pick_pairs", "path_costs", "tuned_path", "ROWS_COST", "TUNED", "CHUNK_ELEMENTS",
 ]

@@ -60,25 +60,28 @@ def crop_patches(images: torch.Tensor, boxes: torch.Tensor, patch_size: int) -> 
     return out.reshape(b, c, n, p, p).permute(0, 2, 1, 3, 4).contiguous()
 
 
-def copy_patches(images: torch.Tensor, boxes: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Copy the pixels of ``P x P`` boxes at whole-pixel offsets: no interpolation, bit-exact.
+def copy_patches(images: torch.Tensor, boxes: torch.Tensor, patch_size: int, check: bool = True) -> torch.Tensor:
+    """Copy the pixels of ``P x P`` boxes at whole-pixel offsets: no interpolation, bit-exact; one gather.
 
     Args:
         images: ``(B, C, H, W)``.
         boxes: ``(B, N, 4)`` (cx, cy, w, h) with ``w = h = P`` and integer top-left corners inside the image.
         patch_size: P.
+        check: validate the boxes (three reads back to the host, i.e. syncs on CUDA); a sampler that drew
+            the boxes itself on the pixel grid passes False.
     Returns:
-        ``(B, N, C, P, P)``, same dtype as ``images``. Raises ``ValueError`` for other boxes.
+        ``(B, N, C, P, P)``, same dtype as ``images``. Raises ``ValueError`` for other boxes (``check=True``).
     """
     b, c, h, w = images.shape
     n, p = boxes.shape[1], patch_size
     x0 = boxes[..., 0] - boxes[..., 2] / 2
     y0 = boxes[..., 1] - boxes[..., 3] / 2
-    corners = torch.stack([x0, y0], dim=-1)
-    if not (bool((boxes[..., 2:] == p).all()) and bool((corners == corners.round()).all())):
-        raise ValueError("copy_patches needs P x P boxes at whole-pixel offsets (positions='integer', D = P)")
-    x0, y0 = x0.long(), y0.long()
-    if bool((x0 < 0).any() | (y0 < 0).any() | (x0 + p > w).any() | (y0 + p > h).any()):
+    if check:
+        corners = torch.stack([x0, y0], dim=-1)
+        if not (bool((boxes[..., 2:] == p).all()) and bool((corners == corners.round()).all())):
+            raise ValueError("copy_patches needs P x P boxes at whole-pixel offsets (positions='integer', D = P)")
+    x0, y0 = x0.round().long(), y0.round().long()
+    if check and bool((x0 < 0).any() | (y0 < 0).any() | (x0 + p > w).any() | (y0 + p > h).any()):
         raise ValueError("copy_patches: a box lies outside the image")
     ar = torch.arange(p, device=images.device)
     flat = (y0[..., None, None] + ar[:, None]) * w + (x0[..., None, None] + ar)  # (B, N, P, P)

@@ -87,11 +87,15 @@ class OffGridSampler:
         d = float(self.box_size or self.patch_size)
         return offgrid_boxes(b, h, w, self.num_patches_for(h, w), d, generator, images.device, self.positions)
 
-    def crop(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)``, ``(B, N, 4)`` -> ``(B, N, C, P, P)`` with the crop that fits the boxes."""
+    def crop(self, images: torch.Tensor, boxes: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """``(B, C, H, W)``, ``(B, N, 4)`` -> ``(B, N, C, P, P)`` with the crop that fits the boxes.
+
+        ``check=False`` skips the validation of the pixel-copy boxes (host syncs on CUDA); ``__call__`` uses
+        it for the boxes it has just drawn on the pixel grid itself.
+        """
         d = float(self.box_size or self.patch_size)
         if d == self.patch_size and self.positions == "integer":
-            return copy_patches(images, boxes, self.patch_size)
+            return copy_patches(images, boxes, self.patch_size, check=check)
         if d > self.patch_size:
             return crop_patches_antialiased(images, boxes, self.patch_size, max_size=d)
         return crop_patches(images, boxes, self.patch_size)
@@ -99,7 +103,7 @@ class OffGridSampler:
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None):
         """``images (B, C, H, W)`` -> ``(patches (B, N, C, P, P), boxes (B, N, 4))``."""
         boxes = self.boxes(images, generator)
-        return self.crop(images, boxes), boxes
+        return self.crop(images, boxes, check=False), boxes
 
     def __repr__(self) -> str:
         return (
@@ -165,8 +169,8 @@ class ScaleAspectSampler(OffGridSampler):
             b, h, w, n, self.patch_size, self.scale_range, generator, images.device, self.positions
         )
 
-    def crop(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """The anti-aliased crop, its window sized by the largest box ``s1 P``."""
+    def crop(self, images: torch.Tensor, boxes: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """The anti-aliased crop, its window sized by the largest box ``s1 P`` (``check``: unused here)."""
         return crop_patches_antialiased(images, boxes, self.patch_size, max_size=self.scale_range[1] * self.patch_size)
 
     def __repr__(self) -> str:

@@ -1,0 +1,89 @@
+"""The decomposed step benchmark (issue 14): a --quick run prints the table and writes its JSON; the plain
+ViT baseline is the project's ViT in size; the CPU peak-memory measure on a hand case. No timing thresholds."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from part import vit_custom
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_decomposed.py"
+ROWS = ["patch sampling + crop", "pair sampling", "backbone fwd+bwd", "relative encoder fwd+bwd", "targets + loss",
+        "optimizer (AdamW)", "other (step - parts)", "relative encoder path", "PART step / plain step",
+        "peak memory PART / plain"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_decomposed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_prints_the_decomposed_table(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    plot = tmp_path / "scaling.png"
+    res = bench.main(["--quick", "--threads", "1", "--json", str(out), "--plot", str(plot)])
+    text = capsys.readouterr().out
+    for row in ROWS:
+        assert row in text, row
+    assert "load average at start" in text and "load average at end" in text and "goals of issue 14" in text
+    (r,) = res["results"]
+    assert (r["arch"], r["N"], r["batch"]) == ("quick", 16, 4)
+    assert list(r["columns"]) == ["64", "all"] and r["columns"]["all"]["pairs"] == 16 * 15
+    for col in r["columns"].values():
+        assert col["part_step"] > 0 and col["encoder"] > 0 and col["backbone"] > 0 and col["part_bytes"] > 0
+        assert col["part_gflop"] > r["plain_gflop"] * 0.5  # counted, not zero
+    assert r["plain_bytes"] > 0
+    saved = json.loads(out.read_text())
+    assert saved["results"][0]["columns"]["64"]["pairs"] == 64 and plot.stat().st_size > 0
+
+
+def test_quick_run_bf16_cpu_clock_and_head_path(bench, capsys):
+    """bf16 autocast on the CPU, the per-thread CPU clock, a forced head path (rows at all pairs)."""
+    res = bench.main(["--quick", "--threads", "1", "--bf16", "--clock", "cpu", "--no-memory", "--head-path", "rows",
+                      "--pairs", "all"])
+    col = res["results"][0]["columns"]["all"]
+    assert col["head_path"] == "rows" and col["part_step"] > 0 and "memory" not in col
+    assert "bf16 autocast on" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quick_run_compiled(bench, capsys):
+    """torch.compile of both steps, traced by dynamo with the aot_eager backend (~15 s here; inductor's C++
+    compilation takes minutes on this CPU, so the GPU command's default backend is not run in tests)."""
+    res = bench.main(["--quick", "--threads", "1", "--compile", "--compile-backend", "aot_eager", "--no-memory",
+                      "--pairs", "64"])
+    assert res["config"]["warmup"] == 1  # compilation is never timed
+    assert res["results"][0]["columns"]["64"]["part_step"] > 0
+
+
+def test_bad_flags_exit(bench):
+    for argv in (["--shapes", "30/4"], ["--archs", "huge"], ["--pairs", "0"], ["--clock", "cpu"]):
+        with pytest.raises(SystemExit):
+            bench.main(argv)
+
+
+def test_plain_vit_is_the_same_size_as_the_backbone(bench):
+    """The baseline differs from the project's ViT only by what a classifier needs (position embedding,
+    1000-way head) and PART's CLS token: same patch embedding, blocks and norm."""
+    plain = bench.PlainViT(32, 4, 64, 2, 2)
+    ours = vit_custom(64, 2, 2, img_size=32, patch_size=4)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(plain) - plain.pos.numel() - count(plain.head) == count(ours) - ours.cls_token.numel()
+    assert plain(torch.rand(3, 3, 32, 32)).shape == (3, bench.NUM_CLASSES)
+
+
+def test_cpu_peak_bytes_hand_case(bench):
+    def fn():
+        a = torch.ones(1 << 18)  # 1 MiB
+        b = torch.ones(1 << 18)  # 1 MiB more while a lives
+        del a, b
+        torch.ones(1 << 17)  # 0.5 MiB after both are freed: not a new peak
+
+    peak = bench.cpu_peak_bytes(fn)
+    assert 2 * 2**20 <= peak < 2 * 2**20 + 4096

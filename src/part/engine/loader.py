@@ -139,12 +139,14 @@ class RepeatedAugmentation(Dataset):
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: workers ignore SIGINT/SIGTERM, so the main process can finish its
-    step and write a checkpoint (a worker still exits when its main process dies)."""
+    """DataLoader ``worker_init_fn``: workers ignore SIGINT (Ctrl-C reaches the whole process group), so the
+    main process can finish its step and write a checkpoint. SIGTERM keeps its default: the DataLoader
+    (and interpreter exit) stop workers with it, so ignoring it could hang a process on its way out. Send
+    a preemption SIGTERM to the main process (Kubernetes does; with SLURM use ``--signal=B:TERM`` and let
+    the batch script forward it) when ``data.num_workers > 0``."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def one_line_worker_error(exc: BaseException) -> BaseException:

@@ -8,6 +8,8 @@ that the CLI prints (errors are ``ValueError`` s, printed as one line with exit 
 
 from __future__ import annotations
 
+import argparse
+
 from .run import ablate
 
 
@@ -25,7 +27,9 @@ def register(subparsers) -> None:
                    help="delete the cells in --out and rerun all of them (default: skip finished cells, "
                         "resume half-finished runs)")
     p.add_argument("--dry-run", action="store_true", help="list the cells of the grid and exit")
-    p.add_argument("--progress", action="store_true", help="progress bars of the training runs")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars (they show only when stderr is a terminal; PART_PROGRESS=1 forces them)")
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # the default since 0.2
     p.set_defaults(func=_ablate)
 
 

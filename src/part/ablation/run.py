@@ -248,7 +248,7 @@ def ablate(
     out: str | Path | None = None,
     resume: bool = True,
     overrides: Iterable[str] = (),
-    progress: bool = False,
+    progress: bool = True,
     dry_run: bool = False,
     verbose: bool = True,
 ) -> AblationResult:
@@ -262,7 +262,7 @@ def ablate(
             checkpoints. ``False``: delete ``<out>/cells`` and rerun every cell.
         overrides: dotted ``key=value`` strings on the ablation config (``pretrain.train.max_steps=50``,
             ``grid.seeds=[0]``, ``grid.0.num_pairs=[64]``, ``probe.max_train=2000``, ...).
-        progress: progress bars of the training runs.
+        progress: progress bars of the training runs (shown when stderr is a terminal).
         dry_run: plan and validate the cells, run nothing, write nothing (``cells`` lists them).
         verbose: print one line per stage, and the table and the folder at the end.
     Returns:

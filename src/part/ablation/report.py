@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from ..engine.checkpoint import atomic_write
+from ..io import atomic_write
 from ..evaluation.metrics import format_table
 from .plan import Cell
 

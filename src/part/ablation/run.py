@@ -27,6 +27,7 @@ from ..engine import RunLock, TrainingDiverged, list_checkpoints
 from ..engine.checkpoint import atomic_write
 from ..evaluation import evaluate, finetune, probe
 from ..evaluation.metrics import save_results_json
+from ..io import read_json
 from .plan import Cell, plan_cells
 from .plots import make_plots
 from .report import STAGES, aggregate, cell_row, format_markdown, write_csv, write_table
@@ -125,13 +126,6 @@ def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, b
     return (True, False) if list_checkpoints(run / "checkpoints") else (False, True)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _last_record(run: Path) -> dict:
     path = run / "metrics.jsonl"
     if not path.is_file():
@@ -149,7 +143,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
     when a training run diverged)."""
     cdir.mkdir(parents=True, exist_ok=True)
     stages_path = cdir / "stages.json"
-    stages = _read_json(stages_path)
+    stages = read_json(stages_path)
 
     def done(stage: str) -> bool:
         return stage in stages and _same(stage, stages[stage].get("spec"), spec[stage])
@@ -232,7 +226,7 @@ def _finished_row(result_path: Path, spec: dict) -> dict | None:
     """The stored row of a finished cell whose every stage spec equals ``spec``, else None."""
     if not result_path.is_file():
         return None
-    old = _read_json(result_path)
+    old = read_json(result_path)
     stored = old.get("spec")
     if "row" in old and isinstance(stored, dict) and set(stored) == set(spec) and all(
             _same(k, stored[k], spec[k]) for k in spec):

@@ -31,58 +31,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..io import WriteError, atomic_write, fsync_dir, write_json  # noqa: F401 - the run files' writers, re-exported
+
 _STEP_RE = re.compile(r"step_(\d+)\.pt$")
-
-
-class WriteError(OSError):
-    """A file of the run could not be written (permission, disk full, ...); the message names the path.
-    The previous version of the file, if any, is untouched."""
 
 
 class CheckpointError(ValueError):
     """No checkpoint could be used (none verified, or all unreadable); the message names the folder."""
-
-
-def fsync_dir(path: str | Path) -> None:
-    """Make a rename/creation inside ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | Path, write_fn) -> None:
-    """Call ``write_fn(tmp_path)``, fsync it, atomically rename it to ``path`` and fsync the folder.
-
-    Any failure (disk full, permission, a writer error) leaves ``path`` as it was, removes the temp file,
-    and raises :class:`WriteError` naming ``path``."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_fn(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except WriteError:
-        raise
-    except Exception as exc:  # OSError, or a serialiser's own error type wrapping one
-        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
-        err = WriteError(f"cannot write {path}: {reason}")
-        err.errno = getattr(exc, "errno", None)
-        raise err from exc
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def save_weights(state_dict: dict, path: str | Path, metadata: dict | None = None) -> None:
@@ -314,7 +269,3 @@ def load_latest(ckpt_dir: str | Path, warn=None) -> tuple[dict, dict, Path]:
 
 def is_finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def write_json(path: str | Path, data: dict) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, default=str) + "\n"))

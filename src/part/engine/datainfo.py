@@ -98,7 +98,7 @@ def data_records(cfg: Config, splits) -> dict:
 def write_data_record(run: str | os.PathLike, cfg: Config, splits) -> Path | None:
     """Write ``<run>/data.json`` = ``{"kind", "root", "splits": {split: record}}`` (atomic, under the run's
     lock, main process only). Returns the path, or None when the kind keeps no record."""
-    from .checkpoint import write_json
+    from ..io import write_json
     from .runfolder import RunLock
 
     if int(os.environ.get("RANK", "0")) != 0:

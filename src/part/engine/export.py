@@ -32,7 +32,8 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from .checkpoint import load_weights, save_weights, write_json
+from ..io import read_json, write_json
+from .checkpoint import load_weights, save_weights
 
 # registered timm ViTs by (embed_dim, depth, num_heads, patch_size); the first match on the dims alone is
 # used when the patch size differs (model_args carry the real one)
@@ -141,13 +142,6 @@ def load_exported(out_dir: str | Path) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------------------------------
 # run folders
 # --------------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _scalars(d: dict, keys=None) -> dict:
     return {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
             and (keys is None or k in keys)}
@@ -159,7 +153,7 @@ def run_info(run: Path, cfg, metrics: dict | None = None) -> dict:
     from .builders import data_defaults
 
     d = data_defaults(cfg)
-    final = metrics if metrics is not None else _read_json(run / "summary.json").get("final", {})
+    final = metrics if metrics is not None else read_json(run / "summary.json").get("final", {})
     info = {
         "run": run.name, "method": cfg.objective.name, "head": cfg.objective.head if cfg.objective.name.startswith("part") else None,
         "data": {"kind": d.kind, "root": d.root, "split": d.split, "image_size": d.image_size, "channels": d.channels,
@@ -167,21 +161,21 @@ def run_info(run: Path, cfg, metrics: dict | None = None) -> dict:
         "steps": final.get("step"), "epochs": final.get("epoch"), "batch_size": cfg.train.batch_size,
         "train_metrics": _scalars(final, None) if final else {},
     }
-    init = _read_json(run / "init.json")
+    init = read_json(run / "init.json")
     if init:
         info["init"] = init.get("source") or "none (from scratch)"
-    res = _read_json(run / "results.json")
+    res = read_json(run / "results.json")
     if res:
         info["test_metrics"] = _scalars(res, ("top1", "top5", "kappa", "macro_f1", "balanced_accuracy",
                                               "err_x", "err_y", "err_euclid", "loss", "num_samples"))
-    probe = _read_json(run / "probe.json")
+    probe = read_json(run / "probe.json")
     if probe:
         info["probe"] = {m: _scalars(probe.get(m, {}), ("top1", "top5", "kappa")) for m in ("linear", "knn")}
     return {k: v for k, v in info.items() if v is not None}
 
 
 def _label_names(run: Path, cfg) -> list | None:
-    res = _read_json(run / "results.json")
+    res = read_json(run / "results.json")
     return res.get("class_names") if isinstance(res.get("class_names"), list) else None
 
 

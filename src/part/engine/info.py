@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..config import load_config
+from ..io import read_json
 from .checkpoint import list_checkpoints
 
 
@@ -37,13 +38,6 @@ class RunInfo:
         d["run"] = str(self.run)
         d["checkpoints"] = [[s, str(p)] for s, p in self.checkpoints]
         return d
-
-
-def _json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _last_record(path: Path) -> dict:
@@ -84,21 +78,21 @@ def info(run: str | Path) -> RunInfo:
     if o.options:
         summary["options"] = ", ".join(f"{k}={v}" for k, v in o.options.items())
     last = _last_record(run / "metrics.jsonl")
-    summ = _json(run / "summary.json")
+    summ = read_json(run / "summary.json")
     ckpts = []
     for p in list_checkpoints(run / "checkpoints"):
         ckpts.append((int(p.stem.split("_")[-1]), p.with_suffix(".safetensors")))
     export = None
     if (run / "export" / "config.json").is_file():
-        ec = _json(run / "export" / "config.json")
+        ec = read_json(run / "export" / "config.json")
         export = {"path": str(run / "export"), "architecture": ec.get("architecture"),
                   "files": sorted(p.name for p in (run / "export").iterdir())}
-    probe = _json(run / "probe.json")
-    init = _json(run / "init.json")
+    probe = read_json(run / "probe.json")
+    init = read_json(run / "init.json")
     return RunInfo(
         run=run, finished=bool(summ.get("finished")), config=summary, steps=int(last.get("step", 0)),
         total_steps=t.max_steps, metrics=last, checkpoints=ckpts, export=export,
-        results=_num(_json(run / "results.json"), ("top1", "top5", "kappa", "macro_f1", "err_x", "err_y",
+        results=_num(read_json(run / "results.json"), ("top1", "top5", "kappa", "macro_f1", "err_x", "err_y",
                                                      "err_euclid", "loss", "num_samples")),
         probe={k: _num(probe.get(k, {}), ("top1", "top5", "kappa")) for k in ("linear", "knn") if probe.get(k)},
         init=(init.get("source") or "none (from scratch)") if init else None,

@@ -18,17 +18,17 @@ What the paper reports and where it lives here:
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..io import write_json
 
 __all__ = [
     "topk_accuracy",
@@ -473,8 +473,7 @@ def save_results_json(path: str | os.PathLike, results: Mapping[str, Any]) -> Pa
     Tensors become numbers (0-d) or nested lists, NumPy scalars/arrays likewise, ``Path`` becomes a
     string, tuples become lists, non-string keys are stringified (as ``json`` does). NaN and
     infinities are written as ``NaN`` / ``Infinity`` (Python's ``json`` default, which
-    ``json.load`` reads back). The file is written to a temporary file in the same directory,
-    flushed and fsynced, then moved into place with :func:`os.replace`, so a reader never sees a
+    ``json.load`` reads back). Written atomically (:func:`part.io.write_json`), so a reader never sees a
     half-written file. Parent directories are created.
 
     Returns:
@@ -487,20 +486,6 @@ def save_results_json(path: str | os.PathLike, results: Mapping[str, Any]) -> Pa
     if not isinstance(results, Mapping):
         raise ValueError(f"results must be a mapping, got {type(results).__name__}")
     path = Path(path)
-    text = json.dumps(_to_jsonable(results, ""), indent=2, sort_keys=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    data = _to_jsonable(results, "")
+    write_json(path, data, default=None)
     return path

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ...io import atomic_write
 from .recording import SleepRecording
 from .sleep_edf import find_hypnogram
 from .source import SleepSource
@@ -66,11 +67,11 @@ def cached_source(
         rec = _read_meta(meta_path, sig) if x_path.exists() else None
         if rec is None:
             full = read(p, **reader_kw)
-            _atomic_write(x_path, lambda f: np.save(f, full.X, allow_pickle=False))
-            _atomic_write(meta_path, lambda f: np.savez(
+            atomic_write(x_path, _to_file(lambda f: np.save(f, full.X, allow_pickle=False)), shared=True)
+            atomic_write(meta_path, _to_file(lambda f: np.savez(
                 f, y=full.y, subject=full.subject, record=full.record, onset=full.onset,
                 channels=np.asarray(full.channels, dtype=str), fs=np.float64(full.fs),
-                window_len=np.int64(full.X.shape[2]), signature=np.asarray(sig)))
+                window_len=np.int64(full.X.shape[2]), signature=np.asarray(sig))), shared=True)
             rec = _read_meta(meta_path, sig)
         metas.append(rec)
         parts.append(x_path)
@@ -103,11 +104,9 @@ def _signature(files: Sequence[Path]) -> str:
     return json.dumps([[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files])
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+def _to_file(write: Callable) -> Callable[[Path], None]:
+    """``write(file object)`` as a writer of a path (NumPy would append ``.npy``/``.npz`` to a bare path)."""
+    def write_path(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return write_path

@@ -42,7 +42,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
 import part
 from part.config import load_config
 from part.engine import build_backbone, complete_config, export_backbone
-from part.evaluation.evaluate import evaluate
+from part.evaluation.heldout import evaluate
 from part.evaluation.metrics import format_table, save_results_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

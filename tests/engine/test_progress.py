@@ -40,7 +40,7 @@ def test_feature_extraction_and_evaluation_show_bars(monkeypatch, capsys):
     assert feats.shape == (10, 16) and labels.tolist() == [i % 2 for i in range(10)]
     err = capsys.readouterr().err
     assert "features" in err and "/3 " in err  # 10 items in batches of 4: a bar of 3
-    from part.evaluation.evaluate import predict
+    from part.evaluation.heldout import predict
     from part.objectives.supervised import SupervisedObjective
 
     obj = SupervisedObjective(part.vit_custom(16, 1, 2, img_size=8, patch_size=4, in_chans=1), num_classes=2)

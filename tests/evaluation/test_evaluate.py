@@ -10,7 +10,7 @@ import torch
 
 from part.engine import build_dataset, load_run
 from part.evaluation import evaluate, finetune
-from part.evaluation.evaluate import evaluate_pretext
+from part.evaluation.heldout import evaluate_pretext
 
 from .conftest import finetune_config
 from .test_finetune import cli
@@ -87,7 +87,7 @@ def test_evaluate_pretext_of_mae_reports_its_own_metrics(tmp_path, npz_data):
 def test_evaluate_finetune_run_at_another_image_size(finetune_run, tmp_path):
     """Evaluating at 16x16 a model fine-tuned at 8x8: its 2x2 position table is resampled to 4x4."""
     from part.config import apply_overrides, config_from_dict
-    from part.evaluation.evaluate import predict
+    from part.evaluation.heldout import predict
 
     res = evaluate(finetune_run, out=tmp_path / "r16.json", overrides=["data.image_size=16"], verbose=False)
     objective, cfg = load_run(finetune_run)

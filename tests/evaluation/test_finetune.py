@@ -95,7 +95,7 @@ def test_finetune_from_pretrain_run(pretrain_run, npz_root, tmp_path, capsys):
     assert "top1" in out.out and "loaded 17 backbone tensors" in out.err
     # the run folder rebuilds the fine-tuned model, and its predictions give the same accuracy
     obj, cfg = load_run(run)
-    from part.evaluation.evaluate import evaluate_classifier
+    from part.evaluation.heldout import evaluate_classifier
     from part.engine import build_dataset
 
     again = evaluate_classifier(obj, build_dataset(cfg, train=False, split="test"))

@@ -14,7 +14,7 @@ import part
 from part.engine import export_backbone, load_run
 from part.evaluation import extract_features, knn_scores, load_backbone, probe
 from part.evaluation.knn import knn_predict
-from part.evaluation.probe import linear_probe, standardize, train_logistic_regression
+from part.evaluation.probing import linear_probe, standardize, train_logistic_regression
 
 from .conftest import NUM_CLASSES, write_npz_splits
 from .test_finetune import cli

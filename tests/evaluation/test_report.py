@@ -3,7 +3,7 @@ the K classes reported."""
 
 import torch
 
-from part.evaluation.evaluate import classification_report
+from part.evaluation.heldout import classification_report
 
 
 def test_top5_only_with_more_than_five_classes():

@@ -20,7 +20,7 @@ from typing import Iterable
 from ..config import Config, apply_overrides, load_config, merge_dicts, parse_override, read_yaml_mapping
 from ..evaluation.features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
 from ..evaluation.knn import KNN_K, KNN_TEMPERATURE
-from ..evaluation.probe import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
+from ..evaluation.probing import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
 from ..objectives.registry import part_objectives
 
 PART_OBJECTIVES = tuple(part_objectives())  # the objectives with a relative encoder: heads and #pairs vary

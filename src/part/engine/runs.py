@@ -1,14 +1,68 @@
-"""Read a run folder back: config + weights -> the objective module."""
+"""Run folders: which folder and config a command works on (:func:`resolve_config`, :func:`resolve_run`), and
+reading a finished run back (config + weights -> the objective module, :func:`load_run`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import torch.nn as nn
 
-from ..config import Config, load_config
+from ..config import Config, load_config, validate_config
 from .builders import build_objective
 from .checkpoint import list_checkpoints, load_state_dict_checked, load_weights
+from .datainfo import complete_config
+
+
+def resolve_config(config: str | Path | Config | dict | None, overrides: Iterable[str] = ()) -> Config:
+    """A :class:`Config` from a YAML path, a mapping, a Config, or None (defaults), plus dotted overrides."""
+    if isinstance(config, Config):
+        if not overrides:
+            return config
+        config = config.to_dict()
+    if isinstance(config, dict):
+        return load_config(None, overrides, base=config)
+    cfg = load_config(config, overrides)
+    validate_config(cfg)
+    return cfg
+
+
+def default_run_dir(config: str | Path | Config | dict | None, root: str | Path = "runs") -> Path:
+    name = Path(config).stem if isinstance(config, (str, Path)) else "run"
+    return Path(root) / name
+
+
+# keys that may differ between a run's saved config and the command that requeues it (execution only)
+EXECUTION_KEYS = {("train", "threads"), ("train", "device"), ("data", "num_workers"), ("data", "root")}
+
+
+def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str = False,
+                init=None) -> tuple[Path, Config]:
+    """The run folder and its config: with ``resume`` the run's own ``config.yaml`` (plus overrides),
+    otherwise ``config`` resolved by :func:`resolve_config`, with the values it leaves to the data filled in
+    (:func:`part.engine.datainfo.complete_config`; ``init`` is the ``--init`` source whose recorded statistics a
+    fine-tune reuses).
+
+    ``resume="auto"``: the run's config when ``out`` holds a run, else ``config``. When both exist they must
+    agree (apart from execution-only keys such as ``train.threads``), so a requeued job cannot silently
+    continue with a changed recipe."""
+    run = Path(out) if out is not None else default_run_dir(config)
+    has_run = (run / "config.yaml").is_file()
+    if not resume or (resume == "auto" and not has_run):
+        return run, complete_config(resolve_config(config, overrides), init)
+    if not has_run:
+        raise ValueError(f"--resume: no run to resume in {run} (no config.yaml)")
+    saved = complete_config(load_config(run / "config.yaml", overrides), init)
+    if resume == "auto" and config is not None:
+        given = complete_config(resolve_config(config, overrides), init).to_dict()
+        have = saved.to_dict()
+        diff = [f"{sec}.{k}: {have[sec][k]!r} in the run, {given[sec][k]!r} given" for sec in have
+                for k in have[sec] if (sec, k) not in EXECUTION_KEYS and have[sec][k] != given[sec][k]]
+        if diff:
+            raise ValueError(f"--resume auto: {run} was started with another config ({diff[0]}"
+                             f"{f' and {len(diff) - 1} more' if len(diff) > 1 else ''}); use --resume to "
+                             "continue with the run's own config, or another --out")
+    return run, saved
 
 
 def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Module, Config]:
@@ -32,3 +86,6 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Mod
     objective = build_objective(cfg)
     load_state_dict_checked(objective, load_weights(path), what=str(path))
     return objective.eval(), cfg
+
+
+__all__ = ["resolve_config", "default_run_dir", "EXECUTION_KEYS", "resolve_run", "load_run"]

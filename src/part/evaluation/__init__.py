@@ -11,11 +11,11 @@ Python API (the CLI mirrors it: ``part finetune | probe | evaluate | export``)::
 """
 
 from ..engine.export import export_run
-from .evaluate import classification_report, evaluate, evaluate_classifier, evaluate_pretext
+from .heldout import classification_report, evaluate, evaluate_classifier, evaluate_pretext
 from .features import extract_features, load_backbone, load_backbone_weights
-from .finetune import FinetuneResult, finetune
+from .finetuning import FinetuneResult, finetune
 from .knn import knn_predict, knn_scores
-from .probe import ProbeResult, linear_probe, probe, train_logistic_regression
+from .probing import ProbeResult, linear_probe, probe, train_logistic_regression
 
 __all__ = [
     "finetune", "FinetuneResult", "probe", "ProbeResult", "evaluate", "export_run",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..cliargs import add_config_args, add_run_mode_args, check_run_mode
 from .features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
 from .knn import KNN_K, KNN_TEMPERATURE
-from .probe import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
+from .probing import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
 
 
 def register(subparsers) -> None:
@@ -64,7 +64,7 @@ def register(subparsers) -> None:
 
 
 def _finetune(args) -> str:
-    from .finetune import finetune
+    from .finetuning import finetune
 
     check_run_mode(args, "finetune")
     if not args.resume and not args.init:
@@ -77,7 +77,7 @@ def _finetune(args) -> str:
 
 
 def _probe(args) -> str:
-    from .probe import probe
+    from .probing import probe
 
     res = probe(args.run, config=args.config, out=args.out, overrides=args.overrides, pool=args.pool, k=args.k,
                 temperature=args.temperature, classifier=args.classifier, epochs=args.epochs,
@@ -87,7 +87,7 @@ def _probe(args) -> str:
 
 
 def _evaluate(args) -> str:
-    from .evaluate import evaluate
+    from .heldout import evaluate
 
     res = evaluate(args.run, split=args.split, out=args.out, overrides=args.overrides, batch_size=args.batch_size,
                    max_samples=args.max_samples, device=args.device, seed=args.seed)

@@ -1,7 +1,7 @@
 """Backbones out of run folders / weight files, and frozen features for probing.
 
-Shared by fine-tuning (:mod:`part.evaluation.finetune`: which weights initialise the encoder), the linear
-probe and kNN (:mod:`part.evaluation.probe`, :mod:`part.evaluation.knn`) and export.
+Shared by fine-tuning (:mod:`part.evaluation.finetuning`: which weights initialise the encoder), the linear
+probe and kNN (:mod:`part.evaluation.probing`, :mod:`part.evaluation.knn`) and export.
 
 Sources of a backbone (paper §4 "Supervised finetuning": the relative encoder is eliminated, only the ViT
 is kept):

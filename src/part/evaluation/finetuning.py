@@ -16,7 +16,7 @@ DeiT" (CIFAR-100: 400 epochs, lr 5e-4; ``configs/cifar100_vits_finetune.yaml``);
    PART's relative encoder is dropped, the position embeddings and the head stay freshly initialised);
    ``init="none"`` (or None) trains from scratch — the "Supervised (w/ Pos Embed)" rows of Tab. 3/6/7;
 3. training is :func:`part.engine.train` (AdamW, warmup + cosine, AMP, DDP, checkpoints, exact resume);
-4. the test split is evaluated (:func:`part.evaluation.evaluate.evaluate_classifier`) into
+4. the test split is evaluated (:func:`part.evaluation.heldout.evaluate_classifier`) into
    ``<run>/results.json`` and printed.
 """
 
@@ -32,7 +32,7 @@ from typing import Iterable
 import torch
 
 from . import metrics as M
-from .evaluate import evaluate_classifier, summary_row
+from .heldout import evaluate_classifier, summary_row
 from .features import EVAL_BATCH_SIZE, check_dataset_labels, load_backbone_weights, resolve_weights_path
 
 
@@ -103,7 +103,7 @@ def finetune(
     Returns:
         :class:`FinetuneResult`.
     """
-    from ..api import resolve_run
+    from ..engine.runs import resolve_run
     from ..engine import (RunLock, build_dataset, build_objective, load_state_dict_checked, load_weights, train,
                           write_run_export)
     from ..engine.datainfo import write_data_record

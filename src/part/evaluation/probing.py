@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import metrics as M
-from .evaluate import classification_report
+from .heldout import classification_report
 from .features import (DEFAULT_POOL, EVAL_BATCH_SIZE, check_labels, dataset_labels, extract_features, limit,
                        load_backbone, resolve_device)
 from .knn import KNN_K, KNN_TEMPERATURE, knn_scores
@@ -113,7 +113,7 @@ def train_logistic_regression(
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                  num_classes: int, class_names=None, **fit) -> dict:
     """Standardise, fit :func:`train_logistic_regression` (``fit`` = its options), report on the test
-    features with :func:`part.evaluation.evaluate.classification_report`."""
+    features with :func:`part.evaluation.heldout.classification_report`."""
     tr, te = standardize(train_x.float(), test_x.float())
     clf = train_logistic_regression(tr, train_y, num_classes, **fit)
     with torch.no_grad():
@@ -182,7 +182,7 @@ def probe(
     Returns:
         :class:`ProbeResult`; the results are also written as JSON and printed as a table.
     """
-    from ..api import resolve_config
+    from ..engine.runs import resolve_config
     from ..config import apply_overrides, config_from_dict, validate_config
     from ..engine import build_dataset
 

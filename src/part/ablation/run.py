@@ -24,10 +24,10 @@ import yaml
 from ..api import pretrain
 from ..config import config_from_dict, load_config
 from ..engine import RunLock, TrainingDiverged, list_checkpoints
-from ..engine.checkpoint import atomic_write
+from ..engine.info import last_record
 from ..evaluation import evaluate, finetune, probe
 from ..evaluation.metrics import save_results_json
-from ..io import read_json
+from ..io import atomic_write, read_json
 from .plan import Cell, plan_cells
 from .plots import make_plots
 from .report import STAGES, aggregate, cell_row, format_markdown, write_csv, write_table
@@ -126,14 +126,6 @@ def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, b
     return (True, False) if list_checkpoints(run / "checkpoints") else (False, True)
 
 
-def _last_record(run: Path) -> dict:
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return {}
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    return json.loads(lines[-1]) if lines else {}
-
-
 # --------------------------------------------------------------------------------------------------
 # one cell
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +161,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
                 pretrain(cell.pretrain, out=run, resume=resume, overwrite=overwrite, progress=progress)
             except TrainingDiverged as exc:
                 return {"error": f"diverged: {exc}", **stages}
-            last = _last_record(run)
+            last = last_record(run / "metrics.jsonl")
             metrics = {k: v for k, v in last.items() if k not in ("epoch", "lr", "img_per_s")}
             record("pretrain", metrics, time.perf_counter() - t0)
 

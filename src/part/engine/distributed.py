@@ -30,14 +30,20 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+def resolve_device(device: str | torch.device | None = "auto", local_rank: int = 0,
+                   field: str = "train.device") -> torch.device:
+    """The torch device for ``device``: ``"auto"``/None -> CUDA when available, else CPU; a bare ``"cuda"``
+    -> this process's GPU ``cuda:<local_rank>``; anything else as given. Asking for CUDA where there is none
+    raises ``ValueError`` naming ``field`` (the config key or flag the value came from)."""
+    if device is None or device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
+            raise ValueError(f"{field}={device} but no CUDA device is available; use {field}=cpu or auto")
+        if dev.index is None:
+            dev = torch.device("cuda", local_rank)
+    return dev
 
 
 def init_distributed(device: str = "auto") -> DistInfo:

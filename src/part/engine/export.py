@@ -34,6 +34,7 @@ import torch.nn as nn
 
 from ..io import read_json, write_json
 from .checkpoint import load_weights, save_weights
+from .info import format_value, scalar_values
 
 # registered timm ViTs by (embed_dim, depth, num_heads, patch_size); the first match on the dims alone is
 # used when the patch size differs (model_args carry the real one)
@@ -142,11 +143,6 @@ def load_exported(out_dir: str | Path) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------------------------------
 # run folders
 # --------------------------------------------------------------------------------------------------
-def _scalars(d: dict, keys=None) -> dict:
-    return {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and (keys is None or k in keys)}
-
-
 def run_info(run: Path, cfg, metrics: dict | None = None) -> dict:
     """Where the weights of ``run`` come from, for ``config.json["part"]`` and the model card: method,
     data, steps, training metrics (``metrics`` or ``summary.json``), test results and probe accuracies."""
@@ -159,18 +155,18 @@ def run_info(run: Path, cfg, metrics: dict | None = None) -> dict:
         "data": {"kind": d.kind, "root": d.root, "split": d.split, "image_size": d.image_size, "channels": d.channels,
                  "mean": d.mean, "std": d.std},
         "steps": final.get("step"), "epochs": final.get("epoch"), "batch_size": cfg.train.batch_size,
-        "train_metrics": _scalars(final, None) if final else {},
+        "train_metrics": scalar_values(final, None) if final else {},
     }
     init = read_json(run / "init.json")
     if init:
         info["init"] = init.get("source") or "none (from scratch)"
     res = read_json(run / "results.json")
     if res:
-        info["test_metrics"] = _scalars(res, ("top1", "top5", "kappa", "macro_f1", "balanced_accuracy",
+        info["test_metrics"] = scalar_values(res, ("top1", "top5", "kappa", "macro_f1", "balanced_accuracy",
                                               "err_x", "err_y", "err_euclid", "loss", "num_samples"))
     probe = read_json(run / "probe.json")
     if probe:
-        info["probe"] = {m: _scalars(probe.get(m, {}), ("top1", "top5", "kappa")) for m in ("linear", "knn")}
+        info["probe"] = {m: scalar_values(probe.get(m, {}), ("top1", "top5", "kappa")) for m in ("linear", "knn")}
     return {k: v for k, v in info.items() if v is not None}
 
 
@@ -244,10 +240,6 @@ def export_run(run: str | Path, out: str | Path | None = None) -> Path:
 # --------------------------------------------------------------------------------------------------
 # model card
 # --------------------------------------------------------------------------------------------------
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
 def model_card(config: dict, info: dict) -> str:
     """``README.md`` of an export: front matter for the Hub, method, data, training, metrics, how to load."""
     arch, args = config["architecture"], config.get("model_args", {})
@@ -279,7 +271,7 @@ def model_card(config: dict, info: dict) -> str:
                      f"`{data.get('split')}`, image size {data.get('image_size')}, {data.get('channels')} "
                      f"channel(s), normalised with mean {data.get('mean')} and std {data.get('std')}")
     if info.get("steps") is not None:
-        lines.append(f"- **Training:** {info['steps']} steps ({_fmt(info.get('epochs'))} epochs), global batch "
+        lines.append(f"- **Training:** {info['steps']} steps ({format_value(info.get('epochs'))} epochs), global batch "
                      f"{info.get('batch_size')}")
     metric_rows = [(f"train/{k}", v) for k, v in info.get("train_metrics", {}).items()
                    if k not in ("step", "epoch", "lr", "img_per_s")]
@@ -288,7 +280,7 @@ def model_card(config: dict, info: dict) -> str:
         metric_rows += [(f"probe {m}/{k}", v) for k, v in vals.items()]
     if metric_rows:
         lines += ["", "## Metrics", "", "| metric | value |", "| --- | --- |"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in metric_rows]
+        lines += [f"| {k} | {format_value(v)} |" for k, v in metric_rows]
     lines += ["", "## How to load", ""]
     if timm_ok:
         pc = config["pretrained_cfg"]

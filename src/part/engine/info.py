@@ -10,9 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..config import load_config
 from ..io import read_json
 from .checkpoint import list_checkpoints
+from .runs import read_run_config
 
 
 @dataclass
@@ -40,7 +40,9 @@ class RunInfo:
         return d
 
 
-def _last_record(path: Path) -> dict:
+def last_record(path: Path) -> dict:
+    """The last complete record of a ``metrics.jsonl`` (``{}`` when there is none); a half-written last line
+    of a run still training is skipped."""
     if not path.is_file():
         return {}
     last = {}
@@ -52,19 +54,15 @@ def _last_record(path: Path) -> dict:
     return last
 
 
-def _num(d: dict, keys=None) -> dict:
+def scalar_values(d: dict, keys=None) -> dict:
+    """The int/float entries of ``d`` (booleans left out), only ``keys`` when given."""
     return {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
             and (keys is None or k in keys)}
 
 
 def info(run: str | Path) -> RunInfo:
     """Summary of the run folder ``run`` (see :class:`RunInfo`); ``ValueError`` if it is not one."""
-    run = Path(run)
-    if not run.is_dir():
-        raise ValueError(f"run folder not found: {run}")
-    if not (run / "config.yaml").is_file():
-        raise ValueError(f"{run} is not a part run folder (no config.yaml)")
-    cfg = load_config(run / "config.yaml")
+    run, cfg = read_run_config(run)
     m, o, d, t = cfg.model, cfg.objective, cfg.data, cfg.train
     dims = "/".join(str(v) for v in (m.embed_dim, m.depth, m.num_heads) if v is not None)
     summary = {
@@ -77,7 +75,7 @@ def info(run: str | Path) -> RunInfo:
     }
     if o.options:
         summary["options"] = ", ".join(f"{k}={v}" for k, v in o.options.items())
-    last = _last_record(run / "metrics.jsonl")
+    last = last_record(run / "metrics.jsonl")
     summ = read_json(run / "summary.json")
     ckpts = []
     for p in list_checkpoints(run / "checkpoints"):
@@ -92,14 +90,15 @@ def info(run: str | Path) -> RunInfo:
     return RunInfo(
         run=run, finished=bool(summ.get("finished")), config=summary, steps=int(last.get("step", 0)),
         total_steps=t.max_steps, metrics=last, checkpoints=ckpts, export=export,
-        results=_num(read_json(run / "results.json"), ("top1", "top5", "kappa", "macro_f1", "err_x", "err_y",
+        results=scalar_values(read_json(run / "results.json"), ("top1", "top5", "kappa", "macro_f1", "err_x", "err_y",
                                                      "err_euclid", "loss", "num_samples")),
-        probe={k: _num(probe.get(k, {}), ("top1", "top5", "kappa")) for k in ("linear", "knn") if probe.get(k)},
+        probe={k: scalar_values(probe.get(k, {}), ("top1", "top5", "kappa")) for k in ("linear", "knn") if probe.get(k)},
         init=(init.get("source") or "none (from scratch)") if init else None,
     )
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
+    """A float with 4 significant digits, anything else as ``str``."""
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -111,14 +110,14 @@ def format_info(ri: RunInfo) -> str:
     lines += [f"  {k:<11}{v}" for k, v in ri.config.items()]
     if ri.init:
         lines.append(f"  {'init':<11}{ri.init}")
-    epoch = f", epoch {_fmt(ri.metrics['epoch'])}" if "epoch" in ri.metrics else ""
+    epoch = f", epoch {format_value(ri.metrics['epoch'])}" if "epoch" in ri.metrics else ""
     lines.append(f"steps        {ri.steps}{total}{epoch}")
     shown = {k: v for k, v in ri.metrics.items() if k not in ("step", "epoch")}
-    lines.append("last metrics " + (", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()) or "none logged"))
+    lines.append("last metrics " + (", ".join(f"{k} {format_value(v)}" for k, v in shown.items()) or "none logged"))
     if ri.results:
-        lines.append("results      " + ", ".join(f"{k} {_fmt(v)}" for k, v in ri.results.items()))
+        lines.append("results      " + ", ".join(f"{k} {format_value(v)}" for k, v in ri.results.items()))
     for k, v in ri.probe.items():
-        lines.append(f"probe {k:<7}" + ", ".join(f"{n} {_fmt(x)}" for n, x in v.items()))
+        lines.append(f"probe {k:<7}" + ", ".join(f"{n} {format_value(x)}" for n, x in v.items()))
     lines.append("checkpoints  " + (", ".join(f"step {s}" for s, _ in ri.checkpoints) or "none")
                  + (f" (in {ri.checkpoints[-1][1].parent})" if ri.checkpoints else ""))
     lines.append("export       " + (f"{ri.export['path']}: {ri.export['architecture']} "
@@ -126,4 +125,4 @@ def format_info(ri: RunInfo) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RunInfo", "info", "format_info"]
+__all__ = ["RunInfo", "info", "format_info", "last_record", "scalar_values", "format_value"]

@@ -65,18 +65,24 @@ def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str =
     return run, saved
 
 
+def read_run_config(run_dir: str | Path) -> tuple[Path, Config]:
+    """``(run folder, its config)`` of a run folder; ``ValueError`` naming the folder when it is missing or
+    holds no ``config.yaml``."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ValueError(f"run folder not found: {run}")
+    if not (run / "config.yaml").is_file():
+        raise ValueError(f"{run} is not a part run folder (no config.yaml)")
+    return run, load_config(run / "config.yaml")
+
+
 def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Module, Config]:
     """Rebuild the objective of a run from its ``config.yaml`` and load its weights (eval mode).
 
     Uses ``weights.safetensors`` (finished runs) or, if absent or ``checkpoint="last"``, the newest
     checkpoint. Raises ``ValueError`` naming the folder when there is nothing to load.
     """
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise ValueError(f"run folder not found: {run}")
-    if not (run / "config.yaml").is_file():
-        raise ValueError(f"{run} is not a part run folder (no config.yaml)")
-    cfg = load_config(run / "config.yaml")
+    run, cfg = read_run_config(run_dir)
     path = run / "weights.safetensors"
     if checkpoint == "last" or not path.is_file():
         ckpts = list_checkpoints(run / "checkpoints")
@@ -88,4 +94,4 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Mod
     return objective.eval(), cfg
 
 
-__all__ = ["resolve_config", "default_run_dir", "EXECUTION_KEYS", "resolve_run", "load_run"]
+__all__ = ["resolve_config", "default_run_dir", "EXECUTION_KEYS", "resolve_run", "read_run_config", "load_run"]

@@ -17,7 +17,9 @@ is kept):
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,19 +33,6 @@ BACKBONE_PREFIX = "backbone."
 EVAL_BATCH_SIZE = 256  # items per forward pass when evaluating, probing, extracting features
 POOLS = ("avg", "token")  # frozen features: mean of the patch tokens or the [CLS] token
 DEFAULT_POOL = "avg"  # PART's [CLS] token is read by no loss during pretraining
-
-
-# --------------------------------------------------------------------------------------------------
-# devices
-# --------------------------------------------------------------------------------------------------
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None -> CUDA when available else CPU; otherwise ``torch.device(device)``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device=cpu")
-    return dev
 
 
 # --------------------------------------------------------------------------------------------------
@@ -269,6 +258,18 @@ def limit(dataset: Dataset, max_samples: int | None) -> Dataset:
 # --------------------------------------------------------------------------------------------------
 # frozen features
 # --------------------------------------------------------------------------------------------------
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode (no dropout / drop-path) for the ``with`` block; its previous train/eval
+    mode is restored afterwards, also when the block raises."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 @torch.no_grad()
 def extract_features(
     backbone: nn.Module,
@@ -294,22 +295,18 @@ def extract_features(
     dev = torch.device(device) if device is not None else next(backbone.parameters()).device
     loader = data if isinstance(data, DataLoader) else DataLoader(
         data, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)
-    was_training = backbone.training
-    backbone.eval()
     feats, labels = [], []
-    try:
+    with eval_mode(backbone):
         for x, y in progress(loader, "features", total=len(loader)):
             tokens = backbone.forward_features(x.to(dev, non_blocking=True))
             feats.append(backbone.pool(tokens, pool).float().cpu())
             labels.append(torch.as_tensor(y).long().reshape(-1))
-    finally:
-        backbone.train(was_training)
     if not feats:
         raise ValueError("no samples to extract features from (the dataset is empty)")
     return torch.cat(feats), torch.cat(labels)
 
 
 __all__ = [
-    "resolve_device", "resolve_weights_path", "split_backbone_state", "load_backbone_weights", "load_backbone",
+    "eval_mode", "resolve_weights_path", "split_backbone_state", "load_backbone_weights", "load_backbone",
     "export_sidecar", "dataset_labels", "check_labels", "check_dataset_labels", "limit", "extract_features",
 ]

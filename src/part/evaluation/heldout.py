@@ -18,9 +18,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..engine.distributed import resolve_device
 from ..engine.progress import progress
+from ..engine.runs import resolve_config
 from . import metrics as M
-from .features import EVAL_BATCH_SIZE, check_dataset_labels, limit, resolve_device
+from .features import EVAL_BATCH_SIZE, check_dataset_labels, eval_mode, limit
 
 
 # --------------------------------------------------------------------------------------------------
@@ -62,15 +64,11 @@ def predict(objective: nn.Module, dataset: Dataset, batch_size: int = EVAL_BATCH
     """
     dev = torch.device(device) if device is not None else next(objective.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    was_training = objective.training
-    objective.eval()
     logits, labels = [], []
-    try:
+    with eval_mode(objective):
         for x, y in progress(loader, "evaluate", total=len(loader)):
             logits.append(objective.logits(x.to(dev)).float().cpu())
             labels.append(torch.as_tensor(y).long().reshape(-1))
-    finally:
-        objective.train(was_training)
     if not logits:
         raise ValueError("the evaluation dataset is empty")
     return torch.cat(logits), torch.cat(labels)
@@ -106,11 +104,9 @@ def evaluate_pretext(objective: nn.Module, dataset: Dataset, batch_size: int = E
     from ..objectives.part import PARTModel
 
     is_part = isinstance(objective, PARTModel)
-    was_training = objective.training
-    objective.eval()
     sums: dict[str, float] = {}
     n = 0
-    try:
+    with eval_mode(objective):
         for x, _ in progress(loader, "evaluate", total=len(loader)):
             out = objective(x.to(dev), generator=gen)
             b = x.shape[0]
@@ -123,8 +119,6 @@ def evaluate_pretext(objective: nn.Module, dataset: Dataset, batch_size: int = E
             for key, v in vals.items():
                 sums[key] = sums.get(key, 0.0) + v * b
             n += b
-    finally:
-        objective.train(was_training)
     if n == 0:
         raise ValueError("the evaluation dataset is empty")
     out = {k: v / n for k, v in sums.items()}
@@ -159,15 +153,12 @@ def evaluate(
     :func:`evaluate_pretext` on the held-out split. ``overrides`` adjust the run's config (e.g.
     ``data.root=...`` when the data moved). Returns the results dict (also printed as a table).
     """
-    from ..config import apply_overrides, config_from_dict, validate_config
     from ..engine import build_dataset, load_run
 
     run = Path(run)
     objective, cfg = load_run(run)
-    if overrides:
-        cfg = config_from_dict(apply_overrides(cfg.to_dict(), overrides))
-        validate_config(cfg)
-    dev = resolve_device(device or cfg.train.device)
+    cfg = resolve_config(cfg, overrides)
+    dev = resolve_device(device or cfg.train.device, field="--device" if device else "train.device")
     objective.to(dev)
     dataset = limit(build_dataset(cfg, train=False, split=split), max_samples)
     task = "classification" if getattr(objective, "uses_labels", False) else "pretext"

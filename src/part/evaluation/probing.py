@@ -25,10 +25,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..engine.distributed import resolve_device
+from ..engine.runs import resolve_config
 from . import metrics as M
-from .heldout import classification_report
 from .features import (DEFAULT_POOL, EVAL_BATCH_SIZE, check_labels, dataset_labels, extract_features, limit,
-                       load_backbone, resolve_device)
+                       load_backbone)
+from .heldout import classification_report
 from .knn import KNN_K, KNN_TEMPERATURE, knn_scores
 
 CLASSIFIERS = ("lbfgs", "adamw")  # logistic-regression solvers
@@ -182,8 +184,6 @@ def probe(
     Returns:
         :class:`ProbeResult`; the results are also written as JSON and printed as a table.
     """
-    from ..engine.runs import resolve_config
-    from ..config import apply_overrides, config_from_dict, validate_config
     from ..engine import build_dataset
 
     cfg = resolve_config(config, overrides) if config is not None else None
@@ -193,10 +193,7 @@ def probe(
         cfg = complete_config(cfg, init=source)
     backbone, run_cfg = load_backbone(source, cfg)
     if cfg is None and run_cfg is not None:
-        cfg = run_cfg
-        if overrides:
-            cfg = config_from_dict(apply_overrides(cfg.to_dict(), overrides))
-            validate_config(cfg)
+        cfg = resolve_config(run_cfg, overrides)
     if (train_data is None) != (test_data is None):
         raise ValueError("pass both train_data and test_data, or neither")
     if train_data is None:
@@ -221,7 +218,8 @@ def probe(
         if labels is not None:
             check_labels(labels, num_classes, f"probe {name} split")
 
-    dev = resolve_device(device or (cfg.train.device if cfg is not None else "auto"))
+    dev = resolve_device(device or (cfg.train.device if cfg is not None else "auto"),
+                         field="--device" if device else "train.device")
     backbone.to(dev)
     train_x, train_y = extract_features(backbone, train_data, pool, batch_size, dev)
     test_x, test_y = extract_features(backbone, test_data, pool, batch_size, dev)

@@ -14,7 +14,7 @@ import pytest
 
 from part.data.signal_npz import read_signal_npz
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "fingermovements_small"
 
 

@@ -7,7 +7,7 @@ import pytest
 import part
 from part.cli import main
 
-from .engine.conftest import tiny_config
+from ..engine.conftest import tiny_config
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "blur_probe.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "blur_probe.py"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 
 from part.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--set", "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.device=cpu"]
 
 MY_ARRAYS = '''

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+import pytest
 import yaml
 
 import part
@@ -18,6 +19,7 @@ def _parser():
     return p
 
 
+@pytest.mark.slow
 def test_cli_is_the_library_one_to_one(grid_run, tmp_path, root, capsys):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny(root)))

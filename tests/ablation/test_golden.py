@@ -10,6 +10,7 @@ import part
 from tests.ablation.golden import FIXTURES, GRIDS, comparable_csv, comparable_table, write_splits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(GRIDS))
 def test_tiny_grid_reproduces_the_recorded_results(tmp_path, name):
     root = write_splits(tmp_path / "data")

@@ -66,6 +66,7 @@ def test_rerun_skips_finished_cells(grid_run, root):
     assert (out / "results.csv").read_text() == csv_before
 
 
+@pytest.mark.slow
 def test_half_finished_cell_resumes_from_its_checkpoint(tmp_path, root):
     cfg = tiny(root, grid={"objectives": ["part"], "num_pairs": [4], "seeds": [0]})
     cfg["pretrain"]["train"].update(max_steps=3, ckpt_every=1, keep_last=2)
@@ -97,6 +98,7 @@ def test_half_finished_cell_resumes_from_its_checkpoint(tmp_path, root):
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["lr"] == pytest.approx(5e-3)
 
 
+@pytest.mark.slow
 def test_supervised_is_the_from_scratch_finetune_row(tmp_path, root):
     res = part.ablate(finetune_grid(root), out=tmp_path / "abl", verbose=False)
     rows = {r["objective"]: r for r in res.rows}

@@ -13,29 +13,29 @@ from tests.ablation.golden import NUM_CLASSES, tiny
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"grid": {"objectives": ["part", "byol"]}}, r"grid\.objectives: unknown objective 'byol'"),
+    ({"grid": {"objectives": ["part", "byol"]}}, r"grid\.objectives.*objective.*'byol'"),
     ({"grid": {"objectives": ["mp3"]}, "objectives": {"mp3": {"heads": ["mlp"]}}},
-     r"objectives\.mp3\.heads: heads only vary for the PART objectives .*'mp3' \(mp3\) has no relative encoder"),
+     r"objectives\.mp3\.heads.*objectives.*'mp3'"),
     ({"grid": {"objectives": ["mp3", "mae"], "heads": ["mlp"]}},
-     r"grid\.heads: heads only vary for the PART objectives .*none of \['mp3', 'mae'\] is one"),
-    ({"grid": {"objectives": ["part"], "heads": ["transformer"]}}, r"grid\.heads: unknown head 'transformer'"),
-    ({"grid": {"objectives": ["part"], "num_pairs": [0]}}, r"grid\.num_pairs: num_pairs must be positive"),
+     r"grid\.heads.*'mp3'.*'mae'"),
+    ({"grid": {"objectives": ["part"], "heads": ["transformer"]}}, r"grid\.heads.*head.*'transformer'"),
+    ({"grid": {"objectives": ["part"], "num_pairs": [0]}}, r"grid\.num_pairs.*positive"),
     ({"grid": {"objectives": ["part"], "num_pairs": [100]}},
-     r"cell part-cross_attention-p100-s0: pretrain objective 'part': num_pairs=100 exceeds the 12"),
+     "objective.*'part'.*num_pairs=100.*12"),
     ({"grid": {"objectives": ["mae"]}, "objectives": {"mae": {"options": {"mask_raito": 0.5}}}},
      r"mask_raito"),
-    ({"grid": {"objectives": ["supervised"]}}, r"'supervised' is the from-scratch fine-tune row; enable finetune"),
-    ({"grid": {"objectives": ["part"], "seeds": [0, 0]}}, r"grid\.seeds lists a value twice"),
+    ({"grid": {"objectives": ["supervised"]}}, "'supervised'.*finetune"),
+    ({"grid": {"objectives": ["part"], "seeds": [0, 0]}}, r"grid\.seeds.*twice"),
     ({"grid": {"objectives": ["part"]}, "objectives": {"v": {"objective": "simclr"}}},
-     r"objectives\.v\.objective: unknown objective 'simclr'"),
-    ({"grid": {"objectives": ["part"]}, "probe": {"pool": "max"}}, r"probe\.pool must be 'avg' or 'token'"),
-    ({"grid": {"objectives": ["part"]}, "probe": {"epoch": 3}}, r"unknown ablation config key probe\.epoch"),
-    ({"grid": {"objectives": ["part"]}, "probe": {"epochs": 0}}, r"probe\.epochs must be a positive int, got 0"),
+     r"objectives\.v\.objective.*objective.*'simclr'"),
+    ({"grid": {"objectives": ["part"]}, "probe": {"pool": "max"}}, r"probe\.pool.*'avg'.*'token'"),
+    ({"grid": {"objectives": ["part"]}, "probe": {"epoch": 3}}, r"unknown.*probe\.epoch"),
+    ({"grid": {"objectives": ["part"]}, "probe": {"epochs": 0}}, r"probe\.epochs.*0"),
     ({"grid": {"objectives": ["part"]}, "pretext": {"max_samples": -1}},
-     r"pretext\.max_samples must be a positive int or null, got -1"),
-    ({"grid": {"objectives": ["part"]}, "finetune": {"train": {"max_steps": 2}}}, r"finetune\.num_classes must be"),
-    ({"grid": {"objectives": ["part"]}, "seed": [1]}, r"unknown ablation config key 'seed'"),
-    ({"grid": {"objectives": ["part"]}, "base": "nowhere.yaml"}, r"base: pretraining config file not found: nowhere\.yaml"),
+     r"pretext\.max_samples.*-1"),
+    ({"grid": {"objectives": ["part"]}, "finetune": {"train": {"max_steps": 2}}}, r"finetune\.num_classes"),
+    ({"grid": {"objectives": ["part"]}, "seed": [1]}, "key.*'seed'"),
+    ({"grid": {"objectives": ["part"]}, "base": "nowhere.yaml"}, r"not found.*nowhere\.yaml"),
 ])
 def test_invalid_entries_are_named(tmp_path, root, change, match):
     with pytest.raises(ValueError, match=match):
@@ -46,7 +46,7 @@ def test_invalid_entries_are_named(tmp_path, root, change, match):
 def test_pretrain_typo_is_named(root):
     cfg = tiny(root)
     cfg["pretrain"]["optim"]["learning_rate"] = 1e-3
-    with pytest.raises(ValueError, match=r"ablation config pretrain: unknown config key optim\.learning_rate"):
+    with pytest.raises(ValueError, match=r"unknown.*optim\.learning_rate"):
         load_ablation_config(cfg)
 
 
@@ -62,9 +62,9 @@ def test_overrides_lists_and_base_file(tmp_path, root):
     assert [c.name for c in cells] == ["mp3-s0", "mp3-s1", "part-cross_attention-p4-s5", "part-cross_attention-p8-s5"]
     assert acfg.name == "abl" and cells[-1].pretrain.optim.lr == 0.01 and cells[-1].pretrain.data.root == str(root)
     assert cells[-1].pretrain.data.rrc_scale == [0.3, 1.0]  # a list entry of the base file, indexed
-    with pytest.raises(ValueError, match=r"override 'grid\.7\.seeds': no list entry 7"):
+    with pytest.raises(ValueError, match=r"override.*'grid\.7\.seeds'.*entry.*7"):
         load_ablation_config(tmp_path / "abl.yaml", ["grid.7.seeds=[5]"])
-    with pytest.raises(ValueError, match=r"ablation config file not found: .*nope\.yaml"):
+    with pytest.raises(ValueError, match=r"not found.*nope\.yaml"):
         load_ablation_config(tmp_path / "nope.yaml")
 
 
@@ -81,5 +81,5 @@ def test_supervised_needs_classes(root):
     cfg = tiny(root, grid={"objectives": ["supervised"], "seeds": [0]},
                finetune={"num_classes": NUM_CLASSES, "train": {"max_steps": 2}})
     assert [c.name for c in plan_cells(load_ablation_config(cfg))] == ["supervised-s0"]
-    with pytest.raises(ValueError, match=r"finetune\.num_classes must be an int >= 2.*got 1"):
+    with pytest.raises(ValueError, match=r"finetune\.num_classes.*int.*2.*1"):
         load_ablation_config(cfg, ["finetune.num_classes=1"])

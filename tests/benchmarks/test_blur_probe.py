@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # end to end: several runs of the CLI or a benchmark script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "blur_probe.py"
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from part.data.signal_npz import read_signal_npz
 
+pytestmark = pytest.mark.slow  # end to end: several runs of the CLI or a benchmark script
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "fingermovements_small"
 

@@ -15,6 +15,7 @@ def pretrained(tmp_path, npz_data):
     return part.pretrain(tiny_config(npz_data, max_steps=2), out=tmp_path / "pre", progress=False).run_dir
 
 
+@pytest.mark.slow
 def test_visualize_each_kind(tmp_path, pretrained, npz_data, capsys):
     for kind in ("reconstruct", "uncertainty", "symmetry"):
         out = tmp_path / kind

@@ -13,20 +13,20 @@ def test_defaults_and_overrides(tmp_path):
 
 
 def test_unknown_key_named():
-    with pytest.raises(ValueError, match=r"unknown config key optim\.learning_rate"):
+    with pytest.raises(ValueError, match=r"unknown.*optim\.learning_rate"):
         config_from_dict({"optim": {"learning_rate": 1.0}})
     with pytest.raises(ValueError, match=r"unknown config key trainer"):
         config_from_dict({"trainer": {}})
-    with pytest.raises(ValueError, match=r"unknown config key train\.stepz"):
+    with pytest.raises(ValueError, match=r"unknown.*train\.stepz"):
         load_config(None, ["train.stepz=3"])
 
 
 def test_bad_values():
-    with pytest.raises(ValueError, match="train.amp must be one of"):
+    with pytest.raises(ValueError, match="train.amp.*one of"):
         load_config(None, ["train.amp=fp8"])
     with pytest.raises(ValueError, match=r"train\.batch_size.*positive.*0"):
         load_config(None, ["train.batch_size=0"])
-    with pytest.raises(ValueError, match="must look like key=value"):
+    with pytest.raises(ValueError, match="key=value"):
         parse_override("optim.lr")
     with pytest.raises(ValueError, match="config file not found"):
         load_config("/nonexistent/config.yaml")

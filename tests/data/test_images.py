@@ -135,7 +135,7 @@ def test_idx_test_split_reads_t10k_files(tmp_path):
     ds = IDXDataset(tmp_path, "test")
     assert len(ds) == 3 and ds.images_path.name.startswith("t10k")
     torch.testing.assert_close(ds[2][0][0], torch.from_numpy(images[2]).float() / 255)
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+    with pytest.raises(ValueError, match="split.*'train'.*'test'"):
         IDXDataset(tmp_path, "val")
 
 
@@ -177,9 +177,9 @@ def test_idx_channels_resize_pad_and_max_samples(tmp_path):
 
     few = IDXDataset(tmp_path, max_samples=4)
     assert len(few) == 4 and few.labels.shape == (4,)
-    with pytest.raises(ValueError, match="max_samples must be a positive int"):
+    with pytest.raises(ValueError, match="max_samples.*positive"):
         IDXDataset(tmp_path, max_samples=0)
-    with pytest.raises(ValueError, match="resize_mode='pad' cannot shrink"):
+    with pytest.raises(ValueError, match="resize_mode='pad'.*cannot"):
         IDXDataset(tmp_path, image_size=3, resize_mode="pad")
 
 
@@ -207,10 +207,10 @@ def test_idx_wrong_magic_names_the_file(tmp_path):
     make_idx_split(tmp_path, "train", n=6)
     path = tmp_path / "train-labels-idx1-ubyte"
     path.write_bytes(b"\x08\x03" + path.read_bytes()[2:])
-    with pytest.raises(DatasetFormatError, match=r"train-labels-idx1-ubyte: bad IDX magic number 0x0803"):
+    with pytest.raises(DatasetFormatError, match="0x0803"):
         IDXDataset(tmp_path)
     path.write_bytes(b"\x00\x00\x42\x01" + path.read_bytes()[4:])
-    with pytest.raises(DatasetFormatError, match=r"train-labels-idx1-ubyte: unknown IDX dtype code 0x42"):
+    with pytest.raises(DatasetFormatError, match="unknown.*0x42"):
         IDXDataset(tmp_path)
 
 
@@ -223,7 +223,7 @@ def test_idx_truncated_gzip_and_mismatched_counts(tmp_path):
         IDXDataset(tmp_path)
     gz_path.write_bytes(good)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(5, np.uint8), gz=True)
-    with pytest.raises(DatasetFormatError, match=r"5 labels but .*train-images-idx3-ubyte\.gz has 6 images"):
+    with pytest.raises(DatasetFormatError, match="5 labels.*6 images"):
         IDXDataset(tmp_path)
 
 
@@ -239,7 +239,7 @@ def test_idx_missing_paths(tmp_path):
         IDXDataset(tmp_path / "nowhere")
     make_idx_split(tmp_path, "train", n=6)
     (tmp_path / "train-labels-idx1-ubyte").unlink()
-    with pytest.raises(FileNotFoundError, match=r"IDX labels file for split 'train' not found: .*train-labels-idx1-ubyte\[\.gz\]"):
+    with pytest.raises(FileNotFoundError, match="split 'train'.*train-labels-idx1-ubyte"):
         IDXDataset(tmp_path)
     with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
         build_image_dataset("fashion_mnist", tmp_path / "nowhere")
@@ -313,17 +313,17 @@ def test_cifar_bad_inputs(tmp_path):
     batches = cifar10_batches(n=2)
     folder = write_cifar_folder(tmp_path / "c10", batches)
     (folder / "data_batch_3").unlink()
-    with pytest.raises(DatasetNotFoundError, match=r"CIFAR batch file does not exist: .*data_batch_3"):
+    with pytest.raises(DatasetNotFoundError, match="does not exist.*data_batch_3"):
         CIFARDataset(folder, "train")
     (folder / "test_batch").write_bytes(b"this is not a pickle")
-    with pytest.raises(DatasetFormatError, match=r"test_batch: cannot unpickle CIFAR batch"):
+    with pytest.raises(DatasetFormatError, match="test_batch.*cannot"):
         CIFARDataset(folder, "test")
     bad = dict(batches["test_batch"])
     del bad[b"labels"]
     (folder / "test_batch").write_bytes(pickle.dumps(bad, protocol=2))
-    with pytest.raises(DatasetFormatError, match=r"test_batch: CIFAR batch needs keys 'data' and 'labels', found \["):
+    with pytest.raises(DatasetFormatError, match="test_batch.*keys.*'data'.*'labels'"):
         CIFARDataset(folder, "test")
-    with pytest.raises(ValueError, match="label_type='coarse' exists only for CIFAR-100"):
+    with pytest.raises(ValueError, match="label_type='coarse'"):
         CIFARDataset(write_cifar_folder(tmp_path / "c10b", batches), "test", label_type="coarse")
 
     both = tmp_path / "both"
@@ -336,7 +336,7 @@ def test_cifar_bad_inputs(tmp_path):
     truncated = tmp_path / "cut.tar.gz"
     blob = write_cifar_tar(tmp_path / "full.tar.gz", "cifar-10-batches-py", batches).read_bytes()
     truncated.write_bytes(blob[: len(blob) // 2])
-    with pytest.raises(DatasetFormatError, match=r"cut\.tar\.gz: cannot read CIFAR archive"):
+    with pytest.raises(DatasetFormatError, match=r"cut\.tar\.gz.*cannot"):
         CIFARDataset(truncated)
 
 
@@ -393,7 +393,7 @@ def test_imagefolder_corrupt_file_is_named_or_skipped(tmp_path):
     bad.write_bytes(good[: len(good) // 2])  # truncated PNG
     ds = ImageFolderDataset(tmp_path)
     index = [p for p, _ in ds.samples].index(bad)
-    with pytest.raises(DatasetFormatError, match=r"broken\.png: cannot decode image"):
+    with pytest.raises(DatasetFormatError, match=r"broken\.png.*cannot"):
         ds[index]
     with pytest.warns(UserWarning, match=r"skipped 1 corrupt image file\(s\) .*broken\.png"):
         clean = ImageFolderDataset(tmp_path, skip_corrupt=True)
@@ -410,12 +410,12 @@ def test_imagefolder_empty_and_missing(tmp_path):
         ImageFolderDataset(tmp_path / "noclasses")
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     (tmp_path / "empty" / "cls" / "readme.txt").write_text("x")
-    with pytest.raises(ValueError, match="dataset is empty: no jpg/jpeg/png/bmp/webp images under .*empty"):
+    with pytest.raises(ValueError, match="dataset.*empty"):
         ImageFolderDataset(tmp_path / "empty")
     (tmp_path / "allbad" / "cls").mkdir(parents=True)
     (tmp_path / "allbad" / "cls" / "a.png").write_bytes(b"\x89PNG garbage")
     with pytest.warns(UserWarning, match="skipped 1"), \
-            pytest.raises(ValueError, match="dataset is empty: all 1 image files under .*allbad are corrupt"):
+            pytest.raises(ValueError, match="dataset.*all.*1"):
         ImageFolderDataset(tmp_path / "allbad", skip_corrupt=True)
 
 
@@ -425,7 +425,7 @@ def test_build_imagefolder_splits(tmp_path):
     assert build_image_dataset("imagefolder", tmp_path, "train").root == tmp_path / "train"
     assert build_image_dataset("imagefolder", tmp_path, "test").root == tmp_path / "val"
     assert build_image_dataset("imagefolder", tmp_path / "train", None).num_classes == 3
-    with pytest.raises(DatasetNotFoundError, match=r"image folder for split 'extra' does not exist: .*extra"):
+    with pytest.raises(DatasetNotFoundError, match="split.*'extra'"):
         build_image_dataset("imagefolder", tmp_path, "extra")
 
 
@@ -454,31 +454,30 @@ def test_npz_layouts_and_labels(tmp_path):
 
 
 def test_npz_bad_inputs(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="npz file does not exist: .*nope.npz"):
+    with pytest.raises(DatasetNotFoundError, match="does not exist.*nope.npz"):
         NpzDataset(tmp_path / "nope.npz")
     np.savez(tmp_path / "keys.npz", pixels=np.zeros((2, 4, 4), np.uint8), target=np.zeros(2))
-    with pytest.raises(DatasetFormatError, match=r"keys\.npz: no image array; expected key 'x' or 'images', "
-                                                 r"available keys: \['pixels', 'target'\]"):
+    with pytest.raises(DatasetFormatError, match=r"keys\.npz.*key.*'x'.*'images'"):
         NpzDataset(tmp_path / "keys.npz")
-    with pytest.raises(DatasetFormatError, match=r"no label array 'lbl'; available keys: \['pixels', 'target'\]"):
+    with pytest.raises(DatasetFormatError, match="array.*'lbl'.*keys.*'pixels'"):
         NpzDataset(tmp_path / "keys.npz", x_key="pixels", y_key="lbl")
     assert NpzDataset(tmp_path / "keys.npz", x_key="pixels", y_key="target").labels.tolist() == [0, 0]
 
     np.savez(tmp_path / "range.npz", x=np.full((2, 4, 4), 255.0))
-    with pytest.raises(DatasetFormatError, match=r"range\.npz: float images in 'x' must lie in \[0, 1\]"):
+    with pytest.raises(DatasetFormatError, match=r"range\.npz.*'x'"):
         NpzDataset(tmp_path / "range.npz")
     np.savez(tmp_path / "ambig.npz", x=np.zeros((2, 3, 4, 3), np.uint8))
     with pytest.raises(DatasetFormatError, match="cannot tell channels-first from channels-last"):
         NpzDataset(tmp_path / "ambig.npz")
     assert NpzDataset(tmp_path / "ambig.npz", layout="NHWC")[0][0].shape == (3, 3, 4)
     np.savez(tmp_path / "mismatch.npz", x=np.zeros((3, 4, 4), np.uint8), y=np.zeros(2, np.int64))
-    with pytest.raises(DatasetFormatError, match=r"'y' must have shape \(3,\) to match 'x'"):
+    with pytest.raises(DatasetFormatError, match="'y'.*3.*match.*'x'"):
         NpzDataset(tmp_path / "mismatch.npz")
     np.savez(tmp_path / "empty.npz", x=np.zeros((0, 4, 4), np.uint8))
-    with pytest.raises(ValueError, match="dataset is empty: .*empty.npz"):
+    with pytest.raises(ValueError, match="dataset.*empty.npz"):
         NpzDataset(tmp_path / "empty.npz")
     (tmp_path / "garbage.npz").write_bytes(b"not a zip file")
-    with pytest.raises(DatasetFormatError, match=r"garbage\.npz: cannot read npz"):
+    with pytest.raises(DatasetFormatError, match=r"garbage\.npz.*cannot"):
         NpzDataset(tmp_path / "garbage.npz")
 
 
@@ -497,15 +496,14 @@ def test_factory_kinds_and_errors(tmp_path):
     assert isinstance(build_image_dataset("idx", tmp_path / "idx", "train", channels=3), IDXDataset)
     write_cifar_folder(tmp_path / "c100" / "cifar-100-python", cifar100_batches(n=2))
     assert build_image_dataset("cifar", tmp_path / "c100", "test").variant == "cifar100"
-    with pytest.raises(ValueError, match=r"unknown dataset kind 'svhn'; valid kinds: idx, fashion_mnist, "
-                                         r"cifar, imagefolder, npz"):
+    with pytest.raises(ValueError, match="kind.*'svhn'.*fashion_mnist"):
         build_image_dataset("svhn", tmp_path)
-    with pytest.raises(ValueError, match="dataset kind 'npz' needs a root path"):
+    with pytest.raises(ValueError, match="kind.*'npz'"):
         build_image_dataset("npz", None)
-    with pytest.raises(ValueError, match="channels must be 1, 3 or None, got 2"):
+    with pytest.raises(ValueError, match="channels.*got 2"):
         build_image_dataset("idx", tmp_path / "idx", channels=2)
 
 
 def test_convert_channels_rejects_unsupported():
-    with pytest.raises(ValueError, match="cannot convert a 4-channel image to channels=3"):
+    with pytest.raises(ValueError, match="4.*channels=3"):
         convert_channels(torch.zeros(4, 2, 2), 3)

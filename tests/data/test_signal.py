@@ -79,17 +79,17 @@ def test_numpy_backend_equals_scipy_backend_away_from_edges():
 
 def test_bandpass_rejects_bad_band_and_short_signal():
     x = np.zeros((1, 1000))
-    with pytest.raises(ValueError, match=r"high=30.0 Hz must be below the Nyquist frequency fs/2 = 25 Hz"):
+    with pytest.raises(ValueError, match=r"high=30\.0.*Nyquist.*25"):
         bandpass(x, 50.0)
     with pytest.raises(ValueError, match="0 < low < high"):
         bandpass(x, 100.0, low=10.0, high=5.0)
-    with pytest.raises(ValueError, match="order must be a positive integer"):
+    with pytest.raises(ValueError, match="order.*positive"):
         bandpass(x, 100.0, order=0)
     with pytest.raises(ValueError, match="needs at least 28"):
         bandpass(np.zeros((1, 10)), 100.0)
     with pytest.raises(ValueError, match="NaN or infinite"):
         bandpass(np.full((1, 1000), np.nan), 100.0)
-    with pytest.raises(ValueError, match="backend must be one of"):
+    with pytest.raises(ValueError, match="backend.*one of"):
         bandpass(x, 100.0, backend="cuda")
 
 
@@ -112,7 +112,7 @@ def test_resample_ratio():
     assert resample_ratio(200, 100) == (1, 2)
     assert resample_ratio(256, 100) == (25, 64)
     assert resample_ratio(100, 100) == (1, 1)
-    with pytest.raises(ValueError, match="sampling rate 50 Hz is below the target 100 Hz"):
+    with pytest.raises(ValueError, match="rate.*50.*target.*100"):
         resample_ratio(50, 100)
     with pytest.raises(ValueError, match="rational ratio"):
         resample_ratio(100 * np.pi, 100)
@@ -142,7 +142,7 @@ def test_resample_removes_content_above_new_nyquist(backend):
 def test_resample_same_rate_is_identity_and_upsampling_is_refused():
     x = np.random.default_rng(1).normal(size=(3, 500))
     np.testing.assert_allclose(resample(x, 100.0, 100.0), x.astype(np.float32))
-    with pytest.raises(ValueError, match="sampling rate 50 Hz is below the target 100 Hz"):
+    with pytest.raises(ValueError, match="rate.*50.*target.*100"):
         resample(x, 50.0, 100.0)
 
 
@@ -160,7 +160,7 @@ def test_make_windows_cuts_consecutive_windows_and_drops_the_tail():
 
 def test_make_windows_errors():
     x = np.zeros((6, 2000))
-    with pytest.raises(ValueError, match=r"window of 30 s \(3000 samples at 100 Hz\) is longer than the record"):
+    with pytest.raises(ValueError, match=r"30 s.*3000 samples.*longer"):
         make_windows(x, 100.0, 30.0)
     with pytest.raises(ValueError, match="not a whole number of samples"):
         make_windows(x, 100.0, 0.125)
@@ -195,7 +195,7 @@ def test_preprocess_band_passes_then_resamples():
 
 def test_preprocess_rate_check_comes_first():
     # at 50 Hz the 30 Hz cut-off is also above Nyquist; the rate message is the one users need to see
-    with pytest.raises(ValueError, match="sampling rate 50 Hz is below the target 100 Hz"):
+    with pytest.raises(ValueError, match="rate.*50.*target.*100"):
         preprocess(np.zeros((1, 5000)), 50.0, 100.0)
     with pytest.raises(ValueError, match="target Nyquist"):
         preprocess(np.zeros((1, 5000)), 100.0, 50.0)

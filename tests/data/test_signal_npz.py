@@ -154,7 +154,7 @@ def test_split_files_must_agree(tmp_path):
     root = folder(tmp_path)
     x, y = signals(4, 5)
     write(root / "test.npz", x=x[:, :2], y=y)
-    with pytest.raises(DatasetFormatError, match=r"test\.npz.*channels C 2.*train\.npz"):
+    with pytest.raises(DatasetFormatError, match=r"test\.npz.*2.*train\.npz"):
         SignalNpzData(root, {}).split_rows("test")
     write(root / "test.npz", x=x, y=y, class_names=np.array(["p", "q", "r"]))
     with pytest.raises(DatasetFormatError, match="class_names"):
@@ -205,7 +205,7 @@ def test_one_file_without_groups(tmp_path):
     path = write(tmp_path / "one.npz", x=x, y=y)
     data = SignalNpzData(path, {})
     assert len(SignalDataset(data, "train")) == 6
-    with pytest.raises(ValueError, match="one file.*split_by: group"):
+    with pytest.raises(ValueError, match="split_by"):
         data.split_rows("test")
     with pytest.raises(DatasetFormatError, match="'group' array"):
         SignalNpzData(path, {"split_by": "group", "test_groups": ["a"]})
@@ -253,11 +253,11 @@ def test_dataset_normalisation_uses_train_statistics_for_every_split(tmp_path):
 
 def test_statistics_errors(tmp_path):
     root = folder(tmp_path)
-    with pytest.raises(ValueError, match=r"data.mean.*one value per channel \(3\)"):
+    with pytest.raises(ValueError, match=r"data\.mean.*channel.*3"):
         build_signal_dataset(data_cfg(root, mean=[0.0], std=[1.0]), "train")
-    with pytest.raises(ValueError, match=r"data.mean / data.std are set.*'window'"):
+    with pytest.raises(ValueError, match="data.mean.*data.std.*'window'"):
         build_signal_dataset(data_cfg(root, mean=[0.0] * C, std=[1.0] * C, options={"normalize": "window"}), "train")
-    with pytest.raises(ValueError, match=r"C=3 channels but model.in_chans.*is 4"):
+    with pytest.raises(ValueError, match="C=3.*model.in_chans.*4"):
         build_signal_dataset(data_cfg(root, channels=4), "train")
 
 
@@ -268,11 +268,11 @@ def test_length_policy():
     np.testing.assert_array_equal(padded[..., :7], x)
     np.testing.assert_array_equal(padded[..., 7:], np.repeat(x[..., -1:], 2, axis=-1))
     assert fit_length(x, 7, "none") is x
-    with pytest.raises(ValueError, match=r"T=7.*model.img_size is 5.*set model.img_size: 7"):
+    with pytest.raises(ValueError, match="T=7.*model.img_size.*5.*7"):
         fit_length(x, 5, "none")
-    with pytest.raises(ValueError, match=r"T=7.*model.img_size is 9.*length_policy: pad"):
+    with pytest.raises(ValueError, match="T=7.*model.img_size.*9.*length_policy"):
         fit_length(x, 9, "crop")
-    with pytest.raises(ValueError, match=r"T=7.*model.img_size is 5.*length_policy: crop"):
+    with pytest.raises(ValueError, match="T=7.*model.img_size.*5.*length_policy"):
         fit_length(x, 5, "pad")
 
 
@@ -284,6 +284,6 @@ def test_dataset_length_and_max_samples_and_record(tmp_path):
     rec = ds.record()
     assert rec["rows"] == "first 5" and rec["num_samples"] == 5 and rec["shape"] == [5, C, 16]
     assert rec["class_counts"] == {"low": 2, "mid": 2, "high": 1} and len(rec["mean"]) == C
-    with pytest.raises(ValueError, match=r"T=20.*model.img_size is 16"):
+    with pytest.raises(ValueError, match="T=20.*model.img_size.*16"):
         build_signal_dataset(data_cfg(root, image_size=16), "train")
     assert build_signal_dataset(data_cfg(root), "test").record()["rows"] == "all"

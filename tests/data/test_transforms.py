@@ -106,7 +106,7 @@ def test_normalize_numbers():
     torch.testing.assert_close(out[:, 0, 0], torch.tensor([0.0, 1.0, 0.5]))
     gray = Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD)(torch.zeros(1, 2, 2))
     torch.testing.assert_close(gray, torch.full((1, 2, 2), -FASHION_MNIST_MEAN[0] / FASHION_MNIST_STD[0]))
-    with pytest.raises(ValueError, match="Normalize has 3 channel statistics but the image has 1 channels"):
+    with pytest.raises(ValueError, match="Normalize.*3.*1"):
         Normalize(IMAGENET_MEAN, IMAGENET_STD)(torch.zeros(1, 2, 2))
     with pytest.raises(ValueError, match="Normalize std must be positive"):
         Normalize((0.5,), (0.0,))
@@ -159,7 +159,7 @@ def test_build_transforms_train_and_eval():
     assert out.shape == (3, 16, 16)
     with pytest.raises(ValueError, match="give both mean and std, or neither"):
         build_transforms(True, 8, mean=CIFAR10_MEAN)
-    with pytest.raises(ValueError, match="eval_crop_ratio must be in"):
+    with pytest.raises(ValueError, match="eval_crop_ratio"):
         build_transforms(False, 8, eval_crop_ratio=1.5)
 
 

@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from part.cli import main
+
+pytestmark = pytest.mark.slow  # end to end: several runs of the CLI or a benchmark script
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--set", "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.device=cpu"]

@@ -15,6 +15,8 @@ from part.cli import main
 from part.config import load_config
 from part.data.signal_npz import channel_stats
 
+pytestmark = pytest.mark.slow  # end to end: several runs of the CLI or a benchmark script
+
 C, T, L = 3, 20, 5
 NAMES = ("low", "mid", "high")
 

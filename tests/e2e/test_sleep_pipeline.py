@@ -14,6 +14,8 @@ import part
 from part.config import load_config
 from part.engine.builders import build_dataset
 
+pytestmark = pytest.mark.slow  # end to end: several runs of the CLI or a benchmark script
+
 DATA = {"kind": "sleep_synthetic", "options": {
     "n_subjects": 7, "epochs_per_subject": 6, "channels": 2, "fs": 50, "window_s": 4,
     "n_finetune": 3, "n_test": 2, "split_seed": 0,

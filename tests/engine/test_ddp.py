@@ -44,6 +44,7 @@ def _deterministic_config(npz, tmp_path, **train):
     return p
 
 
+@pytest.mark.slow
 def test_ddp_gradients_equal_single_process(tmp_path, npz_data):
     cfg = _deterministic_config(npz_data, tmp_path)
     _torchrun([str(HERE / "ddp_grads.py"), str(cfg), str(tmp_path / "g.pt")])
@@ -57,6 +58,7 @@ def test_ddp_gradients_equal_single_process(tmp_path, npz_data):
         torch.testing.assert_close(ddp[k], single[k], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_torchrun_pretrain_end_to_end(tmp_path, npz_data):
     cfg = _deterministic_config(npz_data, tmp_path, max_steps=3, ckpt_every=3)
     _torchrun(["-m", "part", "pretrain", "--config", str(cfg), "--out", str(tmp_path / "ddp"), "--no-progress"])

@@ -33,13 +33,13 @@ def test_logging_section_defaults_and_checks():
         check_logging(LoggingConfig(backends=["jsonl", "neptune"]))
     with pytest.raises(ValueError, match=r"logging\.backends.*includes jsonl"):
         check_logging(LoggingConfig(backends=["tensorboard"]))
-    with pytest.raises(ValueError, match=r"logging\.backends must be a list"):
+    with pytest.raises(ValueError, match=r"logging\.backends.*list"):
         check_logging(LoggingConfig(backends="jsonl"))
     with pytest.raises(ValueError, match=r"logging\.backends.*neptune"):  # at load, before anything runs
         load_config(None, ["logging.backends=[jsonl, neptune]"])
-    with pytest.raises(ValueError, match="logging.wandb_mode .* got 'online!'"):
+    with pytest.raises(ValueError, match="logging.wandb_mode.*'online!'"):
         check_logging(LoggingConfig(wandb_mode="online!"))
-    with pytest.raises(ValueError, match="unknown config key logging.backend"):
+    with pytest.raises(ValueError, match="unknown.*logging.backend"):
         config_from_dict({"logging": {"backend": ["jsonl"]}})
 
 
@@ -79,6 +79,7 @@ def _mlflow_client(run):
     return client, runs
 
 
+@pytest.mark.slow
 def test_mlflow_run_has_scalars_params_and_export(tmp_path, npz_data):
     pytest.importorskip("mlflow")
     raw = _config(npz_data, ["jsonl", "tensorboard", "mlflow"], max_steps=2, ckpt_every=2)

@@ -72,6 +72,7 @@ def _kill_and_resume(tmp_path, raw_cfg, kill_call):
     return part.pretrain(None, out=tmp_path / "cut", resume=True, progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accum,kill_call,deit", [(1, 6, False), (2, 10, False), (2, 10, True)])
 def test_resume_equals_uninterrupted(tmp_path, npz_data, accum, kill_call, deit):
     # 64 items / batch 8 = 8 batches per epoch; with accum 2 an epoch is 4 steps, so the kill lands mid-epoch-2
@@ -113,7 +114,7 @@ def test_atomic_checkpoint_survives_crash(tmp_path, monkeypatch):
 def test_refuses_to_overwrite_finished_run(tmp_path, npz_data):
     part.pretrain(tiny_config(npz_data, max_steps=2), out=tmp_path / "run", progress=False)
     before = (tmp_path / "run" / "weights.safetensors").read_bytes()
-    with pytest.raises(RunFolderError, match="already holds a finished run; pass --resume .* or --overwrite"):
+    with pytest.raises(RunFolderError, match="--resume.*--overwrite"):
         part.pretrain(tiny_config(npz_data, max_steps=2), out=tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "weights.safetensors").read_bytes() == before
     part.pretrain(tiny_config(npz_data, max_steps=2), out=tmp_path / "run", overwrite=True, progress=False)
@@ -154,7 +155,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, npz_data):
 
     cfg = config_from_dict(tiny_config(npz_data, max_steps=10, ckpt_every=2))
     obj = _FailAt(build_objective(cfg), bad_call=5)
-    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 4 .*Last good checkpoint: .*step_0000004 \(step 4\)"):
+    with pytest.raises(TrainingDiverged, match="loss.*step.*4.*step_0000004"):
         train(cfg, tmp_path / "run", objective=obj, progress=False)
     ckpts = ck.list_checkpoints(tmp_path / "run" / "checkpoints")
     assert [p.name for p in ckpts] == ["step_0000002.pt", "step_0000004.pt"]

@@ -66,7 +66,7 @@ def test_evaluate_cli(pretrain_run, tmp_path):
     msg = cli(["evaluate", "--run", str(pretrain_run), "--out", str(tmp_path / "e.json"), "--max-samples", "8"])
     assert msg == f"wrote pretext results to {tmp_path / 'e.json'}"
     assert json.loads((tmp_path / "e.json").read_text())["num_samples"] == 8
-    with pytest.raises(ValueError, match="is not a part run folder \\(no config.yaml\\)"):
+    with pytest.raises(ValueError, match=r"not a part run folder.*config\.yaml"):
         cli(["evaluate", "--run", str(tmp_path)])
 
 

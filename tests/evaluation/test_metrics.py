@@ -110,12 +110,12 @@ def test_topk_clips_k_and_accepts_numpy():
     "logits, labels, ks, match",
     [
         (torch.zeros(3), torch.zeros(3, dtype=torch.long), (1,), r"logits must have shape \(N, K\)"),
-        (torch.zeros(3, 2), torch.zeros(2, dtype=torch.long), (1,), "labels has 2 entries but logits has 3 rows"),
-        (torch.zeros(2, 2), torch.tensor([0, 2]), (1,), r"labels contains label 2 outside \[0, num_classes\) with num_classes=2"),
-        (torch.zeros(2, 2), torch.tensor([0.0, 1.0]), (1,), "labels must hold integer class indices"),
-        (torch.zeros(2, 2), torch.tensor([0, 1]), (0,), "ks must hold positive integers, got 0"),
+        (torch.zeros(3, 2), torch.zeros(2, dtype=torch.long), (1,), "labels.*2.*3"),
+        (torch.zeros(2, 2), torch.tensor([0, 2]), (1,), "labels.*label.*2.*num_classes=2"),
+        (torch.zeros(2, 2), torch.tensor([0.0, 1.0]), (1,), "labels.*integer"),
+        (torch.zeros(2, 2), torch.tensor([0, 1]), (0,), "ks.*0"),
         (torch.tensor([[0.0, math.nan]]), torch.tensor([0]), (1,), "logits contain NaN"),
-        (torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), (1,), "logits must be non-empty"),
+        (torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), (1,), "logits.*empty"),
     ],
 )
 def test_topk_bad_inputs(logits, labels, ks, match):
@@ -144,13 +144,13 @@ def test_confusion_matrix_reconstructs_hand_case_from_labels():
 @pytest.mark.parametrize(
     "pred, target, k, match",
     [
-        ([0, 1], [0, 3], 3, r"target contains label 3 outside \[0, num_classes\) with num_classes=3"),
-        ([0, -1], [0, 1], 3, r"pred contains label -1 outside \[0, num_classes\) with num_classes=3"),
-        ([0, 5, 7], [0, 1, 1], 4, r"pred contains label 5 .*num_classes=4 \(2 offending values\)"),
+        ([0, 1], [0, 3], 3, "target.*label.*3.*num_classes=3"),
+        ([0, -1], [0, 1], 3, "pred.*label.*-1.*num_classes=3"),
+        ([0, 5, 7], [0, 1, 1], 4, "pred.*label.*5.*num_classes=4"),
         ([0, 1], [0, 1, 1], 3, "pred and target must have the same shape"),
-        ([0, 1], [0, 1], 0, "num_classes must be a positive integer, got 0"),
+        ([0, 1], [0, 1], 0, "num_classes.*0"),
         ([[0, 1]], [[0, 1]], 3, r"pred must have shape \(N,\)"),
-        ([0.0, 1.0], [0, 1], 3, "pred must hold integer class indices, got dtype torch.float64"),
+        ([0.0, 1.0], [0, 1], 3, "pred.*torch.float64"),
     ],
 )
 def test_confusion_matrix_bad_inputs(pred, target, k, match):
@@ -200,8 +200,8 @@ def test_kappa_matches_sklearn_if_available():
     [
         ([[0, 0], [0, 0]], "cm is all zeros"),
         ([[1, 2, 3], [4, 5, 6]], r"cm must be a square \(K, K\) matrix"),
-        ([[1, -1], [0, 2]], "cm must hold non-negative counts; found minimum -1"),
-        ([[1.5, 0.0], [0.0, 2.0]], "cm must hold integer counts"),
+        ([[1, -1], [0, 2]], "cm.*minimum.*-1"),
+        ([[1.5, 0.0], [0.0, 2.0]], "cm.*integer"),
     ],
 )
 def test_kappa_bad_confusion(cm, match):
@@ -212,7 +212,7 @@ def test_kappa_bad_confusion(cm, match):
 def test_kappa_bad_labels():
     with pytest.raises(ValueError, match="target contains negative label -1"):
         cohen_kappa([0, 1], [0, -1])
-    with pytest.raises(ValueError, match=r"target contains label 3 .*num_classes=3"):
+    with pytest.raises(ValueError, match="target.*label.*3.*num_classes=3"):
         cohen_kappa([0, 1], [0, 3], num_classes=3)
 
 
@@ -293,11 +293,11 @@ def test_translation_errors_zero_when_equal():
 @pytest.mark.parametrize(
     "pred_shape, target_shape, dims, match",
     [
-        ((4, 3), (4, 3), 2, r"last axis k=3 is not supported for spatial_dims=2; expected k in \[2, 4\]"),
-        ((4, 4), (4, 4), 1, r"last axis k=4 is not supported for spatial_dims=1; expected k in \[1, 2\]"),
+        ((4, 3), (4, 3), 2, "k=3.*spatial_dims=2"),
+        ((4, 4), (4, 4), 1, "k=4.*spatial_dims=1"),
         ((4, 2), (5, 2), 2, "pred and target must have the same shape"),
         ((0, 2), (0, 2), 2, "pred and target are empty"),
-        ((4, 2), (4, 2), 3, "spatial_dims must be 1 or 2, got 3"),
+        ((4, 2), (4, 2), 3, "spatial_dims.*1.*2.*3"),
     ],
 )
 def test_translation_errors_bad_inputs(pred_shape, target_shape, dims, match):
@@ -335,7 +335,7 @@ def test_format_table_column_selection_and_formats():
 
 
 def test_format_table_bad_inputs():
-    with pytest.raises(ValueError, match="format_table needs at least one column"):
+    with pytest.raises(ValueError, match="format_table.*column"):
         format_table([])
     with pytest.raises(ValueError, match=r"rows\[1\] must be a mapping"):
         format_table([{"a": 1}, [1, 2]])
@@ -372,9 +372,9 @@ def test_save_results_json_overwrites_atomically_and_keeps_old_on_failure(tmp_pa
     save_results_json(path, {"a": 1})
     save_results_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 2}
-    with pytest.raises(TypeError, match=r"results\['bad'\] has a value of type object"):
+    with pytest.raises(TypeError, match="results.*'bad'"):
         save_results_json(path, {"bad": object()})
     assert json.loads(path.read_text()) == {"a": 2}  # old content untouched
     assert os.listdir(tmp_path) == ["r.json"]
-    with pytest.raises(ValueError, match="results must be a mapping, got list"):
+    with pytest.raises(ValueError, match="results.*mapping"):
         save_results_json(path, [1, 2])

@@ -63,11 +63,11 @@ def test_knn_on_separable_features():
 
 
 def test_knn_errors():
-    with pytest.raises(ValueError, match="train and test features differ in width: 4 vs 3"):
+    with pytest.raises(ValueError, match="width.*4.*3"):
         knn_scores(torch.randn(5, 4), torch.zeros(5, dtype=torch.long), torch.randn(2, 3), 2)
-    with pytest.raises(ValueError, match="train_labels contains label 5 outside \\[0, num_classes\\)"):
+    with pytest.raises(ValueError, match="train_labels.*label.*5"):
         knn_scores(torch.randn(2, 4), torch.tensor([0, 5]), torch.randn(2, 4), 2)
-    with pytest.raises(ValueError, match="k must be a positive int"):
+    with pytest.raises(ValueError, match="k.*positive"):
         knn_scores(torch.randn(2, 4), torch.tensor([0, 1]), torch.randn(2, 4), 2, k=0)
 
 
@@ -95,9 +95,9 @@ def test_linear_probe_on_separable_features(optimizer):
 
 
 def test_logistic_regression_errors():
-    with pytest.raises(ValueError, match="optimizer must be 'lbfgs' or 'adamw'"):
+    with pytest.raises(ValueError, match="optimizer.*'lbfgs'.*'adamw'"):
         train_logistic_regression(torch.randn(4, 2), torch.tensor([0, 1, 0, 1]), 2, optimizer="sgd")
-    with pytest.raises(ValueError, match="probe train labels: label 3 of sample 2 is outside \\[0, num_classes\\)"):
+    with pytest.raises(ValueError, match="label.*3.*sample.*2"):
         train_logistic_regression(torch.randn(4, 2), torch.tensor([0, 1, 3, 1]), 2)
 
 
@@ -116,7 +116,7 @@ def test_extract_features_is_frozen_eval_and_pools():
     assert torch.equal(labels, torch.arange(10) % 3) and not feats.requires_grad
     cls, _ = extract_features(bb, data, pool="token", batch_size=3)
     torch.testing.assert_close(cls, tokens[:, 0])
-    with pytest.raises(ValueError, match="pool must be 'token' or 'avg'"):
+    with pytest.raises(ValueError, match="pool.*'token'.*'avg'"):
         extract_features(bb, data, pool="max")
 
 
@@ -152,8 +152,7 @@ def test_probe_token_pool_and_limits_via_cli(pretrain_run, tmp_path):
 
 def test_probe_label_outside_range_is_named(pretrain_run, tmp_path):
     root = write_npz_splits(tmp_path / "bad", bad_label=9)
-    with pytest.raises(ValueError, match="probe train split: label 9 of sample 5 is outside \\[0, num_classes\\) "
-                                         "with num_classes=4"):
+    with pytest.raises(ValueError, match="label.*9.*sample.*5"):
         probe(pretrain_run, overrides=[f"data.root={root}"], num_classes=4, out=tmp_path / "p.json")
 
 
@@ -168,7 +167,7 @@ def test_probe_errors(tmp_path, pretrain_run):
     save_file(part.vit_custom(16, 1, 2, img_size=8, patch_size=4, in_chans=1).state_dict(), str(bare))
     with pytest.raises(ValueError, match="no architecture JSON beside it"):
         probe(bare)
-    with pytest.raises(ValueError, match="pass both train_data and test_data"):
+    with pytest.raises(ValueError, match="train_data.*test_data"):
         probe(pretrain_run, train_data=TensorDataset(torch.zeros(2, 1, 8, 8), torch.zeros(2)))
 
 

@@ -247,6 +247,7 @@ def test_cuda_matches_reference_and_runs_bf16(path):
     assert y.dtype == torch.float32 and torch.isfinite(y).all()
 
 
+@pytest.mark.slow
 def test_torch_compile_matches_eager():
     """Both repair modes trace with dynamo (aot_eager keeps it fast): "dense" as one full graph, "sparse"
     with its single graph break; huge logits make the repair run inside the compiled call."""
@@ -333,11 +334,11 @@ def test_tune_times_once_per_shape_and_caches(monkeypatch):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="path must be one of"):
+    with pytest.raises(ValueError, match="path.*one of"):
         FusedCrossAttentionHead(16, 2, 2, path="fast")
-    with pytest.raises(ValueError, match="repair must be one of"):
+    with pytest.raises(ValueError, match="repair.*one of"):
         FusedCrossAttentionHead(16, 2, 2, repair="never")
-    with pytest.raises(ValueError, match="path must be one of"):
+    with pytest.raises(ValueError, match="path.*one of"):
         FusedPairwiseMLPHead(16, 2, path="table")
     with pytest.raises(ValueError, match="num_heads=5"):
         FusedCrossAttentionHead(16, 5, 2)

@@ -63,10 +63,10 @@ def test_pairwise_linear_parameter_count():
 
 
 def test_full_mlp_needs_fixed_n():
-    with pytest.raises(ValueError, match="needs a fixed num_patches"):
+    with pytest.raises(ValueError, match="num_patches"):
         FullMLPHead(16, None)
     head = FullMLPHead(16, 4)
-    with pytest.raises(ValueError, match="built for num_patches=4, got 5"):
+    with pytest.raises(ValueError, match="num_patches=4.*5"):
         head(torch.randn(1, 5, 16), torch.tensor([[[0, 1]]]))
 
 

@@ -64,9 +64,9 @@ def test_same_grid_square_default_and_dtype():
 def test_errors():
     with pytest.raises(ValueError, match="15 grid tokens, not a square"):
         resample_abs_pos_embed(torch.randn(1, 16, 4), 4)
-    with pytest.raises(ValueError, match=r"old_size \(3, 3\) has 9 positions but posemb has 16"):
+    with pytest.raises(ValueError, match="old_size.*9.*16"):
         resample_abs_pos_embed(torch.randn(1, 17, 4), 4, (3, 3))
-    with pytest.raises(ValueError, match="new_size must be a positive"):
+    with pytest.raises(ValueError, match="new_size.*positive"):
         resample_abs_pos_embed(torch.randn(1, 17, 4), 0)
     with pytest.raises(ValueError, match=r"posemb must be \(1, tokens, d\)"):
         resample_abs_pos_embed(torch.randn(17, 4), 4)
@@ -105,8 +105,8 @@ def test_vit_resize_grid_and_fixed_size():
     torch.testing.assert_close(m.pos_embed.detach(), resample_abs_pos_embed(old, (8, 8), (4, 4), 1))
     with torch.no_grad():
         torch.testing.assert_close(m.forward_features(x), before)  # the same numbers either way
-    with pytest.raises(ValueError, match="30x30 is not divisible by patch_size=4"):
+    with pytest.raises(ValueError, match="30x30.*patch_size=4"):
         m.resize_grid(30)
     fixed = _tiny(dynamic_img_size=False)
-    with pytest.raises(ValueError, match="6x6 patch grid .* dynamic_img_size=False"):
+    with pytest.raises(ValueError, match="6x6.*dynamic_img_size=False"):
         fixed.forward_features(torch.rand(1, 1, 24, 24))

@@ -9,6 +9,7 @@ def tiny(**kw):
     return vit_custom(32, 2, 2, img_size=16, patch_size=4, in_chans=3, **kw)
 
 
+@pytest.mark.slow
 def test_sizes():
     for fn, d, heads in [(vit_tiny, 192, 3), (vit_small, 384, 6), (vit_base, 768, 12)]:
         cfg = ViTConfig(embed_dim=d, depth=12, num_heads=heads)
@@ -77,15 +78,15 @@ def test_gradients_reach_patch_embedding():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="embed_dim=30 must be divisible by num_heads=4"):
+    with pytest.raises(ValueError, match="embed_dim=30.*num_heads=4"):
         vit_custom(30, 1, 4)
-    with pytest.raises(ValueError, match="global_pool='token' needs class_token=True"):
+    with pytest.raises(ValueError, match="global_pool='token'.*class_token=True"):
         vit_custom(32, 1, 2, class_token=False)
     m = tiny()
     with pytest.raises(ValueError, match="patch embedding expects"):
         m.forward_patches(torch.rand(1, 4, 1, 4, 4))
     m.enable_pos_embed()
-    with pytest.raises(ValueError, match="position embeddings need the 4x4 grid patches, got 5"):
+    with pytest.raises(ValueError, match="4x4.*5"):
         m.forward_patches(torch.rand(1, 5, 3, 4, 4))
     with pytest.raises(ValueError, match="images must be 4D"):
         m.forward_features(torch.rand(3, 16, 16))

@@ -155,36 +155,36 @@ def test_pos_embed_and_dtype():
 
 def test_bad_inputs():
     m = small()
-    with pytest.raises(ValueError, match=r"signals must be 3D \(B, C, T\), got shape \(3, 120\)"):
+    with pytest.raises(ValueError, match=r"signals.*shape \(3, 120\)"):
         m(torch.randn(3, 120))
-    with pytest.raises(ValueError, match="signal length T=125 is not divisible by patch_len=10"):
+    with pytest.raises(ValueError, match="T=125.*patch_len=10"):
         m(torch.randn(1, 3, 125))
-    with pytest.raises(ValueError, match="patches have C=2 channels of length 10 but the patch embedding expects C=3, L=10"):
+    with pytest.raises(ValueError, match="patches.*C=2.*10.*C=3"):
         m(torch.randn(1, 2, 120))
     with pytest.raises(ValueError, match=r"patches must be 4D \(B, N, C, L\)"):
         m.forward_patches(torch.randn(2, 3, 10))
-    with pytest.raises(ValueError, match="pos_embed=True but this model has no position embeddings"):
+    with pytest.raises(ValueError, match="pos_embed=True"):
         m.forward_patches(torch.randn(1, 12, 3, 10), pos_embed=True)
     m.enable_pos_embed()
-    with pytest.raises(ValueError, match=r"position embeddings are for 12 grid windows \(signal_len=120, patch_len=10\), got 40"):
+    with pytest.raises(ValueError, match="12.*signal_len=120.*patch_len=10.*40"):
         m.forward_patches(torch.randn(1, 40, 3, 10))
-    with pytest.raises(ValueError, match="signal_len=125 must be a multiple of patch_len=10"):
+    with pytest.raises(ValueError, match="signal_len=125.*patch_len=10"):
         small(signal_len=125)
-    with pytest.raises(ValueError, match=r"pos_embed_mask_ratio must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match="pos_embed_mask_ratio.*1.0"):
         small(pos_embed_mask_ratio=1.0)
-    with pytest.raises(ValueError, match=r"pos_embed_mask_ratio must be in \[0, 1\), got -0.1"):
+    with pytest.raises(ValueError, match="pos_embed_mask_ratio.*-0.1"):
         m.set_pos_embed_mask_ratio(-0.1)
-    with pytest.raises(ValueError, match="global_pool='token' needs class_token=True"):
+    with pytest.raises(ValueError, match="global_pool='token'.*class_token=True"):
         small(class_token=False)
-    with pytest.raises(ValueError, match="patch_len must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="patch_len.*0"):
         small(patch_len=0)
-    with pytest.raises(ValueError, match="embed_dim=32 must be divisible by num_heads=3"):
+    with pytest.raises(ValueError, match="embed_dim=32.*num_heads=3"):
         vit1d_custom(32, 1, 3, signal_len=120, patch_len=10)
-    with pytest.raises(ValueError, match=r"unknown 1D ViT size 'huge'; choose one of \['paper', 'tiny'\]"):
+    with pytest.raises(ValueError, match="'huge'.*'paper'.*'tiny'"):
         vit1d("huge")
     with pytest.raises(ValueError, match="pass either a ViT1DConfig or keyword arguments, not both"):
         VisionTransformer1D(ViT1DConfig(), depth=2)
-    with pytest.raises(ValueError, match="global_pool='token' needs a class token"):
+    with pytest.raises(ValueError, match="global_pool='token'"):
         small(class_token=False, global_pool="avg").reset_classifier(3, global_pool="token")
 
 

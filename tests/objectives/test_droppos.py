@@ -69,7 +69,7 @@ def test_smoothed_targets_and_sigma_decay():
     obj.set_progress(1.0)
     assert obj.sigma == 0.0
     assert DropPosObjective(tiny_backbone(), sigma=1.0, sigma_decay=False).sigma == 1.0
-    with pytest.raises(ValueError, match="progress must be in \\[0, 1\\], got 1.5"):
+    with pytest.raises(ValueError, match="progress.*1.5"):
         obj.set_progress(1.5)
 
 
@@ -93,21 +93,22 @@ def test_droppos_backbone_and_errors():
     DropPosObjective(bb)
     torch.testing.assert_close(bb.pos_embed[0], sincos_pos_embed_2d(32, 4, 4, 1))
     assert not bb.pos_embed.requires_grad
-    with pytest.raises(ValueError, match="attentive=True needs a backbone with a class token"):
+    with pytest.raises(ValueError, match="attentive=True"):
         DropPosObjective(tiny_backbone(class_token=False, global_pool="avg"))
     DropPosObjective(tiny_backbone(class_token=False, global_pool="avg"), attentive=False)(torch.rand(1, 3, 16, 16))
-    with pytest.raises(ValueError, match="pos_mask_ratio must be in \\(0, 1\\)"):
+    with pytest.raises(ValueError, match="pos_mask_ratio"):
         DropPosObjective(tiny_backbone(), pos_mask_ratio=1.0)
-    with pytest.raises(ValueError, match="pos_mask_ratio=0.9 keeps 0 of 4 tokens"):
+    with pytest.raises(ValueError, match="pos_mask_ratio=0.9.*keeps.*0.*4"):
         DropPosObjective(tiny_backbone(), pos_mask_ratio=0.9)  # K = 4 visible tokens
     with pytest.raises(ValueError, match="sigma must be >= 0"):
         DropPosObjective(tiny_backbone(), sigma=-1)
-    with pytest.raises(ValueError, match="attn_temperature must be positive"):
+    with pytest.raises(ValueError, match="attn_temperature.*positive"):
         DropPosObjective(tiny_backbone(), attn_temperature=0)
-    with pytest.raises(ValueError, match="images are 8x8 but the backbone"):
+    with pytest.raises(ValueError, match="images.*8x8"):
         DropPosObjective(tiny_backbone())(torch.rand(1, 3, 8, 8))
 
 
+@pytest.mark.slow
 def test_droppos_overfits_real_images(real_images):
     # hard targets (sigma=0) so the loss can approach 0; attentive weights on (DropPos default)
     torch.manual_seed(0)

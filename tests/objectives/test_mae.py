@@ -46,7 +46,7 @@ def test_unshuffle_restores_grid_order():
 
 @pytest.mark.parametrize("ratio", [0.0, 1.0, -0.1, 1.5])
 def test_check_ratio_range(ratio):
-    with pytest.raises(ValueError, match="mask_ratio must be in \\(0, 1\\)"):
+    with pytest.raises(ValueError, match="mask_ratio"):
         check_ratio("mask_ratio", ratio)
 
 
@@ -72,9 +72,9 @@ def test_sincos_hand_values():
 
 
 def test_sincos_needs_dim_multiple_of_4():
-    with pytest.raises(ValueError, match="embed_dim=30 must be divisible by 4"):
+    with pytest.raises(ValueError, match="embed_dim=30.*4"):
         sincos_pos_embed_2d(30, 2, 2)
-    with pytest.raises(ValueError, match="embed_dim=30 must be divisible by 4"):
+    with pytest.raises(ValueError, match="embed_dim=30.*4"):
         MAEObjective(tiny_backbone(dim=30, heads=2))
 
 
@@ -126,13 +126,13 @@ def test_mae_raw_pixel_target_and_seeding():
 
 
 def test_mae_errors():
-    with pytest.raises(ValueError, match="images are 20x20 but the backbone was built for img_size=\\(16, 16\\)"):
+    with pytest.raises(ValueError, match="images.*20x20.*img_size"):
         MAEObjective(tiny_backbone())(torch.rand(1, 3, 20, 20))
-    with pytest.raises(ValueError, match="decoder_dim=30 must be divisible by decoder_heads=4"):
+    with pytest.raises(ValueError, match="decoder_dim=30.*decoder_heads=4"):
         MAEObjective(tiny_backbone(), decoder_dim=30, decoder_heads=4)
     with pytest.raises(ValueError, match="decoder_depth must be >= 1"):
         MAEObjective(tiny_backbone(), decoder_depth=0)
-    with pytest.raises(ValueError, match="mask_ratio must be in"):
+    with pytest.raises(ValueError, match="mask_ratio"):
         MAEObjective(tiny_backbone(), mask_ratio=1.0)
 
 

@@ -114,11 +114,11 @@ def test_no_position_embeddings_used():
 
 
 def test_mp3_errors():
-    with pytest.raises(ValueError, match="attention must be one of \\['gather', 'mask'\\]"):
+    with pytest.raises(ValueError, match="attention.*'gather'.*'mask'"):
         MP3Objective(tiny_backbone(), attention="flash")
-    with pytest.raises(ValueError, match="mask_ratio must be in \\(0, 1\\)"):
+    with pytest.raises(ValueError, match="mask_ratio"):
         MP3Objective(tiny_backbone(), mask_ratio=0)
-    with pytest.raises(ValueError, match="images are 32x32 but the backbone was built for"):
+    with pytest.raises(ValueError, match="images.*32x32"):
         MP3Objective(tiny_backbone())(torch.rand(1, 3, 32, 32))
     with pytest.raises(ValueError, match="images must be 4D"):
         MP3Objective(tiny_backbone())(torch.rand(3, 16, 16))

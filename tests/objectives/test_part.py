@@ -64,11 +64,11 @@ def test_bad_inputs():
     bb = small_backbone()
     with pytest.raises(ValueError, match="unknown head 'attention'"):
         PARTModel(bb, head="attention", num_pairs=10)
-    with pytest.raises(ValueError, match="num_pairs must be positive"):
+    with pytest.raises(ValueError, match="num_pairs.*positive"):
         PARTModel(bb, num_pairs=0)
-    with pytest.raises(ValueError, match=r"num_pairs=241 exceeds the 240 ordered pairs"):
+    with pytest.raises(ValueError, match="num_pairs=241.*240"):
         PARTModel(bb, num_pairs=241)  # 16 patches -> 240 ordered pairs
-    with pytest.raises(ValueError, match="num_pairs must be a positive int or 'all'"):
+    with pytest.raises(ValueError, match="num_pairs.*'all'"):
         PARTModel(bb, num_pairs="many")
     model = PARTModel(bb, num_pairs=10)
     with pytest.raises(ValueError, match="images must be 4D"):
@@ -77,9 +77,9 @@ def test_bad_inputs():
     x[0, 1, 2, 3] = float("nan")
     with pytest.raises(ValueError, match="images contain NaN"):
         model(x)
-    with pytest.raises(ValueError, match="not divisible by patch_size=4"):
+    with pytest.raises(ValueError, match="divisible.*patch_size=4"):
         PARTModel(small_backbone(), sampler="grid", num_pairs=10)(torch.rand(1, 3, 18, 18))
-    with pytest.raises(ValueError, match="patch_size=4 is larger than the image"):
+    with pytest.raises(ValueError, match="patch_size=4.*larger"):
         model(torch.rand(1, 3, 3, 3))
 
 
@@ -102,6 +102,7 @@ def _train(model, images, steps=200, lr=1e-3):
     return sum(losses[:10]) / 10, sum(losses[-10:]) / 10
 
 
+@pytest.mark.slow
 def test_overfit_real_images_grid(real_images):
     """200 CPU steps of PART-grid on the central 16x16 of 8 real Fashion-MNIST images, all 240 pairs.
 
@@ -116,6 +117,7 @@ def test_overfit_real_images_grid(real_images):
     assert end < 0.30 * start
 
 
+@pytest.mark.slow
 def test_offgrid_learns_on_real_images(real_images):
     """Off-grid PART on 8 real images: new random boxes every step, so this is learning, not recall.
 
@@ -134,7 +136,7 @@ def test_self_pairs_reach_n_squared():
     model = PARTModel(small_backbone(), num_pairs=16 * 16, self_pairs=True)  # N = 16, all N^2 pairs
     out = model(torch.rand(2, 3, 16, 16), torch.Generator().manual_seed(0))
     assert out.pairs.shape == (2, 256, 2) and (out.pairs[..., 0] == out.pairs[..., 1]).sum() == 2 * 16
-    with pytest.raises(ValueError, match=r"num_pairs=256 exceeds the 240 ordered pairs"):
+    with pytest.raises(ValueError, match="num_pairs=256.*240"):
         PARTModel(small_backbone(), num_pairs=256)
 
 
@@ -148,13 +150,13 @@ def test_integer_positions_make_exact_patches():
 
 
 def test_unused_head_and_sampler_options_rejected():
-    with pytest.raises(ValueError, match="head_heads=3 is not used by head 'pairwise_mlp'"):
+    with pytest.raises(ValueError, match="head_heads=3.*head.*'pairwise_mlp'"):
         PARTModel(small_backbone(), head="pairwise_mlp", num_pairs=8, head_heads=3)
-    with pytest.raises(ValueError, match="head_hidden=8 is not used by head 'cross_attention_paper'"):
+    with pytest.raises(ValueError, match="head_hidden=8.*head.*'cross_attention_paper'"):
         PARTModel(small_backbone(), head="cross_attention_paper", num_pairs=8, head_hidden=8)
-    with pytest.raises(ValueError, match="scale_range is not used by the 'offgrid' sampler"):
+    with pytest.raises(ValueError, match="scale_range.*'offgrid'"):
         PARTModel(small_backbone(), num_pairs=8, scale_range=(0.5, 1.0))
-    with pytest.raises(ValueError, match="positions must be one of"):
+    with pytest.raises(ValueError, match="positions.*one of"):
         PARTModel(small_backbone(), num_pairs=8, positions="round")
     assert PARTModel(small_backbone(), num_pairs=8, head="cross_attention", head_heads=4).head.num_heads == 4
     assert PARTModel(small_backbone(), num_pairs=8, head="cross_attention").head.num_heads == 2  # the backbone's

@@ -84,19 +84,19 @@ def test_paper_configuration_one_step():
 
 def test_bad_inputs():
     model = PARTModel(small_backbone(), num_pairs=10, sampler=OffGridWindowSampler(10, num_patches=8))
-    with pytest.raises(ValueError, match=r"signals must be 3D \(B, C, T\), got shape \(3, 120\)"):
+    with pytest.raises(ValueError, match=r"signals.*shape \(3, 120\)"):
         model(torch.randn(3, 120))
     x = torch.randn(1, 3, 120)
     x[0, 0, 5] = float("inf")
     with pytest.raises(ValueError, match="signals contain NaN or infinite values"):
         model(x)
-    with pytest.raises(ValueError, match=r"patch_len=10 \(10 samples\) is longer than the record .*T=6"):
+    with pytest.raises(ValueError, match="patch_len=10.*T=6"):
         model(torch.randn(1, 3, 6))
-    with pytest.raises(ValueError, match="signal length T=125 is not divisible by patch_len=10"):
+    with pytest.raises(ValueError, match="T=125.*patch_len=10"):
         PARTModel(small_backbone(), num_pairs=10, sampler=GridWindowSampler(10))(torch.randn(1, 3, 125))
-    with pytest.raises(ValueError, match=r"num_pairs=100 exceeds the 56 ordered pairs"):
+    with pytest.raises(ValueError, match="num_pairs=100.*56"):
         PARTModel(small_backbone(), num_pairs=100, sampler=OffGridWindowSampler(10, num_patches=8))
-    with pytest.raises(ValueError, match="patches have C=2 channels of length 10 but the patch embedding expects C=3"):
+    with pytest.raises(ValueError, match="patches.*C=2.*10.*C=3"):
         model(torch.randn(1, 2, 120))
 
 

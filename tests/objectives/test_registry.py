@@ -53,15 +53,15 @@ def test_options_forwarded():
 
 
 def test_registry_errors():
-    with pytest.raises(ValueError, match="unknown objective 'byol'; choose one of \\['part', 'part_grid'"):
+    with pytest.raises(ValueError, match="objective.*'byol'.*'part'.*'part_grid'"):
         build_objective("byol", tiny_backbone())
-    with pytest.raises(ValueError, match="unknown option\\(s\\) \\['mask_ration'\\] for objective 'mae'; valid"):
+    with pytest.raises(ValueError, match="option.*'mask_ration'.*objective.*'mae'"):
         build_objective("mae", tiny_backbone(), mask_ration=0.5)
-    with pytest.raises(ValueError, match="objective 'part_grid' fixes sampler='grid'; remove \\['sampler'\\]"):
+    with pytest.raises(ValueError, match="objective.*'part_grid'.*sampler='grid'.*'sampler'"):
         build_objective("part_grid", tiny_backbone(), sampler="offgrid")
     with pytest.raises(ValueError, match="unknown head 'transformer'"):
         build_objective("part", tiny_backbone(), head="transformer", num_pairs=10)
-    with pytest.raises(ValueError, match="objective 'supervised' needs option\\(s\\) \\['num_classes'\\]"):
+    with pytest.raises(ValueError, match="objective.*'supervised'.*option.*'num_classes'"):
         build_objective("supervised", tiny_backbone())
 
 

@@ -39,26 +39,26 @@ def test_without_pos_embed_ignores_existing_table():
 
 
 def test_supervised_errors():
-    with pytest.raises(ValueError, match="num_classes must be an int >= 2"):
+    with pytest.raises(ValueError, match="num_classes.*int.*2"):
         SupervisedObjective(tiny_backbone(), num_classes=1)
-    with pytest.raises(ValueError, match="global_pool must be 'token' or 'avg'"):
+    with pytest.raises(ValueError, match="global_pool.*'token'.*'avg'"):
         SupervisedObjective(tiny_backbone(), num_classes=3, global_pool="max")
-    with pytest.raises(ValueError, match="label_smoothing must be in \\[0, 1\\)"):
+    with pytest.raises(ValueError, match="label_smoothing"):
         SupervisedObjective(tiny_backbone(), num_classes=3, label_smoothing=1.0)
-    with pytest.raises(ValueError, match="global_pool='token' needs a class token"):
+    with pytest.raises(ValueError, match="global_pool='token'"):
         SupervisedObjective(tiny_backbone(class_token=False, global_pool="avg"), num_classes=3)
     obj = SupervisedObjective(tiny_backbone(), num_classes=3)
     x = torch.rand(2, 3, 16, 16)
-    with pytest.raises(ValueError, match="labels must be \\(B,\\) with B=2"):
+    with pytest.raises(ValueError, match="labels.*B=2"):
         obj(x, torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="labels must be integer class indices"):
+    with pytest.raises(ValueError, match="labels.*integer"):
         obj(x, torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match="labels must be in \\[0, 3\\), got range \\[0, 3\\]"):
+    with pytest.raises(ValueError, match=r"labels.*range \[0, 3\]"):
         obj(x, torch.tensor([0, 3]))
-    with pytest.raises(ValueError, match="14x14 is not divisible by patch_size=4"):
+    with pytest.raises(ValueError, match="14x14.*patch_size=4"):
         obj(torch.rand(2, 3, 14, 14), torch.tensor([0, 1]))
     fixed = SupervisedObjective(tiny_backbone(dynamic_img_size=False), num_classes=3)
-    with pytest.raises(ValueError, match="images are 12x12 but the backbone"):
+    with pytest.raises(ValueError, match="images.*12x12"):
         fixed(torch.rand(2, 3, 12, 12), torch.tensor([0, 1]))
 
 

@@ -150,7 +150,7 @@ def test_1d_defaults_are_explicit():
     assert OffGridWindowSampler(10).positions == "integer" and OffGridSampler(4).positions == "continuous"
     assert ScaleWindowSampler(10).positions == "continuous" and ScaleAspectSampler(4).positions == "continuous"
     assert OffGridWindowSampler(10).num_patches_for(95) == 9  # T // L, as the grid
-    with pytest.raises(ValueError, match="positions must be one of"):
+    with pytest.raises(ValueError, match="positions.*one of"):
         OffGridWindowSampler(10, positions="snap")
 
 

@@ -119,21 +119,21 @@ def test_boxes_differ_per_image():
 
 
 def test_patchify_errors():
-    with pytest.raises(ValueError, match="not divisible by patch_size=4"):
+    with pytest.raises(ValueError, match="divisible.*patch_size=4"):
         patchify(torch.rand(1, 1, 10, 12), 4)
-    with pytest.raises(ValueError, match="not divisible by patch_size=4"):
+    with pytest.raises(ValueError, match="divisible.*patch_size=4"):
         GridSampler(4).boxes(torch.rand(1, 1, 10, 12))
 
 
 def test_patch_larger_than_image():
-    with pytest.raises(ValueError, match="patch_size=8 is larger than the image"):
+    with pytest.raises(ValueError, match="patch_size=8.*larger"):
         OffGridSampler(8)(torch.rand(1, 1, 6, 6))
 
 
 def test_unknown_sampler_and_unused_args():
     with pytest.raises(ValueError, match="unknown sampler 'random'"):
         build_sampler("random", 4)
-    with pytest.raises(ValueError, match="num_patches is not used by the 'grid' sampler"):
+    with pytest.raises(ValueError, match="num_patches.*'grid'"):
         build_sampler("grid", 4, num_patches=10)
     with pytest.raises(ValueError, match="scale_range"):
         build_sampler("scale", 4, scale_range=(2.0, 1.0))

@@ -189,7 +189,7 @@ def test_grid_windows_match_patchify():
 # --- bad inputs -----------------------------------------------------------------------------------
 def test_bad_signals():
     sampler = OffGridWindowSampler(10, num_patches=4)
-    with pytest.raises(ValueError, match=r"signals must be 3D \(B, C, T\), got shape \(6, 300\)"):
+    with pytest.raises(ValueError, match=r"signals.*shape \(6, 300\)"):
         sampler.check(torch.randn(6, 300))
     with pytest.raises(ValueError, match=r"signals must be 3D"):
         sampler(torch.randn(6, 300))  # also without check()
@@ -199,46 +199,46 @@ def test_bad_signals():
         sampler.check(x)
     with pytest.raises(ValueError, match="signals must be a floating-point tensor"):
         sampler.check(torch.ones(1, 2, 300, dtype=torch.int64))
-    with pytest.raises(ValueError, match="signals must be a torch.Tensor"):
+    with pytest.raises(ValueError, match="signals.*torch.Tensor"):
         check_signals([[1.0, 2.0]])
 
 
 def test_window_longer_than_record():
-    with pytest.raises(ValueError, match=r"patch_len=100 \(100 samples\) is longer than the record .*T=80"):
+    with pytest.raises(ValueError, match="patch_len=100.*T=80"):
         OffGridWindowSampler(100).check(torch.randn(1, 6, 80))
-    with pytest.raises(ValueError, match=r"window_len=120 \(120 samples\) is longer than the record .*T=100"):
+    with pytest.raises(ValueError, match="window_len=120.*T=100"):
         OffGridWindowSampler(50, window_len=120)(torch.randn(1, 6, 100))
-    with pytest.raises(ValueError, match=r"shortest window .* is longer than the record .*T=40"):
+    with pytest.raises(ValueError, match="longer.*T=40"):
         ScaleWindowSampler(100, scale_range=(0.5, 2.0))(torch.randn(1, 6, 40))
-    with pytest.raises(ValueError, match=r"patch_len=100 .* longer than the record .*T=50"):
+    with pytest.raises(ValueError, match="patch_len=100.*T=50"):
         GridWindowSampler(100)(torch.randn(1, 6, 50))
 
 
 def test_grid_not_divisible():
-    with pytest.raises(ValueError, match="signal length T=3050 is not divisible by patch_len=100"):
+    with pytest.raises(ValueError, match="T=3050.*patch_len=100"):
         GridWindowSampler(100)(torch.randn(1, 6, 3050))
-    with pytest.raises(ValueError, match="signal length T=3050 is not divisible by patch_len=100"):
+    with pytest.raises(ValueError, match="T=3050.*patch_len=100"):
         GridWindowSampler(100).check(torch.randn(1, 6, 3050))
-    with pytest.raises(ValueError, match="not divisible by patch_len=7"):
+    with pytest.raises(ValueError, match="divisible.*patch_len=7"):
         patchify1d(torch.randn(1, 1, 20), 7)
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match="patch_len must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="patch_len.*0"):
         OffGridWindowSampler(0)
-    with pytest.raises(ValueError, match="num_patches must be a positive int, got -3"):
+    with pytest.raises(ValueError, match="num_patches.*-3"):
         OffGridWindowSampler(10, num_patches=-3)
-    with pytest.raises(ValueError, match="window_len must be positive, got 0"):
+    with pytest.raises(ValueError, match="window_len.*0"):
         OffGridWindowSampler(10, window_len=0)
-    with pytest.raises(ValueError, match=r"scale_range must satisfy 0 < low <= high, got \(2.0, 1.0\)"):
+    with pytest.raises(ValueError, match=r"scale_range.*satisfy.*0.*\(2.0, 1.0\)"):
         ScaleWindowSampler(10, scale_range=(2.0, 1.0))
-    with pytest.raises(ValueError, match=r"unknown 1D sampler 'random'; choose one of \['grid', 'offgrid', 'scale'\]"):
+    with pytest.raises(ValueError, match="sampler.*'random'.*'grid'.*'offgrid'"):
         build_window_sampler("random", 10)
-    with pytest.raises(ValueError, match="num_patches is not used by the 'grid' 1D sampler"):
+    with pytest.raises(ValueError, match="num_patches.*'grid'"):
         build_window_sampler("grid", 10, num_patches=5)
-    with pytest.raises(ValueError, match="window_len is not used by the 'scale' 1D sampler"):
+    with pytest.raises(ValueError, match="window_len.*'scale'"):
         build_window_sampler("scale", 10, window_len=20)
-    with pytest.raises(ValueError, match="unknown option 'box_size' for a 1D sampler"):
+    with pytest.raises(ValueError, match="option.*'box_size'"):
         build_window_sampler("offgrid", 10, box_size=20)
     with pytest.raises(ValueError, match=r"patches must be 4D \(B, N, C, L\)"):
         unpatchify1d(torch.randn(2, 3, 4))

@@ -91,17 +91,17 @@ def test_pairs_seeded():
 
 @pytest.mark.parametrize("bad", [0, -3])
 def test_num_pairs_nonpositive(bad):
-    with pytest.raises(ValueError, match="num_pairs must be positive"):
+    with pytest.raises(ValueError, match="num_pairs.*positive"):
         sample_pairs(1, 5, bad)
 
 
 def test_num_pairs_too_many():
-    with pytest.raises(ValueError, match=r"num_pairs=21 exceeds the 20 ordered pairs .*num_patches=5"):
+    with pytest.raises(ValueError, match="num_pairs=21.*20.*num_patches=5"):
         sample_pairs(1, 5, 21)
 
 
 def test_num_pairs_bad_type():
-    with pytest.raises(ValueError, match="num_pairs must be a positive int or 'all'"):
+    with pytest.raises(ValueError, match="num_pairs.*'all'"):
         sample_pairs(1, 5, "most")
 
 
@@ -129,7 +129,7 @@ def test_self_pairs_all_and_flat_bijection():
 def test_fig8_4096_pairs_need_self_pairs():
     """Fig. 8's 4096 = 64^2 pairs: the N^2 universe has them, the N(N-1) one (4032) does not."""
     assert sample_pairs(1, 64, 4096, torch.Generator().manual_seed(0), self_pairs=True).shape == (1, 4096, 2)
-    with pytest.raises(ValueError, match=r"num_pairs=4096 exceeds the 4032 ordered pairs.*self_pairs"):
+    with pytest.raises(ValueError, match="num_pairs=4096.*4032.*self_pairs"):
         sample_pairs(1, 64, 4096)
 
 

@@ -78,6 +78,7 @@ def test_seed_gives_the_library_function_result(tmp_path, random_model, fmnist):
     assert out.per_image[0]["mean_median_dist_px"] == pytest.approx(float(direct.metrics["mean_median_dist_px"][0]))
 
 
+@pytest.mark.slow
 def test_run_folder_settings_drive_size_channels_and_normalisation(tmp_path, monkeypatch, real_images):
     run = tmp_path / "run"
     run.mkdir()
@@ -154,10 +155,10 @@ def test_display_unnormalises_and_shows_gray(real_images):
 
 def test_image_smaller_than_patch(tmp_path):
     oracle = Oracle(OffGridSampler(7, num_patches=4))
-    with pytest.raises(ValueError, match=r"tensor\[0\] is 5x5 pixels, smaller than the patch size 7"):
+    with pytest.raises(ValueError, match="5x5.*7"):
         visualize("reconstruct", oracle, torch.rand(1, 1, 5, 5), tmp_path)
     Image.fromarray(np.zeros((4, 6), np.uint8)).save(tmp_path / "tiny.png")
-    with pytest.raises(ValueError, match=r"tiny.png is 4x6 pixels, smaller than the patch size 7"):
+    with pytest.raises(ValueError, match="tiny.png.*4x6.*7"):
         visualize("reconstruct", oracle, tmp_path / "tiny.png", tmp_path / "out")
 
 
@@ -167,7 +168,7 @@ def test_run_folder_errors(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("model: {}\n")
-    with pytest.raises(ValueError, match=r"run folder .*run has no weights \(no weights.safetensors"):
+    with pytest.raises(ValueError, match="weights.safetensors"):
         visualize("symmetry", run, torch.rand(1, 1, 28, 28), tmp_path / "out")
     (run / "config.yaml").unlink()
     (run / "weights.safetensors").write_bytes(b"x")
@@ -179,10 +180,10 @@ def test_run_folder_errors(tmp_path):
 
 def test_non_image_and_corrupt_files(tmp_path):
     (tmp_path / "notes.txt").write_text("these are not pixels\n")
-    with pytest.raises(ValueError, match=r"notes.txt is not an image .*IDX or .npz file"):
+    with pytest.raises(ValueError, match="notes.txt"):
         load_images(tmp_path / "notes.txt")
     (tmp_path / "broken.png").write_bytes(PNG_MAGIC + b"garbage")
-    with pytest.raises(ValueError, match=r"broken\.png: cannot decode image"):
+    with pytest.raises(ValueError, match=r"broken\.png.*cannot"):
         load_images(tmp_path / "broken.png")
     with pytest.raises(ValueError, match="images path does not exist"):
         load_images(tmp_path / "nothing_here")
@@ -198,15 +199,15 @@ def test_non_image_and_corrupt_files(tmp_path):
 def test_mixed_sizes_and_argument_errors(tmp_path, fmnist):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.zeros((20, 28), np.uint8)).save(tmp_path / "b.png")
-    with pytest.raises(ValueError, match="different shapes .*pass image_size"):
+    with pytest.raises(ValueError, match="image_size"):
         load_images(tmp_path, channels=1)
     assert load_images(tmp_path, channels=1, image_size=(20, 24))[0].shape == (2, 1, 20, 24)
     oracle = Oracle(OffGridSampler(7, num_patches=4))
-    with pytest.raises(ValueError, match="kind must be one of"):
+    with pytest.raises(ValueError, match="kind.*one of"):
         visualize("jigsaw", oracle, fmnist, tmp_path)
     with pytest.raises(ValueError, match="PART objective with sample"):
         visualize("symmetry", torch.nn.Linear(2, 2), fmnist, tmp_path)
-    with pytest.raises(ValueError, match="num_images must be a positive int"):
+    with pytest.raises(ValueError, match="num_images.*positive"):
         visualize("symmetry", oracle, fmnist, tmp_path, num_images=0)
     with pytest.raises(ValueError, match="both mean and std"):
         visualize("symmetry", oracle, fmnist, tmp_path, mean=[0.5])

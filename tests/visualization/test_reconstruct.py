@@ -226,7 +226,7 @@ def test_sample_and_predict_restores_mode_and_checks_model(random_model, fmnist)
     # sampler override by name, grid: N = (28 / 7)^2 = 16
     p = sample_and_predict(random_model, fmnist[:1], sampler="grid")
     assert p.boxes.shape == (1, 16, 4)
-    with pytest.raises(ValueError, match="num_patches cannot be set"):
+    with pytest.raises(ValueError, match="num_patches.*cannot"):
         sample_and_predict(random_model, fmnist[:1], sampler="grid", num_patches=4)
 
 

@@ -69,7 +69,7 @@ def test_heatmap_paints_each_box_with_its_spread():
 
 
 def test_uncertainty_bad_measure(oracle_offgrid, fmnist):
-    with pytest.raises(ValueError, match="measure must be one of"):
+    with pytest.raises(ValueError, match="measure.*one of"):
         uncertainty(oracle_offgrid, fmnist, measure="entropy")
-    with pytest.raises(ValueError, match="measure must be one of"):
+    with pytest.raises(ValueError, match="measure.*one of"):
         uncertainty_from_predictions(None, torch.zeros(1, 2, 4), torch.zeros(1, 2, 2, 2), (8, 8), "var")

@@ -15,8 +15,8 @@
   the window cache, and the datasets the engine builds for the sleep data kinds.
 
 Imports inside the package go one way: ``images`` uses ``errors`` and ``transforms``; ``sleep`` uses
-``errors`` and ``signal``; ``signal_npz`` uses ``errors``; ``transforms`` uses ``randaugment``; ``errors``,
-``randaugment`` and ``signal`` import nothing of ``part``.
+``errors``, ``signal`` and :mod:`part.io` (atomic cache writes); ``signal_npz`` uses ``errors``; ``transforms``
+uses ``randaugment``; ``errors``, ``randaugment`` and ``signal`` import nothing of ``part``.
 """
 
 from .errors import DatasetFormatError, DatasetNotFoundError

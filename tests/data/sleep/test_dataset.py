@@ -160,28 +160,28 @@ def test_engine_builder_and_loader():
 @pytest.mark.parametrize(
     "cfg, split, err, match",
     [
-        (syn_cfg(), "validation", ValueError, r"data.split='validation' is not a sleep split; choose one of"),
+        (syn_cfg(), "validation", ValueError, "data.split='validation'.*one of"),
         (syn_cfg(options=dict(n_subject=3)), "pretrain", ValueError,
-         r"unknown data.options \['n_subject'\] for data.kind='sleep_synthetic'; valid options: .*n_subjects"),
+         "data.options.*'n_subject'.*data.kind='sleep_synthetic'.*n_subjects"),
         (DataConfig(kind="sleep_foo", image_size=200, channels=2), "pretrain", ValueError,
-         r"data.kind='sleep_foo' is not a sleep data kind; choose one of"),
+         "data.kind='sleep_foo'.*one of"),
         (syn_cfg(channels=3), "pretrain", ValueError,
-         r"2 channels \['F3-M2', 'F4-M1'\] but the model expects model.in_chans=3"),
+         "2.*channels.*'F3-M2'.*'F4-M1'"),
         (syn_cfg(image_size=3000), "pretrain", ValueError,
-         r"T=200 samples \(4 s at 50 Hz\) but model.img_size \(data.image_size\) is 3000; set model.img_size: 200"),
+         "T=200.*model.img_size.*3000.*200"),
         (syn_cfg(options=dict(n_finetune=7)), "pretrain", ValueError,
-         r"n_finetune=7 \+ n_test=2 subjects exceed the 8 distinct subjects"),
-        (syn_cfg(options=dict(n_finetune=2.5)), "pretrain", ValueError, r"n_finetune must be an int, got 2.5"),
-        (syn_cfg(options=dict(n_test="all")), "pretrain", ValueError, r"n_test must be a count or a fraction"),
-        (syn_cfg(max_samples=0), "pretrain", ValueError, r"data.max_samples must be >= 1"),
+         "n_finetune=7.*n_test=2.*8"),
+        (syn_cfg(options=dict(n_finetune=2.5)), "pretrain", ValueError, "n_finetune.*2.5"),
+        (syn_cfg(options=dict(n_test="all")), "pretrain", ValueError, "n_test.*count.*fraction"),
+        (syn_cfg(max_samples=0), "pretrain", ValueError, "data.max_samples.*1"),
         (DataConfig(kind="physionet2018", image_size=3000, channels=6), "pretrain", ValueError,
-         r"data.kind='physionet2018' needs data.root"),
+         "data.kind='physionet2018'.*data.root"),
         (DataConfig(kind="sleep_edf", root="/nonexistent/sleep-edf", image_size=3000, channels=2), "pretrain",
-         DatasetNotFoundError, r"data.root /nonexistent/sleep-edf does not exist"),
+         DatasetNotFoundError, r"data\.root.*sleep-edf"),
         (DataConfig(kind="sleep_npz", root="/nonexistent/x.npz", image_size=3000, channels=2), "pretrain",
-         DatasetNotFoundError, r"data.root /nonexistent/x.npz does not exist"),
+         DatasetNotFoundError, "data.root.*x.npz"),
         (DataConfig(kind="physionet2018", root="/tmp", options=dict(max_records=0), image_size=3000, channels=6),
-         "pretrain", ValueError, r"data.options.max_records must be a positive int, got 0"),
+         "pretrain", ValueError, "data.options.max_records.*0"),
     ],
 )
 def test_bad_config_messages(cfg, split, err, match):
@@ -192,6 +192,7 @@ def test_bad_config_messages(cfg, split, err, match):
 # ----------------------------------------------------------------------------------- PhysioNet 2018
 
 
+@pytest.mark.slow
 def test_physionet_folder_cache_and_splits(tmp_path, monkeypatch):
     root = physionet_folder(tmp_path, n=4)
     cache = tmp_path / "cache"
@@ -258,27 +259,26 @@ def test_physionet_bad_records(tmp_path):
     # a record whose annotation file has no sleep stage
     root = physionet_folder(tmp_path, n=3)
     write_wfdb(root, "tr09-0009", [(10, "(arousal_rera"), (20, "arousal_rera)")], 120)
-    with pytest.raises(DatasetFormatError, match=r"record tr09-0009: no sleep-stage annotations"):
+    with pytest.raises(DatasetFormatError, match="tr09-0009.*annotation"):
         build_sleep_dataset(pn_cfg(root, tmp_path / "c"), "test")
     # a channel missing: the message lists the available ones
     root2 = tmp_path / "other"
     write_wfdb(root2, "tr05-0005", STAGE_SEQ, 270, channels=["F3-M2", "C3-M2", "ECG"])
-    with pytest.raises(ValueError, match=r"record tr05-0005: channel\(s\) \['F4-M1', 'C4-M1', 'O1-M2', 'O2-M1'\] "
-                                         r"not found; available channels: \['F3-M2', 'C3-M2', 'ECG'\]"):
+    with pytest.raises(ValueError, match="tr05-0005.*channel.*'F4-M1'.*'C4-M1'"):
         build_sleep_dataset(pn_cfg(root2, tmp_path / "c"), "test")
     # sampling rate below the 100-Hz target
     root3 = tmp_path / "slow"
     write_wfdb(root3, "tr06-0006", STAGE_SEQ, 270, fs=50)
-    with pytest.raises(ValueError, match=r"record tr06-0006: sampling rate 50 Hz is below the target 100 Hz"):
+    with pytest.raises(ValueError, match="tr06-0006.*rate.*50.*target"):
         build_sleep_dataset(pn_cfg(root3, tmp_path / "c"), "test")
     # window longer than the record
     root4 = tmp_path / "short"
     write_wfdb(root4, "tr07-0007", [(0, "W")], 20)
-    with pytest.raises(ValueError, match=r"record tr07-0007: window of 30 s is longer than"):
+    with pytest.raises(ValueError, match="tr07-0007.*30"):
         build_sleep_dataset(pn_cfg(root4, tmp_path / "c"), "test")
     # a folder without any labelled record
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetNotFoundError, match=r"no PhysioNet 2018 records with .arousal"):
+    with pytest.raises(DatasetNotFoundError, match="PhysioNet 2018.*arousal"):
         build_sleep_dataset(pn_cfg(tmp_path / "empty", tmp_path / "c"), "test")
 
 

@@ -122,7 +122,7 @@ def test_stage_annotations_keep_stages_in_order_and_name_the_file():
     is_stage, codes = stage_annotations(["W", "(arousal_rera", "Sleep stage ?", "arousal_rera)", "R"], "r1", "r1.x", "W..R")
     np.testing.assert_array_equal(is_stage, [True, False, True, False, True])
     np.testing.assert_array_equal(codes, [0, UNSCORED, 4])
-    with pytest.raises(DatasetFormatError, match=r"record r2: no sleep-stage annotations .* in r2\.x; found 2 other"):
+    with pytest.raises(DatasetFormatError, match=r"r2.*r2\.x.*2"):
         stage_annotations(["Sleep stage ?", "Lights off"], "r2", "r2.x", "W..R")
 
 
@@ -193,28 +193,28 @@ def test_physionet2018_without_stage_annotations_names_the_record(tmp_path):
     rec_dir = write_physionet_record(
         tmp_path, "tr00-0009", [(5.0, "(arousal_rera"), (20.0, "arousal_rera)")], seconds=100
     )
-    with pytest.raises(DatasetFormatError, match=r"record tr00-0009: no sleep-stage annotations"):
+    with pytest.raises(DatasetFormatError, match="tr00-0009.*annotation"):
         load_physionet2018_record(rec_dir)
 
 
 def test_physionet2018_missing_annotation_file(tmp_path):
     rec_dir = write_physionet_record(tmp_path, "tr00-0010", [], seconds=100)
-    with pytest.raises(DatasetNotFoundError, match=r"record tr00-0010: stage annotation file .*tr00-0010.arousal"):
+    with pytest.raises(DatasetNotFoundError, match="tr00-0010.*annotation"):
         load_physionet2018_record(rec_dir)
 
 
 def test_physionet2018_missing_channel_lists_available(tmp_path):
     rec_dir = write_physionet_record(tmp_path, "tr00-0004", [(0.0, "W")], seconds=60)
-    with pytest.raises(ValueError, match=r"channel\(s\) \['Fz-M2'\] not found; available channels: \['F3-M2'"):
+    with pytest.raises(ValueError, match="channel.*'Fz-M2'.*channels.*'F3-M2'"):
         load_physionet2018_record(rec_dir, channels=["F3-M2", "Fz-M2"])
 
 
 def test_physionet2018_rate_below_target_and_too_short(tmp_path):
     low = write_physionet_record(tmp_path, "tr00-0005", [(0.0, "W")], seconds=90, fs=50)
-    with pytest.raises(ValueError, match="record tr00-0005: sampling rate 50 Hz is below the target 100 Hz"):
+    with pytest.raises(ValueError, match="tr00-0005.*rate.*50.*target"):
         load_physionet2018_record(low)
     short = write_physionet_record(tmp_path, "tr00-0006", [(0.0, "W")], seconds=20)
-    with pytest.raises(ValueError, match=r"record tr00-0006: window of 30 s is longer than the scored part"):
+    with pytest.raises(ValueError, match="tr00-0006.*30"):
         load_physionet2018_record(short)
 
 
@@ -273,12 +273,12 @@ def test_sleep_edf_hypnogram_start_offset_shifts_stages(tmp_path):
 
 def test_sleep_edf_errors(tmp_path):
     psg = write_sleep_edf(tmp_path / "a", "SC4031E0-PSG.edf", "SC4031EC-Hypnogram.edf", [(0.0, 300.0, "Lights off")], 300)
-    with pytest.raises(DatasetFormatError, match=r"record SC4031: no sleep-stage annotations"):
+    with pytest.raises(DatasetFormatError, match="SC4031.*annotation"):
         load_sleep_edf_record(psg)
-    with pytest.raises(ValueError, match=r"not found; available channels: \['EEG Fpz-Cz', 'EEG Pz-Oz', 'EOG horizontal'"):
+    with pytest.raises(ValueError, match="channels.*'EEG Fpz-Cz'.*'EEG Pz-Oz'.*'EOG horizontal'"):
         load_sleep_edf_record(psg, channels=["EEG C3-A2"])
     lonely = write_sleep_edf(tmp_path / "b", "SC4041E0-PSG.edf", "other-Hypnogram.edf", SLEEP_EDF_HYP, 300)
-    with pytest.raises(FileNotFoundError, match=r"SC4041E0-PSG.edf: no hypnogram file matching .*SC4041\*-Hypnogram.edf"):
+    with pytest.raises(FileNotFoundError, match=r"SC4041E0-PSG\.edf.*hypnogram"):
         load_sleep_edf_record(lonely)
     with pytest.raises(FileNotFoundError, match="PSG file .* does not exist"):
         load_sleep_edf_record(tmp_path / "nope-PSG.edf")
@@ -315,9 +315,9 @@ def test_npz_round_trip_and_channel_selection(tmp_path):
     assert back.channels == data.channels and back.fs == 10.0
     only_b = load_sleep_npz(path, channels=["b"])
     np.testing.assert_array_equal(only_b.X[:, 0], data.X[:, 1])
-    with pytest.raises(ValueError, match=r"channel\(s\) \['c'\] not found; available channels: \['a', 'b'\]"):
+    with pytest.raises(ValueError, match="channel.*'c'.*channels.*'a'"):
         load_sleep_npz(path, channels=["c"])
-    with pytest.raises(ValueError, match="fs=100 Hz was requested but the file holds 10 Hz"):
+    with pytest.raises(ValueError, match="fs=100.*10"):
         load_sleep_npz(path, fs=100.0)
 
 
@@ -330,10 +330,10 @@ def test_npz_minimal_and_bad_files(tmp_path):
     with pytest.raises(ValueError, match="stores no channel names"):
         load_sleep_npz(tmp_path / "min.npz", channels=["ch0"])
     np.savez(tmp_path / "nolabel.npz", X=rng.normal(size=(5, 3, 20)), subject=np.array(list("aabbc")))
-    with pytest.raises(DatasetFormatError, match=r"nolabel.npz: missing array\(s\) \['y'\]"):
+    with pytest.raises(DatasetFormatError, match="nolabel.npz.*array.*'y'"):
         load_sleep_npz(tmp_path / "nolabel.npz")
     np.savez(tmp_path / "badlabel.npz", X=rng.normal(size=(2, 1, 20)), y=np.array([0, 5]), subject=np.array(["a", "b"]))
-    with pytest.raises(ValueError, match=r"badlabel.npz: y must be integer stages in 0..4"):
+    with pytest.raises(ValueError, match=r"badlabel\.npz.*stages"):
         load_sleep_npz(tmp_path / "badlabel.npz")
 
 
@@ -348,7 +348,7 @@ def test_recording_validation_and_joining():
         SleepSource.from_recordings([a, small_recording(channels=("a", "c"))])
     with pytest.raises(DatasetFormatError, match=r"20 samples"):
         SleepSource.from_recordings([a, small_recording(t=20)])
-    with pytest.raises(ValueError, match=r"y must hold stages in 0..4"):
+    with pytest.raises(ValueError, match="y.*stages"):
         SleepRecording(np.zeros((2, 1, 10)), [0, 7], ["s", "s"])
     with pytest.raises(ValueError, match=r"subject must have shape \(2,\)"):
         SleepRecording(np.zeros((2, 1, 10)), [0, 1], ["s"])
@@ -404,15 +404,15 @@ def test_folder_source_sleep_edf_and_npz(tmp_path):
 
 
 def test_folder_source_errors(tmp_path):
-    with pytest.raises(ValueError, match=r"data.kind='edf' is not a sleep data kind"):
+    with pytest.raises(ValueError, match="data.kind='edf'"):
         load_sleep_source("edf", tmp_path)
-    with pytest.raises(FileNotFoundError, match="no PhysioNet 2018 records with .arousal"):
+    with pytest.raises(FileNotFoundError, match="PhysioNet 2018.*arousal"):
         load_sleep_source("physionet2018", tmp_path, {"cache": False})
-    with pytest.raises(FileNotFoundError, match=r"no Sleep-EDF PSG files \(\*-PSG.edf\)"):
+    with pytest.raises(FileNotFoundError, match="PSG.edf"):
         load_sleep_source("sleep_edf", tmp_path, {"cache": False})
-    with pytest.raises(FileNotFoundError, match=r"data.root .*missing does not exist"):
+    with pytest.raises(FileNotFoundError, match="data.root.*does not exist"):
         load_sleep_source("sleep_npz", tmp_path / "missing")
-    with pytest.raises(ValueError, match=r"max_records must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="max_records.*0"):
         load_sleep_source("sleep_npz", tmp_path, {"max_records": 0})
 
 
@@ -469,7 +469,7 @@ def test_subject_split_never_shares_a_test_subject(n_subjects, reps, data, seed,
 
 def test_subject_split_errors():
     subjects = np.repeat(["a", "b", "c"], 2)
-    with pytest.raises(ValueError, match=r"n_finetune=2 \+ n_test=2 subjects exceed the 3 distinct subjects"):
+    with pytest.raises(ValueError, match="n_finetune=2.*n_test=2.*3"):
         subject_split(subjects, n_finetune=2, n_test=2)
     with pytest.raises(ValueError, match=r"fraction of the subjects and must be in \(0, 1\)"):
         subject_split(subjects, n_finetune=1, n_test=1.5)

@@ -222,5 +222,5 @@ def test_randaugment_bad_arguments_named():
         R.RandAugment("rand-m9", fill=(0.5, 2.0, 0.1))
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         R.RandAugment("rand-m9")(torch.rand(2, 3, 8, 8))
-    with pytest.raises(ValueError, match="fill has 2 values but the image has 3 channels"):
+    with pytest.raises(ValueError, match="fill.*2.*3"):
         R.rotate(torch.rand(3, 8, 8), 10, (0.1, 0.2))

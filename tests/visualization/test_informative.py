@@ -38,7 +38,7 @@ def test_patch_contrast_equals_a_plain_loop():
     mask = informative_patches(patches, 0.5)
     assert torch.equal(mask, patch_contrast(patches) > 0.5)
     for bad in (-0.1, "x", True, float("nan")):
-        with pytest.raises(ValueError, match="informative_std must be a number >= 0"):
+        with pytest.raises(ValueError, match="informative_std.*0"):
             informative_patches(patches, bad)
     with pytest.raises(ValueError, match=r"\(B, N, C, P, P\)"):
         patch_contrast(torch.zeros(2, 3, 4, 4))

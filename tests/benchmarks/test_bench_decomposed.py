@@ -10,7 +10,7 @@ import torch
 
 from part import vit_custom
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_decomposed.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_decomposed.py"
 ROWS = ["patch sampling + crop", "pair sampling", "backbone fwd+bwd", "relative encoder fwd+bwd", "targets + loss",
         "optimizer (AdamW)", "other (step - parts)", "relative encoder path", "PART step / plain step",
         "peak memory PART / plain"]

@@ -384,6 +384,7 @@ def test_nan_policy_skip_skips_a_bounded_number_of_steps(tmp_path, data, capsys)
     assert capsys.readouterr().err.count("step skipped") == 2
 
 
+@pytest.mark.slow
 @fault
 def test_second_writer_refused_for_finetune_and_ablate(tmp_path, data):
     held = tmp_path / "held"

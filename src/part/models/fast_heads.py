@@ -429,7 +429,19 @@ def _check_repair(repair: str) -> str:
     return repair
 
 
-class FusedCrossAttentionHead(CrossAttentionHead):
+class _PerTokenAttention:
+    """The forward pass shared by the fused cross-attention heads: per-token tables
+    (:meth:`token_tables`), then :func:`attend_pairs` over the pairs on ``self.path``."""
+
+    def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)`` (float32, or float64 for float64 input)."""
+        check_pairs(x, pairs)
+        with _no_autocast(x.device.type):
+            sa, sb, u, out_bias = self.token_tables(x)
+            return attend_pairs(sa, sb, u, out_bias, pairs, self.path, self.repair)
+
+
+class FusedCrossAttentionHead(_PerTokenAttention, CrossAttentionHead):
     """The paper's cross-attention relative encoder (§4), computed through the per-token identity.
 
     Same constructor, parameters and state-dict keys as :class:`~part.models.heads.CrossAttentionHead`;
@@ -506,15 +518,9 @@ class FusedCrossAttentionHead(CrossAttentionHead):
         u = u.reshape(b, n, h, k).transpose(1, 2)  # (B, H, N, k)
         return sa, sb, u, out_bias
 
-    def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)`` (float32, or float64 for float64 input)."""
-        check_pairs(x, pairs)
-        with _no_autocast(x.device.type):
-            sa, sb, u, out_bias = self.token_tables(x)
-            return attend_pairs(sa, sb, u, out_bias, pairs, self.path, self.repair)
 
 
-class FusedPaperCrossAttentionHead(PaperCrossAttentionHead):
+class FusedPaperCrossAttentionHead(_PerTokenAttention, PaperCrossAttentionHead):
     """The paper's single-head relative encoder (§4), computed per token (same identity, H = 1).
 
     ``X_hat_m = W_ref x_i + W_tgt x_j + b`` and keys/values are the embeddings, so
@@ -543,15 +549,9 @@ class FusedPaperCrossAttentionHead(PaperCrossAttentionHead):
         sa, sb = torch.matmul(torch.cat([a, bq], dim=1), xc.transpose(1, 2)).split(x.shape[1], dim=1)
         return sa.unsqueeze(1), sb.unsqueeze(1), u.unsqueeze(1), self.out.bias.to(dtype)
 
-    def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)`` (float32, or float64 for float64 input)."""
-        check_pairs(x, pairs)
-        with _no_autocast(x.device.type):
-            sa, sb, u, out_bias = self.token_tables(x)
-            return attend_pairs(sa, sb, u, out_bias, pairs, self.path, self.repair)
 
 
-class FusedIndexCrossAttentionHead(IndexCrossAttentionHead):
+class FusedIndexCrossAttentionHead(_PerTokenAttention, IndexCrossAttentionHead):
     """The authors' index-code relative encoder, computed per token (same identity, H = 1).
 
     The query code splits by halves, ``code(i, j) = [c(i) | c(j)]``, so ``q_m = W_q,ref c(i) + W_q,tgt c(j) +
@@ -589,12 +589,6 @@ class FusedIndexCrossAttentionHead(IndexCrossAttentionHead):
         out_bias = self.out.bias.to(dtype) + w_out @ self.proj.bias.to(dtype) + w_c @ b_v
         return sa.unsqueeze(1), sb.unsqueeze(1), u.unsqueeze(1), out_bias
 
-    def forward(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        """``x (B, N, d)``, ``pairs (B, M, 2)`` -> ``(B, M, k)`` (float32, or float64 for float64 input)."""
-        check_pairs(x, pairs)
-        with _no_autocast(x.device.type):
-            sa, sb, u, out_bias = self.token_tables(x)
-            return attend_pairs(sa, sb, u, out_bias, pairs, self.path, self.repair)
 
 
 class FusedPairwiseMLPHead(PairwiseMLPHead):

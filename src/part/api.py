@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .config import Config
+from .engine.runfolder import check_resume_init
 from .engine.runs import default_run_dir, resolve_config, resolve_run
 
 
@@ -33,9 +34,7 @@ def pretrain(
     """
     from .engine.trainer import train
 
-    if resume is True and init is not None:
-        raise ValueError("--resume continues a run from its own checkpoint; --init is only for a new run "
-                         "(drop one of them)")
+    check_resume_init(resume, init)  # before resolve_run: the clash is named whatever the folder holds
     from .engine.datainfo import write_data_record
 
     run, cfg = resolve_run(config, out, overrides, resume)

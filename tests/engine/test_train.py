@@ -9,7 +9,7 @@ import part
 from part.cli import main
 from part.engine import checkpoint as ck
 from part.engine import load_run
-from part.engine.trainer import RunFolderError, TrainingDiverged, train
+from part.engine import RunFolderError, TrainingDiverged, train
 from part.config import config_from_dict
 
 from .conftest import tiny_config

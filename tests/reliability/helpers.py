@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..engine.conftest import tiny_config
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
@@ -25,17 +27,9 @@ def write_data(folder: Path) -> Path:
 
 
 def tiny_raw(data: Path, **train) -> dict:
-    t = {"max_steps": 12, "batch_size": 8, "log_every": 1, "ckpt_every": 3, "keep_last": 2, "seed": 0,
-         "device": "cpu", "threads": 1}
-    t.update(train)
-    return {
-        "model": {"arch": "custom", "embed_dim": 16, "depth": 1, "num_heads": 2, "img_size": 8, "patch_size": 4,
-                  "in_chans": 1, "drop_path_rate": 0.1},
-        "objective": {"name": "part", "num_pairs": 6},
-        "data": {"kind": "npz", "root": str(data), "rrc_scale": [0.5, 1.0]},
-        "optim": {"lr": 1e-3, "warmup_steps": 2},
-        "train": t,
-    }
+    """The engine tests' tiny PART run (:func:`tests.engine.conftest.tiny_config`), 12 steps, a checkpoint every
+    3, one thread (bit-identical end states need a fixed thread count)."""
+    return tiny_config(data, **{"max_steps": 12, "ckpt_every": 3, "threads": 1, **train})
 
 
 def write_config(path: Path, raw: dict) -> Path:

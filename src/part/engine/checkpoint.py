@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import sys
@@ -267,5 +266,3 @@ def load_latest(ckpt_dir: str | Path, warn=None) -> tuple[dict, dict, Path]:
     raise CheckpointError(f"no usable checkpoint in {ckpt_dir}" + (" (all were corrupt)" if verified else ""))
 
 
-def is_finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

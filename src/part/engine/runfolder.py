@@ -19,6 +19,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..io import read_json
+
 LOCK_NAME = ".lock"
 # what a run folder may hold; --overwrite removes exactly these (and nothing else a user put there)
 RUN_FILES = ("config.yaml", "metrics.jsonl", "weights.safetensors", "summary.json", "probe.json",
@@ -122,10 +124,23 @@ def has_run(run: Path) -> bool:
 
 
 def is_finished(run: Path) -> bool:
-    try:
-        return bool(json.loads((run / "summary.json").read_text()).get("finished"))
-    except (OSError, ValueError):
-        return False
+    return bool(read_json(run / "summary.json").get("finished"))
+
+
+def check_resume_init(resume, init) -> None:
+    """``--resume`` continues a run from its own checkpoint; ``--init`` is only for a new run."""
+    if resume is True and init is not None:
+        raise RunFolderError("--resume continues a run from its own checkpoint; --init is only for a new run "
+                             "(drop one of them)")
+
+
+def check_recorded_init(run: Path, init) -> None:
+    """``--resume auto`` of an existing run: ``init`` (when given) must be the source its ``init.json``
+    records, so a requeued job cannot silently continue a run started from other weights."""
+    recorded = read_json(Path(run) / "init.json").get("source")
+    if recorded is not None and init is not None and Path(str(recorded)).resolve() != Path(str(init)).resolve():
+        raise RunFolderError(f"--resume auto: {run} was started with --init {recorded}, not {init}; drop --init "
+                             "or choose another --out")
 
 
 def plan_run(run: str | Path, resume: bool | str = False, overwrite: bool = False) -> RunPlan:
@@ -197,5 +212,5 @@ def drop_replaced(run: str | Path) -> None:
 
 
 __all__ = ["RunFolderError", "RunLock", "RunPlan", "plan_run", "replace_run", "restore_replaced", "drop_replaced",
-           "has_run", "is_finished",
+           "has_run", "is_finished", "check_resume_init", "check_recorded_init",
            "RUN_FILES", "RUN_DIRS", "LOCK_NAME"]

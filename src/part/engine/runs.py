@@ -12,6 +12,7 @@ from ..config import Config, load_config, validate_config
 from .builders import build_objective
 from .checkpoint import list_checkpoints, load_state_dict_checked, load_weights
 from .datainfo import complete_config
+from .runfolder import has_run
 
 
 def resolve_config(config: str | Path | Config | dict | None, overrides: Iterable[str] = ()) -> Config:
@@ -47,10 +48,10 @@ def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str =
     agree (apart from execution-only keys such as ``train.threads``), so a requeued job cannot silently
     continue with a changed recipe."""
     run = Path(out) if out is not None else default_run_dir(config)
-    has_run = (run / "config.yaml").is_file()
-    if not resume or (resume == "auto" and not has_run):
+    exists = has_run(run)
+    if not resume or (resume == "auto" and not exists):
         return run, complete_config(resolve_config(config, overrides), init)
-    if not has_run:
+    if not exists:
         raise ValueError(f"--resume: no run to resume in {run} (no config.yaml)")
     saved = complete_config(load_config(run / "config.yaml", overrides), init)
     if resume == "auto" and config is not None:

@@ -28,7 +28,8 @@ from .builders import build_dataset, build_objective
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed,
                           on_main)
 from .loader import ResumableSampler, SeededItems, ignore_stop_signals, one_line_worker_error
-from .runfolder import RunFolderError, RunLock, drop_replaced, plan_run, replace_run, restore_replaced
+from .runfolder import (RunLock, check_recorded_init, check_resume_init, drop_replaced, plan_run, replace_run,
+                        restore_replaced)
 from .signals import StopRequests, TrainingStopped
 
 
@@ -122,9 +123,7 @@ def train(
 
 def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, provenance, di: DistInfo) -> TrainResult:
     t = cfg.train
-    if resume is True and init is not None:
-        raise RunFolderError("--resume continues a run from its own checkpoint; --init is only for a new run "
-                             "(drop one of them)")
+    check_resume_init(resume, init)
     if t.threads:
         torch.set_num_threads(t.threads)
 
@@ -161,7 +160,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     torch.manual_seed(t.seed + di.rank)
     device = di.device
     if resuming and init is not None:  # --resume auto of a run: --init must be the one it started from
-        _check_same_init(run, init)
+        check_recorded_init(run, init)
     # --- build and validate everything; nothing in the run folder is touched yet --------------------
     if objective is None:
         objective = build_objective(cfg)
@@ -345,16 +344,6 @@ def _pick_checkpoint(ckpt_dir: Path) -> Path | None:
         print(f"note: {ckpt_dir} holds no checkpoint yet; the run restarts from step 0", file=sys.stderr)
         return None
     return ck.load_latest(ckpt_dir)[2]
-
-
-def _check_same_init(run: Path, init) -> None:
-    try:
-        recorded = json.loads((run / "init.json").read_text()).get("source")
-    except (OSError, ValueError):
-        recorded = None
-    if recorded is not None and Path(str(recorded)).resolve() != Path(str(init)).resolve():
-        raise RunFolderError(f"--resume auto: {run} was started with --init {recorded}, not {init}; drop --init "
-                             "or choose another --out")
 
 
 def _finished_result(run: Path) -> TrainResult:

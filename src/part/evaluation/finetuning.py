@@ -31,6 +31,8 @@ from typing import Iterable
 
 import torch
 
+from ..engine.runfolder import check_recorded_init, check_resume_init
+from ..io import read_json
 from . import metrics as M
 from .heldout import evaluate_classifier, summary_row
 from .features import EVAL_BATCH_SIZE, check_dataset_labels, load_backbone_weights, resolve_weights_path
@@ -57,23 +59,12 @@ def _num_classes(cfg) -> int:
     return int(n)
 
 
-def _check_recorded_init(run: Path, init) -> None:
-    """``--resume auto`` of an existing fine-tune: ``--init`` must name what the run started from."""
-    recorded = _init_source(run, None)
-    wanted = "none" if init is None else str(resolve_weights_path(init, "--init"))
-    if recorded != "none" and wanted != "none" and Path(recorded).resolve() != Path(wanted).resolve():
-        raise ValueError(f"--resume auto: {run} was started with --init {recorded}, not {wanted}; drop --init "
-                         "or choose another --out")
-
-
 def _init_source(run: Path, report: dict | None) -> str:
     """What initialised the encoder: this call's report, else (resume) the run's ``init.json``."""
     if report is not None:
         return report["source"]
     path = run / "init.json"
-    if path.is_file():
-        return json.loads(path.read_text()).get("source") or "none"
-    return "none"
+    return read_json(path).get("source") or "none"
 
 
 def finetune(
@@ -109,14 +100,12 @@ def finetune(
     from ..engine.datainfo import write_data_record
 
     from_scratch = init is None or str(init).lower() == "none"
-    if resume is True and not from_scratch:
-        raise ValueError("--resume continues a run from its own checkpoint; --init is only for a new run "
-                         "(drop one of them)")
+    check_resume_init(resume, None if from_scratch else init)
     run, cfg = resolve_run(config, out, overrides, resume, init=None if from_scratch or resume is True else init)
     num_classes = _num_classes(cfg)
     if resume == "auto" and (run / "config.yaml").is_file():
         resume = True  # continuing: the run's own weights, not --init (checked against its init.json below)
-        _check_recorded_init(run, None if from_scratch else init)
+        check_recorded_init(run, None if from_scratch else resolve_weights_path(init, "--init"))
         from_scratch = True
     if not from_scratch and not resume:
         resolve_weights_path(init, "--init")  # a missing path fails before any data is read

@@ -1,0 +1,53 @@
+"""The loader throughput benchmark (issue 14, item 4): a --quick run times the trainer's own loader on real
+JPEG files for each worker count and recipe, times the model step, and prints the workers-needed table. No
+timing thresholds (machines are noisy): only that every number is measured and the batches are right."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_loader.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_loader", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_synthesised_jpegs_are_real_jpegs_of_varied_size(bench, tmp_path):
+    kib = bench.synthesise_jpegs(tmp_path, 6, seed=0, small=True)
+    files = sorted((tmp_path / "train").rglob("*.jpg"))
+    assert len(files) == 6 and kib > 0
+    sizes = set()
+    for f in files:
+        with Image.open(f) as im:
+            assert im.format == "JPEG" and im.mode == "RGB"
+            sizes.add(im.size)
+    assert len(sizes) > 1  # sizes drawn, not one fixed size
+
+
+def test_quick_run_measures_every_setting(bench, tmp_path, capsys):
+    out = tmp_path / "loader.json"
+    res = bench.main(["--quick", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "workers to keep the model step fed" in text and "load average at start" in text
+    assert [(r["recipe"], r["workers"]) for r in res["loader"]] == [
+        ("pretrain", 0), ("pretrain", 1), ("finetune", 0), ("finetune", 1)]
+    for r in res["loader"]:
+        assert r["img_per_s"] > 0 and r["shape"] == [4, 3, 64, 64]
+    assert res["model"][0]["img_per_s"] > 0 and set(res["per_worker"]) == {"pretrain", "finetune"}
+    assert json.loads(out.read_text())["loader"][0]["recipe"] == "pretrain"
+
+
+def test_bad_arguments_are_one_line_errors(bench, capsys):
+    for argv in (["--workers", "a"], ["--recipes", "nope"], ["--archs", "huge"], ["--workers", "-1"]):
+        with pytest.raises(SystemExit) as exc:
+            bench.parse_args(argv)
+        assert exc.value.code == 2
+    assert "unknown recipe 'nope'" in capsys.readouterr().err

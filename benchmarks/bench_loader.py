@@ -11,8 +11,8 @@ Measured in ONE run, on this machine:
   model    images/s of the PART training step (``PARTModel`` forward + backward + AdamW) at the same image size
            on this CPU, for ``--archs``.
 
-Then, per recipe: images/s of ONE worker (from the largest worker count, which also uses the cores best), and
-how many workers keep each model step fed here. For a GPU, divide the GPU's images/s (``bench_decomposed.py
+Then, per recipe: images/s of ONE worker (one core: the 1-worker row), and how many workers keep each model step
+fed here; the rows with more workers show how the rate scales on this machine's cores. For a GPU, divide the GPU's images/s (``bench_decomposed.py
 --device cuda``) by the per-worker rate: workers scale with CPU cores until the cores or the disk run out.
 
 The JPEGs are synthesised (``--root`` uses your own ImageFolder instead): smooth random colour fields plus
@@ -183,6 +183,18 @@ def model_rate(args, root: str, arch: str, reps: int = 3) -> dict:
     return {"arch": arch, "batch": args.model_batch, "step_s": step, "img_per_s": args.model_batch / step}
 
 
+def per_worker_rate(rows: list[dict]) -> float:
+    """Images/s one worker process (one core) delivers: the 1-worker row if measured, else the 0-worker row
+    (the main process loading alone), else the largest count's rate divided by its workers."""
+    by = {r["workers"]: r["img_per_s"] for r in rows}
+    if 1 in by:
+        return by[1]
+    if 0 in by:
+        return by[0]
+    most = max(by)
+    return by[most] / most
+
+
 def report(args, results: dict) -> None:
     print(f"\nImageFolder JPEGs -> {args.img_size} px batches of {args.batch}; mean JPEG "
           f"{results['jpeg_kib']:.0f} KiB; {os.cpu_count()} CPUs; load average at start "
@@ -195,7 +207,7 @@ def report(args, results: dict) -> None:
               f"#pairs {args.pairs}) on this CPU:")
         for m in results["model"]:
             print(f"  {m['arch']:<6} {m['img_per_s']:8.1f} img/s")
-    print("\nworkers to keep the model step fed here (per-worker rate from the largest worker count):")
+    print("\nworkers to keep the model step fed here (one worker = one core; its rate from the 1-worker row):")
     for recipe, per in results["per_worker"].items():
         line = f"  {recipe:<10} one worker ~ {per:.1f} img/s"
         for m in results["model"]:
@@ -221,8 +233,7 @@ def main(argv=None) -> dict:
                 r = loader_rate(args, root, recipe, workers)
                 results["loader"].append(r)
                 print(f"{recipe} workers={workers}: {r['img_per_s']:.1f} img/s", flush=True)
-            best = max((r for r in results["loader"] if r["recipe"] == recipe), key=lambda r: r["workers"])
-            results["per_worker"][recipe] = best["img_per_s"] / max(1, best["workers"])
+            results["per_worker"][recipe] = per_worker_rate([r for r in results["loader"] if r["recipe"] == recipe])
         for arch in args.archs:
             results["model"].append(model_rate(args, root, arch))
     results["load_end"] = "%.2f/%.2f/%.2f" % os.getloadavg()

@@ -81,12 +81,12 @@ PATHS = ("auto", "tune", "table", "rows", "gather")
 #: Cost of one entry of the per-pair paths' ``(M, N)`` tensors, in units of ``N`` multiply-adds of the table
 #: path's batched matmul (so an entry costs ``COST * N``): the entries are gathered, multiplied and
 #: scattered (memory-bound, slower as the tensors outgrow the caches) where the table is one dense matmul.
-#: ``"rows"`` (:class:`PickPairs`) calibrated on the shared 2-core CPU, one thread (3 heads, d = 192, k = 2,
-#: fwd+bwd of ``FusedCrossAttentionHead(path=...)``, interleaved): measured table/rows crossovers M ~ 400
-#: (N = 64, B = 64), M ~ 2048 (N = 196, B = 16: 149 ms each), 2048 < M < 8192 (N = 576, B = 4); the rule
-#: gives 640, 1960 and 5760. ``"gather"`` (softmax per pair) from issue 10's calibration; it is never cheaper
-#: than ``"rows"`` by the rule, and stays as the stable path of the underflow repair.
-ROWS_COST = 0.3
+#: ``"rows"`` (:class:`PickPairs`) calibrated on the shared 2-core CPU, one thread (3 heads, k = 2, fwd+bwd of
+#: :class:`PickPairs`, after its table path moved to the ``(c, j, n)`` layout): measured table/rows crossovers
+#: 256 < M < 512 (N = 64, B = 64), 1024 < M < 2048 (N = 196, B = 16), 2048 < M < 8192 (N = 576, B = 4); the
+#: rule gives 480, 1470 and 4320. ``"gather"`` (softmax per pair) from issue 10's calibration; it is never
+#: cheaper than ``"rows"`` by the rule, and stays as the stable path of the underflow repair.
+ROWS_COST = 0.4
 GATHER_COST = 0.6
 
 

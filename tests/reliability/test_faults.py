@@ -412,13 +412,8 @@ _DDP_ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def _torchrun_cmd(*args: str) -> list[str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-            f"--master_port={port}", "-m", "part", *args]
+    # --standalone: the rendezvous store binds a free port itself (no port picked here and then raced for)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "part", *args]
 
 
 def _children(pid: int) -> list[int]:

@@ -286,7 +286,9 @@ def pick_reference(ea, eb, u1, ia, ja):
 
 
 @pytest.mark.parametrize("mode", ["table", "rows"])
-@pytest.mark.parametrize("budget", [None, 1, 200])  # one chunk, one group per chunk, a few groups per chunk
+# one chunk; one group (table) or one pair (rows) per chunk; rows: pairs split within a group (M N = 270 > 200);
+# a few groups per chunk (600)
+@pytest.mark.parametrize("budget", [None, 1, 200, 600])
 def test_pick_pairs_matches_autograd(mode, budget):
     """The hand-written backward of PickPairs against autograd through the plain formula, with repeated
     pairs (the backward must accumulate them) and chunks that do not divide the groups."""

@@ -212,15 +212,27 @@ def group_chunks(groups: int, per_group: int, budget: int | None) -> list[tuple[
     return [(g0, min(groups, g0 + step)) for g0 in range(0, groups, step)]
 
 
-def pair_rows(ea: torch.Tensor, eb: torch.Tensor, ia: torch.Tensor, ja: torch.Tensor, g0: int, g1: int):
-    """Rows ``ea[g, i_m]`` and ``eb[g, j_m]`` of the groups ``g0 .. g1 - 1``: ``(G_c, M, N)`` each.
+def row_blocks(groups: int, pairs: int, n: int, budget: int | None) -> list[tuple[int, int, int, int]]:
+    """``[(g0, g1, m0, m1), ...]``: blocks of groups x pairs of about ``budget`` elements of ``(M, N)`` rows
+    (one block for ``budget=None``). Groups are split first; a group whose ``M N`` rows alone exceed the
+    budget is split over its pairs too (N = 576: 2048 pairs are 1.2M elements, far beyond the caches)."""
+    if not budget or pairs * n <= budget:
+        return [(g0, g1, 0, pairs) for g0, g1 in group_chunks(groups, pairs * n, budget)]
+    step = max(1, budget // n)
+    return [(g, g + 1, m0, min(pairs, m0 + step)) for g in range(groups) for m0 in range(0, pairs, step)]
+
+
+def pair_rows(ea: torch.Tensor, eb: torch.Tensor, ia: torch.Tensor, ja: torch.Tensor, g0: int, g1: int,
+              m0: int = 0, m1: int | None = None):
+    """Rows ``ea[g, i_m]`` and ``eb[g, j_m]`` of the groups ``g0 .. g1 - 1`` and pairs ``m0 .. m1 - 1``:
+    ``(G_c, M_c, N)`` each.
 
     ``ea``/``eb`` ``(G, N, N)``, ``ia``/``ja`` ``(G, M)`` int64.
     """
     cg, n = g1 - g0, ea.shape[-1]
     off = (torch.arange(cg, device=ia.device) * n).unsqueeze(1)
-    ra = ea[g0:g1].reshape(cg * n, n).index_select(0, (ia[g0:g1] + off).reshape(-1)).reshape(cg, -1, n)
-    rb = eb[g0:g1].reshape(cg * n, n).index_select(0, (ja[g0:g1] + off).reshape(-1)).reshape(cg, -1, n)
+    ra = ea[g0:g1].reshape(cg * n, n).index_select(0, (ia[g0:g1, m0:m1] + off).reshape(-1)).reshape(cg, -1, n)
+    rb = eb[g0:g1].reshape(cg * n, n).index_select(0, (ja[g0:g1, m0:m1] + off).reshape(-1)).reshape(cg, -1, n)
     return ra, rb
 
 
@@ -279,9 +291,9 @@ class PickPairs(torch.autograd.Function):
                 torch.gather(table.view(g1 - g0, -1), 1, flat[g0:g1], out=out[g0:g1])
             return out.view(g, m, c)
         out = ea.new_empty(g, m, c)
-        for g0, g1 in group_chunks(g, m * n, budget):
-            ra, rb = pair_rows(ea, eb, ia, ja, g0, g1)
-            torch.bmm(ra * rb, u1[g0:g1], out=out[g0:g1])
+        for g0, g1, m0, m1 in row_blocks(g, m, n, budget):
+            ra, rb = pair_rows(ea, eb, ia, ja, g0, g1, m0, m1)
+            out[g0:g1, m0:m1] = torch.bmm(ra * rb, u1[g0:g1])
         return out
 
     @staticmethod
@@ -305,15 +317,16 @@ class PickPairs(torch.autograd.Function):
                 torch.sum(d_rhs * u1t[g0:g1].unsqueeze(2), dim=1, out=d_eb[g0:g1])
                 torch.sum(d_rhs * eb[g0:g1].unsqueeze(1), dim=2, out=d_u1t[g0:g1])
             return d_ea, d_eb, d_u1t.transpose(1, 2), None, None, None, None
-        d_ea, d_eb, d_u1 = torch.zeros_like(ea), torch.zeros_like(eb), torch.empty_like(u1)
-        for g0, g1 in group_chunks(g, m * n, ctx.budget):
+        d_ea, d_eb, d_u1 = torch.zeros_like(ea), torch.zeros_like(eb), torch.zeros_like(u1)
+        for g0, g1, m0, m1 in row_blocks(g, m, n, ctx.budget):
             cg = g1 - g0
-            ra, rb = pair_rows(ea, eb, ia, ja, g0, g1)
-            w = torch.bmm(grad[g0:g1], u1[g0:g1].transpose(1, 2))  # (G_c, M, N)
-            torch.bmm((ra * rb).transpose(1, 2), grad[g0:g1], out=d_u1[g0:g1])
+            ra, rb = pair_rows(ea, eb, ia, ja, g0, g1, m0, m1)
+            gr = grad[g0:g1, m0:m1]
+            w = torch.bmm(gr, u1[g0:g1].transpose(1, 2))  # (G_c, M_c, N)
+            d_u1[g0:g1].baddbmm_((ra * rb).transpose(1, 2), gr)
             off = (torch.arange(cg, device=ia.device) * n).unsqueeze(1)
-            d_ea[g0:g1].view(cg * n, n).index_add_(0, (ia[g0:g1] + off).reshape(-1), (w * rb).reshape(-1, n))
-            d_eb[g0:g1].view(cg * n, n).index_add_(0, (ja[g0:g1] + off).reshape(-1), (w * ra).reshape(-1, n))
+            d_ea[g0:g1].view(cg * n, n).index_add_(0, (ia[g0:g1, m0:m1] + off).reshape(-1), (w * rb).reshape(-1, n))
+            d_eb[g0:g1].view(cg * n, n).index_add_(0, (ja[g0:g1, m0:m1] + off).reshape(-1), (w * ra).reshape(-1, n))
         return d_ea, d_eb, d_u1, None, None, None, None
 
 

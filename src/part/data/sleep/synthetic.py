@@ -86,11 +86,44 @@ TRANSITIONS = np.array(
 )
 """Epoch-to-epoch stage transition probabilities before the time-of-night modulation."""
 
-# Transient events: Poisson rate per epoch and stage (W, N1, N2, N3, REM).
+# Event rates per 30 s of the continuous night, by the stage at the event's time (W, N1, N2, N3, REM).
 _SPINDLE_RATE = np.array([0.0, 0.2, 3.0, 0.7, 0.0])
 _KCOMPLEX_RATE = np.array([0.0, 0.1, 1.2, 0.4, 0.0])
+_SPINDLE_AFTER_K = 0.5  # a K-complex is followed by a spindle 0.4-1.2 s later with this probability
 _SAWTOOTH_RATE = np.array([0.0, 0.1, 0.0, 0.0, 1.3])
-_ARTEFACT_PROB = np.array([0.08, 0.04, 0.015, 0.01, 0.02])
+_ARTEFACT_RATE = np.array([0.08, 0.04, 0.015, 0.01, 0.02])
+_ARTEFACT_AT_AROUSAL = 0.3  # share of arousals that start with a movement artefact
+_EYES_OPEN_RATE = np.array([0.6, 0.0, 0.0, 0.0, 0.0])  # eyes-open spells (3-20 s, alpha blocked) while awake
+_AROUSAL_RATE = np.array([0.0, 0.5, 0.3, 0.1, 0.3])
+_AROUSAL_GAIN = np.log(np.array([0.6, 1.0, 3.0, 1.2, 2.5, 4.0]))  # band amplitude factors while aroused
+_AROUSAL_S = (3.0, 15.0)  # duration at full strength; onset within 0.5 s, then a fade with time constant:
+_AROUSAL_DECAY_S = 3.0
+
+# Transitions: towards deeper sleep (depth W 0 < N1 = REM 1 < N2 2 < N3 3) the rhythms change gradually over
+# 10-30 s (alpha fades, slow waves build up); towards lighter sleep or waking within 0.5-2 s (an arousal).
+_DEPTH = np.array([0, 1, 2, 3, 1])
+_RAMP_DEEPER_S = (10.0, 30.0)
+_RAMP_LIGHTER_S = (0.5, 2.0)
+
+# Evolving rhythms: every band's log-amplitude wanders slowly (Lorentzian spectrum, correlation time
+# _WANDER_TAU_S, standard deviation _WANDER_SD) and has bursts that wax within _BURST_RISE_S and wane with a
+# time constant in _BURST_DECAY_S (log-amplitude jump in _BURST_SIZE, _BURST_RATE per second and band).
+_WANDER_TAU_S = 20.0
+_WANDER_SD = 0.35
+_BURST_RATE = 0.08
+_BURST_RISE_S = 0.3
+_BURST_DECAY_S = (2.0, 6.0)
+_BURST_SIZE = (0.3, 0.9)
+
+# Baseline drift (electrode polarisation / sweating, which DC-coupled or weakly high-passed recordings keep):
+# the baseline creeps downwards at _DRIFT_UV_S[stage] uV/s (sweating is commonest in deep sleep) and jumps back
+# to its resting level at movement artefacts, arousals and otherwise _RESET_RATE times per 30 s. Inside an
+# epoch it is a ramp with a known sign: the arrow of time that a stationary 30-s epoch lacks (module docstring).
+_DRIFT_UV_S = np.array([1.5, 2.0, 2.5, 3.0, 2.0])
+_RESET_RATE = 0.25
+
+_ENV_FS = 10.0  # Hz: band envelopes are computed at this rate, then interpolated to fs
+_PAD_S = 20.0  # s generated beyond the night's end and dropped (the FFT noise is circular)
 
 
 def synthetic_stage_sequence(n_epochs: int, rng: np.random.Generator) -> np.ndarray:
@@ -119,34 +152,117 @@ def _bumps(freqs: np.ndarray, centres: np.ndarray, widths: np.ndarray, fs: float
 
 
 def _shaped_noise(rng: np.random.Generator, power: np.ndarray, n: int) -> np.ndarray:
-    """Real Gaussian noise ``(..., n)`` whose one-sided power spectrum is ``power (..., n // 2 + 1)``."""
-    white = np.fft.rfft(rng.standard_normal(power.shape[:-1] + (n,)), axis=-1)
+    """Real Gaussian noise ``(..., n)`` whose one-sided power spectrum is ``power (..., n // 2 + 1)``.
+
+    The FFT makes it circular (its end continues into its start); callers generate a longer stretch and drop
+    the tail so that the night's two ends are unrelated."""
+    # the rFFT of white noise drawn directly: complex Gaussian, variance n per bin (real at DC and Nyquist)
+    shape = power.shape[:-1] + (n // 2 + 1,)
+    white = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    white *= np.sqrt(n / 2.0)
+    white[..., 0] = white[..., 0].real * np.sqrt(2.0)
+    if n % 2 == 0:
+        white[..., -1] = white[..., -1].real * np.sqrt(2.0)
     return np.fft.irfft(white * np.sqrt(power), n=n, axis=-1)
 
 
-def _place_events(
-    rng: np.random.Generator, target: np.ndarray, rate: np.ndarray, stages: np.ndarray, waveforms
-) -> None:
-    """Add Poisson-many events per epoch into ``target (E, T)`` in place. ``waveforms(k) -> (k, L)``."""
-    counts = rng.poisson(rate[stages])
-    n = int(counts.sum())
-    if n == 0:
+def _fast_length(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n`` (FFT lengths with large prime factors are many times slower)."""
+    best = 1 << max(int(n - 1).bit_length(), 0)
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35 * (1 << max(int(-(-n // p35) - 1).bit_length(), 0))
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _sigmoid(u: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * u))
+
+
+def _stage_path(z: np.ndarray, t_w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous-time stage path from the epoch hypnogram ``z (E,)``: every change of stage between epochs
+    ``e - 1`` and ``e`` happens at a uniform time in ``(e - 0.45, e + 0.45)`` epochs, i.e. inside one of the
+    two epochs. Returns change times in samples ``float (K,)`` (increasing) and ``stages (K + 1,)``: the stage
+    before the first change, then after each change."""
+    e = np.flatnonzero(z[1:] != z[:-1]) + 1
+    change = (e + rng.uniform(-0.45, 0.45, e.size)) * t_w
+    return change, np.concatenate([z[:1], z[e]])
+
+
+def _stage_at(t: np.ndarray, change: np.ndarray, stages: np.ndarray) -> np.ndarray:
+    """Stage of the path at times ``t`` (samples, any shape)."""
+    return stages[np.searchsorted(change, t, side="right")]
+
+
+def _majority_labels(change: np.ndarray, stages: np.ndarray, n_epochs: int, t_w: int) -> np.ndarray:
+    """``int64 (E,)``: per epoch, the stage that covers most of it (as a scorer labels an epoch, and as the
+    real loaders label a window: :mod:`part.data.sleep.windowing`)."""
+    bounds = np.concatenate([[0.0], change, [float(n_epochs * t_w)]])
+    cover = np.zeros((n_epochs, len(STAGES)))
+    for a, b, s in zip(bounds[:-1], bounds[1:], stages):
+        ep = np.arange(int(a // t_w), min(int(np.ceil(b / t_w)), n_epochs))
+        cover[ep, s] += np.minimum(b, (ep + 1) * t_w) - np.maximum(a, ep * t_w)
+    return cover.argmax(axis=1).astype(np.int64)
+
+
+def _poisson_times(rng: np.random.Generator, rate: np.ndarray, change: np.ndarray, stages: np.ndarray,
+                   n: int, per: float) -> np.ndarray:
+    """Sorted event times in samples ``float (k,)`` of a Poisson process over ``[0, n)`` whose rate is
+    ``rate[stage]`` events per ``per`` samples, the stage read off the continuous path (thinning)."""
+    top = float(rate.max())
+    if top <= 0:
+        return np.zeros(0)
+    t = np.sort(rng.uniform(0.0, n, rng.poisson(top * n / per)))
+    return t[rng.random(t.size) < rate[_stage_at(t, change, stages)] / top]
+
+
+def _pulses(te: np.ndarray, on: np.ndarray, hold: np.ndarray, rise: float, decay: np.ndarray,
+            size: np.ndarray | None = None) -> np.ndarray:
+    """Sum over events of a pulse on the regular time grid ``te (n,)`` (seconds): it rises within ``rise``
+    seconds after ``on (k,)``, holds for ``hold (k,)`` seconds, then decays with time constant ``decay (k,)``;
+    height ``size (k,)`` (default 1). Rise and decay differ, so a pulse is not symmetric in time. ``(n,)``."""
+    out = np.zeros(te.size)
+    dt = te[1] - te[0] if te.size > 1 else 1.0
+    span = int(np.ceil((rise + hold.max(initial=0.0) + 6.0 * decay.max(initial=0.0)) / dt)) + 1
+    if on.size == 0:
+        return out
+    i0 = np.searchsorted(te, on)  # (k,)
+    idx = i0[:, None] + np.arange(span)[None, :]  # (k, span)
+    ok = idx < te.size
+    u = te[np.minimum(idx, te.size - 1)] - on[:, None]  # seconds since onset
+    up = 1.0 - np.exp(-np.maximum(u, 0.0) / (rise / 3.0))
+    down = np.exp(-np.maximum(u - rise - hold[:, None], 0.0) / decay[:, None])
+    h = up * down if size is None else up * down * size[:, None]
+    np.add.at(out, idx[ok], h[ok])
+    return out
+
+
+def _place(night: np.ndarray, start: np.ndarray, wave: np.ndarray) -> None:
+    """Add ``wave (k, L)`` into ``night (n,)`` at integer sample ``start (k,)``, in place; cut at the end."""
+    if start.size == 0:
         return
-    wave = waveforms(n)[:, : target.shape[1]]  # (n, L); an event longer than the window is cut
-    length = wave.shape[1]
-    epoch = np.repeat(np.arange(stages.size), counts)
-    start = rng.integers(0, target.shape[1] - length + 1, size=n)
-    cols = start[:, None] + np.arange(length)[None, :]
-    np.add.at(target, (epoch[:, None], cols), wave)
+    cols = start.astype(np.int64)[:, None] + np.arange(wave.shape[1])[None, :]
+    ok = cols < night.size
+    np.add.at(night, cols[ok], wave[ok])
 
 
 def _subject(
     rng: np.random.Generator, n_epochs: int, n_channels: int, fs: float, t_w: int, noise: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One subject's night: raw ``(E, C, T)`` float64 in uV and stages ``(E,)``."""
+    """One subject's continuous night cut into epochs: raw ``(E, C, T)`` float64 in uV and stages ``(E,)``."""
     z = synthetic_stage_sequence(n_epochs, rng)
-    freqs = np.fft.rfftfreq(t_w, d=1.0 / fs)
-    t = np.arange(t_w) / fs
+    change, stages = _stage_path(z, t_w, rng)
+    y = _majority_labels(change, stages, n_epochs, t_w)
+    n = n_epochs * t_w
+    n_fft = _fast_length(n + int(round(_PAD_S * fs)))  # generated longer, tail dropped: the night's ends are not joined
+    freqs = np.fft.rfftfreq(n_fft, d=1.0 / fs)
+    per_30s = 30.0 * fs  # event rates are given per 30 s whatever the epoch length
+    n_bands = len(BANDS)
 
     # subject-level traits
     amp = np.exp(rng.normal(0.0, 0.2))
@@ -159,24 +275,64 @@ def _subject(
     noise_rms = noise * rng.uniform(8.0, 18.0)
     region_gain = _REGION_GAIN * np.exp(rng.normal(0.0, 0.1, _REGION_GAIN.shape))
 
-    # epoch-level band gains: stage profile x log-normal jitter, with transitional epochs blended towards the
-    # previous epoch's stage (the scorer picks the majority, the signal is mixed)
-    gains = _STAGE_GAIN[z] * np.exp(rng.normal(0.0, 0.4, (n_epochs, len(BANDS))))
-    eyes_open = (z == 0) & (rng.random(n_epochs) < 0.35)  # eyes-open wake: alpha blocked, more beta
-    gains[eyes_open, 2] *= 0.3
-    gains[eyes_open, 4] *= 1.4
-    prev = np.concatenate([z[:1], z[:-1]])
-    blend = np.where((prev != z) | (rng.random(n_epochs) < 0.1), rng.uniform(0.0, 0.5, n_epochs), 0.0)
-    gains = np.sqrt((1 - blend)[:, None] * gains**2 + blend[:, None] * _STAGE_GAIN[prev] ** 2)
-    gains *= amp
+    # band log-amplitudes on a coarse time grid te (seconds), shape (B, n_env)
+    n_env = _fast_length(int(np.ceil(n / fs * _ENV_FS)) + 1)
+    te = np.arange(n_env) / _ENV_FS
+    ts = te * fs  # the same grid in samples
+    log_gain = np.log(_STAGE_GAIN)  # (S, B)
+    lg = log_gain[_stage_at(ts, change, stages)].T.copy()  # step function of the stage path
+    deeper = _DEPTH[stages[1:]] > _DEPTH[stages[:-1]]
+    ramp_s = np.where(deeper, rng.uniform(*_RAMP_DEEPER_S, change.size), rng.uniform(*_RAMP_LIGHTER_S, change.size))
+    for c, a, b, r in zip(change, stages[:-1], stages[1:], ramp_s):  # smooth each step into a ramp
+        w = r * fs / 4.4  # logistic scale: 10 % -> 90 % of the change takes r seconds
+        lo, hi = np.searchsorted(ts, [c - 10 * w, c + 10 * w])
+        u = ts[lo:hi] - c
+        lg[:, lo:hi] += (log_gain[b] - log_gain[a])[:, None] * (_sigmoid(u / w) - (u >= 0))
+    # eyes-open spells while awake: alpha blocked, more beta, with abrupt edges
+    on = _poisson_times(rng, _EYES_OPEN_RATE, change, stages, n, per_30s) / fs
+    spell = np.minimum(_pulses(te, on, rng.uniform(3.0, 20.0, on.size), 0.3, np.full(on.size, 0.3)), 1.0)
+    lg[2] += np.log(0.3) * spell
+    lg[4] += np.log(1.4) * spell
+    # evolving rhythms: a slow random modulation of every band (Lorentzian spectrum) ...
+    f_env = np.fft.rfftfreq(n_env, d=1.0 / _ENV_FS)
+    slow = _shaped_noise(rng, np.broadcast_to(1.0 / (1.0 + (2 * np.pi * f_env * _WANDER_TAU_S) ** 2),
+                                              (n_bands, f_env.size)), n_env)
+    lg += _WANDER_SD * slow / slow.std(axis=1, keepdims=True).clip(1e-12)
+    # ... and bursts that wax within a fraction of a second and wane over seconds
+    for b in range(n_bands):
+        on = np.sort(rng.uniform(0.0, te[-1], rng.poisson(_BURST_RATE * te[-1])))
+        p = _pulses(te, on, np.zeros(on.size), _BURST_RISE_S, rng.uniform(*_BURST_DECAY_S, on.size),
+                    rng.uniform(*_BURST_SIZE, on.size))
+        lg[b] += p - p.mean()
+    # arousals: an abrupt shift to faster rhythms (alpha, beta, EMG up, delta down) for 3-15 s, fading out
+    arousal_on = _poisson_times(rng, _AROUSAL_RATE, change, stages, n, per_30s) / fs
+    lg += _AROUSAL_GAIN[:, None] * _pulses(te, arousal_on, rng.uniform(*_AROUSAL_S, arousal_on.size), 0.5,
+                                            np.full(arousal_on.size, _AROUSAL_DECAY_S))
+    env = np.exp(lg) * amp  # (B, n_env) band RMS in uV
+    # baseline drift: a downward creep restarted at resets (movement artefacts and arousals add theirs below)
+    t_art = np.concatenate([_poisson_times(rng, _ARTEFACT_RATE, change, stages, n, per_30s),
+                            arousal_on[rng.random(arousal_on.size) < _ARTEFACT_AT_AROUSAL] * fs])
+    resets = np.sort(np.concatenate([t_art / fs, arousal_on, rng.uniform(0.0, te[-1], rng.poisson(
+        _RESET_RATE * te[-1] / 30.0))]))
+    creep = np.cumsum(amp * rng.uniform(0.6, 1.4) * _DRIFT_UV_S[_stage_at(ts, change, stages)]) / _ENV_FS
+    last = np.searchsorted(te, resets)  # env index of each reset
+    since = np.searchsorted(last, np.arange(n_env), side="right") - 1  # the reset in force at each index
+    base = np.where(since >= 0, creep[last[np.maximum(since, 0)].clip(max=n_env - 1)], 0.0)
+    drift = -(creep - base)
 
+    # rhythms: unit-variance band-limited noise per band and region, times its envelope; plus 1/f background
+    t_s = np.arange(n) / fs
     bumps = _bumps(freqs, centres, widths, fs)  # (B, F)
     pink = 1.0 / np.maximum(freqs, 0.5)
-    pink = pink / pink.mean() * _PINK_RMS**2
-    power = np.einsum("eb,rb,bf->erf", gains**2, region_gain**2, bumps) + pink  # (E, R, F)
-    src = _shaped_noise(rng, power, t_w)  # (E, R, T)
+    pink = pink / pink.mean()
+    src = _PINK_RMS * _shaped_noise(rng, np.broadcast_to(pink, (3, freqs.size)), n_fft)[:, :n]  # (R, n)
+    for b in range(n_bands):
+        band = _shaped_noise(rng, np.broadcast_to(bumps[b], (3, freqs.size)), n_fft)[:, :n]
+        src += region_gain[:, b : b + 1] * np.interp(t_s, te, env[b])[None, :] * band
 
-    # transients: spindles (central / frontal), K-complexes (frontal), sawtooth waves (central)
+    src += np.interp(t_s, te, drift)[None, :]
+
+    # transients at continuous times, so they fall anywhere inside an epoch (or across two)
     def spindles(k: int) -> np.ndarray:
         length = int(2.0 * fs)
         tt = np.arange(length) / fs
@@ -201,34 +357,35 @@ def _subject(
         saw = 2.0 * (phase - np.floor(phase)) - 1.0  # slow rise, sharp fall
         return amp * rng.uniform(15.0, 35.0, (k, 1)) * env * saw
 
-    for rate, make, region_w in (
-        (_SPINDLE_RATE, spindles, np.array([0.8, 1.0, 0.35])),
-        (_KCOMPLEX_RATE, k_complexes, np.array([1.2, 1.0, 0.5])),
-        (_SAWTOOTH_RATE, sawtooth, np.array([0.8, 1.0, 0.5])),
+    t_k = _poisson_times(rng, _KCOMPLEX_RATE, change, stages, n, per_30s)
+    after_k = t_k[rng.random(t_k.size) < _SPINDLE_AFTER_K]
+    follow = after_k + rng.uniform(0.4, 1.2, after_k.size) * fs  # K-complex, then spindle
+    t_sp = np.sort(np.concatenate([_poisson_times(rng, _SPINDLE_RATE, change, stages, n, per_30s), follow]))
+    t_saw = _poisson_times(rng, _SAWTOOTH_RATE, change, stages, n, per_30s)
+    for times, make, region_w in (
+        (t_sp, spindles, np.array([0.8, 1.0, 0.35])),
+        (t_k, k_complexes, np.array([1.2, 1.0, 0.5])),
+        (t_saw, sawtooth, np.array([0.8, 1.0, 0.5])),
     ):
-        ev = np.zeros((n_epochs, t_w))
-        _place_events(rng, ev, rate, z, make)
-        src += ev[:, None, :] * region_w[None, :, None]
+        ev = np.zeros(n)
+        if times.size:
+            _place(ev, times, make(times.size))
+        src += region_w[:, None] * ev[None, :]
 
     # channel mixing: channel c mostly sees region round(c * 3 / C), with leakage and a subject perturbation
     region_of = np.minimum((np.arange(n_channels) * 3) // max(n_channels, 1), 2)
     mix = np.full((n_channels, 3), 0.25)
     mix[np.arange(n_channels), region_of] = 1.0
     mix = np.abs(mix + rng.normal(0.0, 0.12, mix.shape))
-    x = np.einsum("cr,ert->ect", mix, src)
+    x = mix @ src  # (C, n)
+    del src
 
-    # per-channel sensor noise (white + 1/f) and movement artefacts
-    chan_power = np.broadcast_to(0.5 + 0.5 * pink / pink.mean(), (n_epochs, n_channels, freqs.size))
-    x += noise_rms * _shaped_noise(rng, chan_power, t_w)
-    art = rng.random(n_epochs) < _ARTEFACT_PROB[z]
-    if art.any():
-        k = int(art.sum())
-        on = rng.uniform(0, max(t[-1] - 1.0, 0.0), (k, 1))
-        dur = rng.uniform(1.0, 4.0, (k, 1))
-        env = ((t[None, :] >= on) & (t[None, :] < on + dur)).astype(float)
-        burst = rng.normal(0.0, 1.0, (k, n_channels, t_w)) * rng.uniform(40, 120, (k, n_channels, 1))
-        x[art] += burst * env[:, None, :]
-    return x, z
+    # per-channel sensor noise (white + 1/f) and movement artefacts (more often right after an arousal)
+    x += noise_rms * _shaped_noise(rng, np.broadcast_to(0.5 + 0.5 * pink, (n_channels, freqs.size)), n_fft)[:, :n]
+    for t0, dur in zip(t_art.astype(np.int64), rng.uniform(1.0, 4.0, t_art.size)):
+        t1 = min(n, t0 + int(dur * fs))
+        x[:, t0:t1] += rng.normal(0.0, 1.0, (n_channels, t1 - t0)) * rng.uniform(40, 120, (n_channels, 1))
+    return x.reshape(n_channels, n_epochs, t_w).transpose(1, 0, 2), y
 
 
 def make_synthetic_sleep(

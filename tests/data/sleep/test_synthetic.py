@@ -1,11 +1,19 @@
 """The SYNTHETIC sleep-like generator: same structure as the real loaders, deterministic, stage-dependent
-spectra in the textbook bands, and hard enough that Cohen's kappa is informative."""
+spectra in the textbook bands, hard enough that Cohen's kappa is informative, and generated as continuous
+nights whose epochs are not stationary (stage changes and events inside epochs, an arrow of time), so a 1-s
+window's position inside its 30-s epoch can be read off the content (what PART's pretext needs)."""
 
 import numpy as np
 import pytest
 
 from part.data.sleep import PHYSIONET2018_EEG, SleepRecording, SleepSource, SleepSplitDataset, subject_split
-from part.data.sleep.synthetic import TRANSITIONS, make_synthetic_sleep, synthetic_stage_sequence
+from part.data.sleep.synthetic import (
+    TRANSITIONS,
+    SyntheticNight,
+    make_synthetic_sleep,
+    synthetic_night,
+    synthetic_stage_sequence,
+)
 
 BANDS = {"delta": (0.5, 2.0), "theta": (4.0, 7.0), "alpha": (8.0, 12.0), "sigma": (12.0, 15.0), "beta": (16.0, 30.0)}
 
@@ -79,6 +87,62 @@ def test_kappa_is_informative_not_trivial(night):
     assert 0.3 < kappa < 0.95
 
 
+def test_windows_are_cut_from_one_continuous_night():
+    e, fs = 40, 50.0
+    night = synthetic_night(e, n_channels=2, fs=fs, window_s=30.0, seed=np.random.default_rng(
+        np.random.SeedSequence(3).spawn(1)[0]))
+    assert isinstance(night, SyntheticNight) and night.x.shape == (2, e * 1500) and night.y.shape == (e,)
+    raw = make_synthetic_sleep(1, e, channels=2, fs=fs, seed=3, normalize=False)  # subject 0 of seed 3
+    np.testing.assert_allclose(raw.X, night.epochs().astype(np.float32))
+    np.testing.assert_array_equal(raw.y, night.y)
+    # no jump where one epoch ends and the next begins: the step across an epoch boundary is as large as
+    # any other step between consecutive samples (epochs drawn one by one would jump there)
+    def boundary_vs_all(x: np.ndarray) -> float:  # x (E, C, T) -> mean |step| at boundaries / mean |step|
+        flat = x.transpose(1, 0, 2).reshape(x.shape[1], -1)
+        steps = np.abs(np.diff(flat, axis=1))
+        at = np.arange(1, x.shape[0]) * x.shape[2] - 1
+        return float(steps[:, at].mean() / steps.mean())
+    assert 0.6 < boundary_vs_all(raw.X) < 1.6
+    shuffled = raw.X[np.random.default_rng(0).permutation(e)]
+    assert boundary_vs_all(shuffled) > 2.0  # the statistic does see a seam
+
+
+def test_stage_changes_and_events_fall_inside_epochs():
+    night = synthetic_night(240, n_channels=1, fs=50.0, seed=1)
+    w = night.window_s
+    # labels: the stage covering most of each epoch, recomputed here sample by sample from the stage path
+    t = (np.arange(night.x.shape[1]) + 0.5) / night.fs
+    per_sample = night.stages[np.searchsorted(night.change_s, t, side="right")]
+    cover = np.stack([(per_sample.reshape(240, -1) == s).sum(1) for s in range(5)], axis=1)
+    np.testing.assert_array_equal(night.y, cover.argmax(1))
+    # stage changes anywhere inside an epoch (within 0.45 epoch of the boundary between the two labels)
+    frac = (night.change_s % w) / w
+    assert night.change_s.size >= 10 and np.all(np.diff(night.change_s) > 0)
+    assert ((frac > 0.1) & (frac < 0.45)).any() and ((frac > 0.55) & (frac < 0.9)).any()
+    assert not ((frac > 0.45) & (frac < 0.55)).any()
+    # transient events at uniform positions inside epochs, not on a grid
+    for name in ("spindle", "kcomplex", "arousal"):
+        on = night.events[name]
+        assert on.size >= 20 and np.all(np.diff(on) >= 0), name
+        hist = np.histogram((on % w) / w, bins=5, range=(0, 1))[0]
+        assert hist.min() >= 0.08 * on.size, (name, hist)
+    # spindles and K-complexes where the textbook puts them: mostly in N2 (and N3), never awake
+    stage_at = night.stages[np.searchsorted(night.change_s, night.events["spindle"], side="right")]
+    assert (stage_at == 0).sum() == 0 and (stage_at == 2).mean() > 0.5
+
+
+def test_epochs_have_an_arrow_of_time(night):
+    """The position of a 1-s window inside its (instance-normalised) epoch is readable from its content: the
+    baseline drift makes the window mean fall with time in most epochs, with the same sign everywhere."""
+    means = night.X.mean(axis=1).reshape(len(night.X), 30, 100).mean(-1)  # (W, 30) 1-s window means
+    pos = np.arange(30) - 14.5
+    corr = ((means - means.mean(1, keepdims=True)) * pos).sum(1) / (
+        np.linalg.norm(means - means.mean(1, keepdims=True), axis=1) * np.linalg.norm(pos))
+    assert (corr < 0).mean() > 0.7 and np.median(corr) < -0.4
+    for s in range(5):  # in every stage, not only in a few
+        assert np.median(corr[night.y == s]) < -0.2, s
+
+
 def test_hypnogram_is_plausible():
     z = synthetic_stage_sequence(900, np.random.default_rng(0))  # a 7.5 h night
     assert z[0] == 0 and set(np.unique(z)) == {0, 1, 2, 3, 4}
@@ -112,3 +176,7 @@ def test_options_and_errors():
         make_synthetic_sleep(1, 2, noise=-1.0)
     with pytest.raises(ValueError, match="channels must be >= 1"):
         make_synthetic_sleep(1, 2, channels=0)
+    with pytest.raises(ValueError, match="n_epochs.*1"):
+        synthetic_night(0)
+    with pytest.raises(ValueError, match="window_s=0.015"):
+        synthetic_night(2, window_s=0.015)

@@ -6,7 +6,7 @@ nothing about sleep staging; they only show that the code learns *something* sta
 
 What it imitates (textbook AASM descriptions, amplitudes in microvolts before normalisation):
 
-* W (wake): posterior alpha (8-12 Hz; blocked in a third of the epochs, "eyes open") + beta (15-30 Hz)
+* W (wake): posterior alpha (8-12 Hz; blocked during eyes-open spells) + beta (15-30 Hz)
   and EMG-like broadband high-frequency noise.
 * N1: low-amplitude theta (4-7 Hz), alpha fading.
 * N2: theta background + sleep spindles (11-16 Hz, 0.5-2 s bursts) + K-complexes (sharp, high-amplitude,
@@ -14,15 +14,37 @@ What it imitates (textbook AASM descriptions, amplitudes in microvolts before no
 * N3: high-amplitude delta (0.5-2 Hz), frontal maximum.
 * REM: sawtooth-wave bursts (2-6 Hz) + mixed theta, low EMG.
 
-Rhythms are band-limited Gaussian noise shaped in the frequency domain (Gaussian bumps on a ``1/f``
-background), transients are templates added at random times; three regional sources (frontal, central,
-occipital) are mixed into the channels. Subject-level variation: overall amplitude, alpha / spindle / theta /
-delta centre frequencies, noise level and the channel mixing matrix. Epoch-level variation: log-normal band
-gains, transitional epochs that blend in the previous stage's spectrum, and occasional movement artefacts, so
-the stages overlap (N1 is the hardest, as in real data) and a classifier's kappa is informative rather than 1.
+Each subject is one **continuous night**, generated as a whole and only then cut into epochs, so the signal
+runs on across epoch boundaries and anything can fall anywhere inside an epoch (or span two):
 
-The stage sequence is a Markov chain over 30-s epochs with realistic persistence, starting awake, with N3
-more likely early in the night and REM more likely late.
+* the stage path: a Markov chain over 30-s epochs (realistic persistence, starting awake, N3 more likely
+  early in the night and REM late) whose changes happen at a uniform time inside one of the two epochs
+  around each change; an epoch's label is the stage that covers most of it, as for the real loaders.
+  Towards deeper sleep the rhythms change gradually (10-30 s ramps); towards lighter sleep or waking
+  abruptly (0.5-2 s), like an arousal;
+* rhythms: band-limited Gaussian noise (Gaussian spectral bumps on a ``1/f`` background) times band
+  envelopes that evolve in time: the stage's gains, a slow random wander, bursts that wax within 0.3 s and
+  wane over 2-6 s, eyes-open spells while awake (alpha blocked), and arousals (3-15 s of alpha / beta / EMG,
+  delta suppressed, abrupt onset, gradual fade);
+* transients at continuous Poisson times by stage: spindles, K-complexes (half of them followed by a spindle
+  0.4-1.2 s later), sawtooth waves, movement artefacts (also at a third of the arousals);
+* a baseline drift: a downward creep (faster in deeper sleep) that jumps back to rest at movements,
+  arousals and random resets.
+
+Why the drift: PART predicts where 1-s windows sit relative to each other inside one 30-s epoch (paper §5.2,
+App. 8.1). If an epoch is statistically the same at every time and under time reversal (the first version
+of this generator: every epoch drawn on its own as stationary, circular noise, events at uniform times),
+its content says nothing about position, and for any pair the MSE-optimal prediction is ``dt = 0``: the
+pretext loss stays at its chance level ``E[dt^2]`` (~140 for forty 1-s windows in 30 s) unless the model
+matches the samples that overlapping windows share. Slow evolutions (transition ramps, wandering envelopes)
+tell which windows are *near* each other but not in which *order*; an ordering needs something that is not
+symmetric in time: abrupt-onset / slow-fade events, K-complex -> spindle, and above all the drift, a ramp
+of known sign inside most epochs. Real recordings have such drifts below the 0.1 Hz band-pass of App. 8.1;
+here nothing is filtered. Three regional sources (frontal, central, occipital) are mixed into the channels.
+
+Subject-level variation: overall amplitude, band centre frequencies, drift speed, noise level and the
+channel mixing matrix; together with the evolving envelopes, transitions and artefacts the stages overlap
+(N1 is the hardest, as in real data), so a classifier's kappa is informative rather than 1.
 
 Output: a :class:`part.data.sleep.SleepRecording` exactly like the real-data loaders return (instance-
 normalised ``float32 (W, C, T)`` windows, ``int64`` stages 0..4, per-window subject / record / onset).
@@ -31,6 +53,7 @@ Generation is deterministic in ``seed``, and subject ``k`` does not depend on ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -40,7 +63,8 @@ from .physionet import PHYSIONET2018_EEG
 from .recording import SleepRecording
 from .stages import STAGES
 
-__all__ = ["make_synthetic_sleep", "synthetic_stage_sequence", "TRANSITIONS", "BANDS"]
+__all__ = ["make_synthetic_sleep", "synthetic_night", "SyntheticNight", "synthetic_stage_sequence", "TRANSITIONS",
+           "BANDS"]
 
 BANDS: dict[str, tuple[float, float]] = {
     # name: (centre Hz, width Hz = std of the Gaussian spectral bump)
@@ -251,10 +275,51 @@ def _place(night: np.ndarray, start: np.ndarray, wave: np.ndarray) -> None:
     np.add.at(night, cols[ok], wave[ok])
 
 
-def _subject(
-    rng: np.random.Generator, n_epochs: int, n_channels: int, fs: float, t_w: int, noise: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """One subject's continuous night cut into epochs: raw ``(E, C, T)`` float64 in uV and stages ``(E,)``."""
+@dataclass(frozen=True)
+class SyntheticNight:
+    """One SYNTHETIC subject's continuous night (not real EEG), before it is cut into epochs.
+
+    Attributes:
+        x: ``float64 (C, E * T)`` raw signal in microvolts, continuous over the whole night.
+        y: ``int64 (E,)`` epoch labels: the stage covering most of each epoch.
+        change_s: ``float (K,)`` times (s) at which the stage changes, increasing.
+        stages: ``int64 (K + 1,)`` the stage before the first change, then after each change.
+        events: onset times (s), sorted, of ``spindle``, ``kcomplex``, ``sawtooth``, ``arousal``,
+            ``artefact`` and ``reset`` (baseline-drift restarts).
+        fs: sampling rate (Hz); window_s: epoch length (s).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    change_s: np.ndarray
+    stages: np.ndarray
+    events: dict[str, np.ndarray]
+    fs: float
+    window_s: float
+
+    def epochs(self) -> np.ndarray:
+        """``(E, C, T)`` view: the night cut into consecutive epochs of ``window_s`` seconds."""
+        n_epochs = self.y.size
+        return self.x.reshape(self.x.shape[0], n_epochs, -1).transpose(1, 0, 2)
+
+
+def synthetic_night(
+    n_epochs: int, n_channels: int = len(PHYSIONET2018_EEG), fs: float = PAPER_EEG.fs,
+    window_s: float = PAPER_EEG.window_s, noise: float = 1.0, seed: int | np.random.Generator = 0,
+) -> SyntheticNight:
+    """One subject's SYNTHETIC continuous night (see the module docstring; not real data), raw microvolts.
+
+    ``seed``: an int or a ``numpy.random.Generator`` (consumed); the same seed gives the same night.
+    :func:`make_synthetic_sleep` calls it once per subject and instance-normalises ``epochs()``.
+    """
+    if n_epochs < 1 or n_channels < 1:
+        raise ValueError(f"n_epochs and n_channels must be >= 1, got n_epochs={n_epochs}, n_channels={n_channels}")
+    if fs < 50:
+        raise ValueError(f"fs must be at least 50 Hz for the synthetic rhythms (up to 16 Hz spindles), got {fs}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    t_w = window_length(fs, window_s)
     z = synthetic_stage_sequence(n_epochs, rng)
     change, stages = _stage_path(z, t_w, rng)
     y = _majority_labels(change, stages, n_epochs, t_w)
@@ -385,7 +450,9 @@ def _subject(
     for t0, dur in zip(t_art.astype(np.int64), rng.uniform(1.0, 4.0, t_art.size)):
         t1 = min(n, t0 + int(dur * fs))
         x[:, t0:t1] += rng.normal(0.0, 1.0, (n_channels, t1 - t0)) * rng.uniform(40, 120, (n_channels, 1))
-    return x.reshape(n_channels, n_epochs, t_w).transpose(1, 0, 2), y
+    events = {"spindle": t_sp / fs, "kcomplex": t_k / fs, "sawtooth": t_saw / fs, "arousal": arousal_on,
+              "artefact": np.sort(t_art) / fs, "reset": resets}
+    return SyntheticNight(x, y, change / fs, stages, events, float(fs), float(window_s))
 
 
 def make_synthetic_sleep(
@@ -434,12 +501,13 @@ def make_synthetic_sleep(
         names = tuple(str(c) for c in channels)
         if not names:
             raise ValueError("channels must name at least one channel")
-    t_w = window_length(fs, window_s)
+    window_length(fs, window_s)  # a whole number of samples, checked before any night is drawn
     xs, ys, subj = [], [], []
     for k, child in enumerate(np.random.SeedSequence(seed).spawn(n_subjects)):
-        x, z = _subject(np.random.default_rng(child), epochs_per_subject, len(names), fs, t_w, noise)
+        night = synthetic_night(epochs_per_subject, len(names), fs, window_s, noise, np.random.default_rng(child))
+        x = night.epochs()
         xs.append(instance_normalize(x) if normalize else x.astype(np.float32))
-        ys.append(z)
+        ys.append(night.y)
         subj.append(np.full(epochs_per_subject, f"synthetic-{k:03d}"))
     subject = np.concatenate(subj)
     onset = np.tile(np.arange(epochs_per_subject) * float(window_s), n_subjects)

@@ -12,13 +12,17 @@ Protocol, all in one run, on the subject split of the data options (test subject
    steps and data;
 3. evaluate both on the held-out subjects: Cohen's kappa, accuracy, macro F1, balanced accuracy.
 
-Printed: the pretext loss at the first and last log step next to its chance level (predicting dt = 0 for
-every pair, E[dt^2] measured on the sampler), the per-run table, and mean (std) per initialisation.
-Everything is also written to ``<out>/summary.json``.
+Printed: the pretext loss (first log step, and the mean over the last fifth of the log) next to its chance
+level (predicting dt = 0 for every pair, E[dt^2] measured on the sampler) and their ratio, the per-run
+table, and mean (std) per initialisation. Everything is also written to ``<out>/summary.json``.
+``--pretrain-per-seed`` pretrains once per seed, so the spread covers pretraining too; ``--report`` trains
+nothing and prints the same for three finished runs (the last step of ``make demo-1d``).
 
     python benchmarks/sleep_synthetic_compare.py                         # the configs' budgets (CPU, minutes)
     python benchmarks/sleep_synthetic_compare.py --pretrain-steps 1000 --finetune-steps 300 --seeds 0 1 2
     python benchmarks/sleep_synthetic_compare.py --quick                 # seconds: a smoke run
+    python benchmarks/sleep_synthetic_compare.py --threads 1 --seeds 0 1 2 --pretrain-per-seed   # docs/sleep.md table
+    python benchmarks/sleep_synthetic_compare.py --report runs/demo-1d runs/demo-1d-ft runs/demo-1d-scratch
 """
 
 from __future__ import annotations
@@ -70,6 +74,40 @@ def pretext_log(run: Path) -> tuple[dict, dict]:
     return recs[0], recs[-1]
 
 
+def pretext_vs_chance(run: Path, cfg) -> dict:
+    """The PART run's logged dt MSE next to its chance level: first and last logged loss, the mean over the
+    last fifth of the log (the loss of one batch is noisy), chance (:func:`chance_dt_mse`) and their ratio."""
+    recs = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    recs = [r for r in recs if "loss" in r]
+    tail = recs[-max(1, len(recs) // 5):]
+    chance = chance_dt_mse(cfg)
+    end = statistics.fmean(r["loss"] for r in tail)
+    return {"first": recs[0]["loss"], "last": recs[-1]["loss"], "tail_mean": end, "tail_steps":
+            [tail[0]["step"], tail[-1]["step"]], "chance": chance, "ratio": end / chance, "steps": recs[-1]["step"]}
+
+
+def print_pretext(p: dict) -> None:
+    print(f"PART pretext dt MSE: {p['first']:.2f} at the first log -> {p['tail_mean']:.2f} (mean of steps "
+          f"{p['tail_steps'][0]}-{p['tail_steps'][1]}); chance (predict dt = 0): {p['chance']:.2f}; "
+          f"ratio {p['ratio']:.2f}")
+
+
+def report(pre_run: Path, ft_run: Path, scratch_run: Path) -> dict:
+    """Print the pretext loss vs chance of ``pre_run`` and the test results of the two fine-tunes (what
+    ``make demo-1d`` ends with); returns them."""
+    from part.io import read_json
+
+    pre = pretext_vs_chance(pre_run, load_config(Path(pre_run) / "config.yaml"))
+    print_pretext(pre)
+    rows = []
+    for name, run in (("PART-pretrained", ft_run), ("from scratch", scratch_run)):
+        r = read_json(Path(run) / "results.json")
+        rows.append({"init": name, "kappa": r["kappa"], "accuracy": r["top1"], "macro_f1": r["macro_f1"],
+                     "run": str(run)})
+    print(format_table(rows))
+    return {"pretext": pre, "runs": rows}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "runs" / "sleep_synthetic_compare"), help="folder for the runs")
@@ -80,7 +118,13 @@ def main(argv=None) -> dict:
     p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE",
                    help="data override applied to BOTH configs (keeps the subject split identical)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny data, 20 + 20 steps")
+    p.add_argument("--report", nargs=3, metavar=("PRETRAIN", "FINETUNE", "SCRATCH"),
+                   help="train nothing: print the pretext loss vs chance and kappa of three finished runs")
+    p.add_argument("--pretrain-per-seed", action="store_true",
+                   help="pretrain PART once per seed (train.seed = seed) instead of once for all fine-tunes")
     args = p.parse_args(argv)
+    if args.report:
+        return report(*(Path(r) for r in args.report))
 
     out = Path(args.out)
     common = list(args.data_set)
@@ -107,19 +151,27 @@ def main(argv=None) -> dict:
               f"{ds.stage_counts().tolist()}")
     assert not set(test.subjects) & (set(splits["pretrain"].subjects) | set(splits["finetune"].subjects))
 
-    t0 = time.perf_counter()
-    pre = part.pretrain(pre_cfg, out=out / "pretrain", overwrite=True, progress=False)
-    t_pre = time.perf_counter() - t0
+    pretexts, pres = [], {}
+    for seed in (args.seeds if args.pretrain_per_seed else [None]):
+        t0 = time.perf_counter()
+        name = "pretrain" if seed is None else f"pretrain-seed{seed}"
+        pre = part.pretrain(pre_cfg, out=out / name, overwrite=True, progress=False,
+                            overrides=[] if seed is None else [f"train.seed={seed}"])
+        t_pre = time.perf_counter() - t0
+        pres[seed] = pre
+        pt = {**pretext_vs_chance(pre.run_dir, pre_cfg), "seed": seed, "seconds": round(t_pre, 1)}
+        pretexts.append(pt)
+        print(f"\n{name}: {pre.step} steps in {t_pre:.0f} s")
+        print_pretext(pt)
     first, last = pretext_log(pre.run_dir)
-    chance = chance_dt_mse(pre_cfg)
-    print(f"\nPART pretraining: {pre.step} steps in {t_pre:.0f} s; dt MSE {first['loss']:.2f} (step "
-          f"{first['step']}) -> {last['loss']:.2f} (step {last['step']}); chance level (predict dt = 0): {chance:.2f}")
+    chance = pretexts[-1]["chance"]
 
     rows = []
     for seed in args.seeds:
-        for name, init in (("PART-pretrained", pre.run_dir), ("from scratch", "none")):
+        for name in ("PART-pretrained", "from scratch"):
             t0 = time.perf_counter()
-            ft = part.finetune(ft_cfg, init=init, out=out / f"{'part' if init != 'none' else 'scratch'}-seed{seed}",
+            init = pres[seed if args.pretrain_per_seed else None].run_dir if name == "PART-pretrained" else "none"
+            ft = part.finetune(ft_cfg, init=init, out=out / f"{'part' if name == 'PART-pretrained' else 'scratch'}-seed{seed}",
                                overrides=[f"train.seed={seed}"], overwrite=True, progress=False)
             r = ft.results
             rows.append({"init": name, "seed": seed, "kappa": r["kappa"], "accuracy": r["top1"],
@@ -138,6 +190,10 @@ def main(argv=None) -> dict:
             row[k] = statistics.fmean(vals)
             row[f"{k}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
         summary_rows.append(row)
+    if len(pretexts) > 1:
+        ratios = [pt["ratio"] for pt in pretexts]
+        print(f"\nPART pretext / chance over {len(ratios)} pretraining seeds: {statistics.fmean(ratios):.3f} "
+              f"+- {statistics.stdev(ratios):.3f}")
     print("\nMean (std over fine-tune seeds):")
     print(format_table(summary_rows))
 
@@ -147,6 +203,7 @@ def main(argv=None) -> dict:
         "splits": {s: {"subjects": list(ds.subjects), "windows": len(ds)} for s, ds in splits.items()},
         "pretrain": {"run": str(pre.run_dir), "steps": pre.step, "seconds": t_pre, "first": first, "last": last,
                      "chance_dt_mse": chance},
+        "pretext": pretexts,
         "runs": rows, "summary": summary_rows, "test_majority_accuracy": majority,
     }
     save_results_json(out / "summary.json", summary)

@@ -117,6 +117,11 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=None, help="torch threads on CPU (train.threads)")
     p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE",
                    help="data override applied to BOTH configs (keeps the subject split identical)")
+    p.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of the pretraining config only (e.g. train.max_steps=1200)")
+    p.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of the fine-tune config, applied to BOTH the PART-pretrained and the "
+                        "from-scratch runs (e.g. optim.lr=5e-4, objective.options.layer_decay=0.75)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny data, 20 + 20 steps")
     p.add_argument("--report", nargs=3, metavar=("PRETRAIN", "FINETUNE", "SCRATCH"),
                    help="train nothing: print the pretext loss vs chance and kappa of three finished runs")
@@ -134,8 +139,8 @@ def main(argv=None) -> dict:
         args.finetune_steps = args.finetune_steps or 20
     if args.threads:
         common.append(f"train.threads={args.threads}")
-    pre_over = common + ([f"train.max_steps={args.pretrain_steps}"] if args.pretrain_steps else [])
-    ft_over = common + ([f"train.max_steps={args.finetune_steps}"] if args.finetune_steps else [])
+    pre_over = common + ([f"train.max_steps={args.pretrain_steps}"] if args.pretrain_steps else []) + args.pretrain_set
+    ft_over = common + ([f"train.max_steps={args.finetune_steps}"] if args.finetune_steps else []) + args.finetune_set
     pre_cfg = load_config(PRETRAIN_CFG, pre_over)
     ft_cfg = load_config(FINETUNE_CFG, ft_over)
     if pre_cfg.data != type(pre_cfg.data)(**{**vars(ft_cfg.data), "split": pre_cfg.data.split}):

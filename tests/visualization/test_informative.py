@@ -164,3 +164,35 @@ def test_visualize_json_and_figure_carry_both_numbers(kind, tmp_path, real_image
     flags = data["per_image"][0]["patch_informative"]
     assert len(flags) == 16 and not all(flags) and any(flags)
     assert all(f.stat().st_size > 10_000 for f in out.figures)
+
+
+def test_reconstruction_figure_marks_informative_and_ambiguous_patches(monkeypatch, tmp_path, real_images):
+    """The figure (issue 18: "the demo's reconstruction figure marks which is which"): the input panel outlines
+    the informative boxes and, dashed in the ambiguous colour, exactly the ambiguous ones; the mosaic frames
+    every ambiguous tile; the legend names both with the threshold."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.colors import to_rgb
+
+    from part.visualization import plots
+
+    figures = []
+    real_save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or real_save(fig, path))
+    x = half_blank(real_images)
+    out = visualize("reconstruct", Oracle(GridSampler(7)), x, tmp_path, num_images=2, images_normalized=True,
+                    informative_std=0.2, reference="informative")
+    assert len(figures) == 2
+    for fig, flags in zip(figures, (img["patch_informative"] for img in out.per_image)):
+        good, amb = sum(flags), len(flags) - sum(flags)
+        assert good > 0 and amb >= 8  # the blank left half: at least 8 of the 16 grid patches
+        ax_input, ax_mosaic = fig.axes[0], fig.axes[1]
+        by_label = {c.get_label(): c for c in ax_input.collections if isinstance(c, PatchCollection)}
+        assert len(by_label["informative"].get_paths()) == good
+        ambiguous = by_label["ambiguous (std ≤ 0.2)"]
+        assert len(ambiguous.get_paths()) == amb
+        assert np.allclose(ambiguous.get_edgecolor()[0][:3], to_rgb(plots.AMBIGUOUS_COLOR))
+        legend = [t.get_text() for t in ax_input.get_legend().get_texts()]
+        assert "informative" in legend and "ambiguous (std ≤ 0.2)" in legend and "reference" in legend
+        assert f"{good} informative" in ax_input.get_title()
+        frames = [p for p in ax_mosaic.patches if p.get_linestyle() == "--"]
+        assert len(frames) == amb

@@ -3,7 +3,7 @@
 Paper: "How PARTs assemble into wholes: Learning the relative composition of images".
 
     import part
-    model = part.PARTModel(part.vit_tiny(img_size=32, patch_size=4), head="cross_attention", num_pairs=2048)
+    model = part.PARTModel(part.vit_tiny(img_size=32, patch_size=4), head="cross_attention_paper", num_pairs=2048)
     out = model(images)          # images (B, C, H, W)
     out.loss.backward()
 """

@@ -51,7 +51,7 @@ class ObjectiveConfig:
     (:func:`part.objectives.registry.resolve_objective_config`). Other objectives take ``options``."""
 
     name: str = "part"
-    head: str | None = None  # relative encoder (part.models.registry.HEADS); default cross_attention
+    head: str | None = None  # relative encoder (part.models.registry.HEADS); default cross_attention_paper
     num_pairs: Any = None  # int or "all" (the whole pair universe); default 2048
     num_patches: int | None = None  # default: the grid's count, H*W/P^2 (2D), T//L (1D)
     box_size: float | None = None  # off-grid box side D (1D: window length); default P
@@ -59,7 +59,7 @@ class ObjectiveConfig:
     head_heads: int | None = None  # cross_attention heads; default: the backbone's
     head_hidden: int | None = None  # pairwise_mlp / mlp hidden width (0: one linear map)
     self_pairs: bool | None = None  # pairs from all N^2, (i, i) included; default false (N(N-1))
-    positions: str | None = None  # continuous | integer; default: continuous in 2D, integer in 1D
+    positions: str | None = None  # continuous | integer; default: the sampler's (off-grid: integer; scale: continuous)
     options: dict = field(default_factory=dict)  # keyword arguments of the other objectives
 
 

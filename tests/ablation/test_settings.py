@@ -59,7 +59,8 @@ def test_overrides_lists_and_base_file(tmp_path, root):
     acfg = load_ablation_config(tmp_path / "abl.yaml", ["grid.0.seeds=[5]", "pretrain.optim.lr=0.01",
                                                         "pretrain.data.rrc_scale.0=0.3"])
     cells = plan_cells(acfg)
-    assert [c.name for c in cells] == ["mp3-s0", "mp3-s1", "part-cross_attention-p4-s5", "part-cross_attention-p8-s5"]
+    assert [c.name for c in cells] == ["mp3-s0", "mp3-s1", "part-cross_attention_paper-p4-s5",
+                                       "part-cross_attention_paper-p8-s5"]  # the default head (issue 18)
     assert acfg.name == "abl" and cells[-1].pretrain.optim.lr == 0.01 and cells[-1].pretrain.data.root == str(root)
     assert cells[-1].pretrain.data.rrc_scale == [0.3, 1.0]  # a list entry of the base file, indexed
     with pytest.raises(ValueError, match=r"override.*'grid\.7\.seeds'.*entry.*7"):

@@ -100,25 +100,27 @@ def test_bad_inputs():
         model(torch.randn(1, 2, 120))
 
 
-def test_overfit_synthetic_sleep_windows():
-    """60 CPU steps on 4 SYNTHETIC sleep-like windows (2 channels, 30 s at 100 Hz), the same 16 windows and
+@pytest.mark.parametrize("head,steps", [("cross_attention", 60), ("cross_attention_paper", 200)])
+def test_overfit_synthetic_sleep_windows(head, steps):
+    """CPU steps on 4 SYNTHETIC sleep-like windows (2 channels, 30 s at 100 Hz), the same 16 windows and
     128 pairs every step (seed reset), so the model can memorise where each window sits.
 
-    Initial MSE is ~ Var(dt) ~ 140 (dt in units of L over a 30-window span). Measured 141.3 -> 1.67 (1.2% of
-    the start) when written; we require < 10%.
+    Initial MSE is ~ Var(dt) ~ 140 (dt in units of L over a 30-window span). Measured: cross_attention (the 1D
+    configs' head) 141.3 -> 1.67 (1.2% of the start) in 60 steps; cross_attention_paper (the library default)
+    is slower on these large targets, 35.6% after 60 steps, 140.8 -> 9.0 (6.4%) after 200. We require < 10%.
     """
     rec = make_synthetic_sleep(n_subjects=1, epochs_per_subject=4, channels=2, seed=0)
     x = torch.from_numpy(rec.X)
     assert x.shape == (4, 2, 3000)
     torch.manual_seed(0)
     model = PARTModel(
-        vit1d_custom(32, 2, 2, signal_len=3000, patch_len=100, in_chans=2),
+        vit1d_custom(32, 2, 2, signal_len=3000, patch_len=100, in_chans=2), head=head,
         num_pairs=128, sampler=OffGridWindowSampler(100, num_patches=16),
     )
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     g = torch.Generator()
     losses = []
-    for _ in range(60):
+    for _ in range(steps):
         g.manual_seed(0)
         out = model(x, g)
         opt.zero_grad()
@@ -126,5 +128,5 @@ def test_overfit_synthetic_sleep_windows():
         opt.step()
         losses.append(out.loss.item())
     start, end = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    print(f"1D PART overfit on synthetic sleep windows: loss {start:.3f} -> {end:.3f} ({end / start:.1%})")
+    print(f"1D PART overfit on synthetic sleep windows, {head}: loss {start:.3f} -> {end:.3f} ({end / start:.1%})")
     assert end < 0.10 * start

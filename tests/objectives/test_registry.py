@@ -113,17 +113,21 @@ def test_config_rejects_what_the_objective_does_not_use(overrides, words):
 def test_part_defaults_are_filled_and_recorded():
     cfg = load_config(None, ["objective.name=part_scale"])
     o = cfg.objective
-    assert (o.head, o.num_pairs, o.self_pairs, o.scale_range) == ("cross_attention", 2048, False, [0.5, 2.0])
+    assert (o.head, o.num_pairs, o.self_pairs, o.scale_range) == ("cross_attention_paper", 2048, False, [0.5, 2.0])
     assert part_defaults()["head"] == inspect.signature(PARTModel.__init__).parameters["head"].default
     assert load_config(None, []).objective.scale_range is None  # only part_scale reads it
 
 
 def test_old_run_configs_with_recorded_part_defaults_still_load():
-    """Run folders written before the check recorded every PART default for every objective."""
-    section = ObjectiveConfig(name="supervised", head="cross_attention", num_pairs=2048, scale_range=[0.5, 2.0],
-                              options={"num_classes": 10})
-    resolve_objective_config(section)
-    assert section.head is None and section.num_pairs is None and section.scale_range is None
+    """Run folders written before the check recorded every PART default for every objective: the head default
+    of then (cross_attention) and of now are both accepted; another head is still an error."""
+    for head in ("cross_attention", "cross_attention_paper"):
+        section = ObjectiveConfig(name="supervised", head=head, num_pairs=2048, scale_range=[0.5, 2.0],
+                                  options={"num_classes": 10})
+        resolve_objective_config(section)
+        assert section.head is None and section.num_pairs is None and section.scale_range is None
+    with pytest.raises(ValueError, match="objective.head='pairwise_mlp'.*PART objectives"):
+        resolve_objective_config(ObjectiveConfig(name="supervised", head="pairwise_mlp", options={"num_classes": 10}))
 
 
 def test_builder_passes_new_fields(tmp_path):

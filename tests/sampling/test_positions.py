@@ -61,11 +61,12 @@ def test_integer_scale_boxes_on_pixels_in_range(h, w, p, lo, hi, seed):
     assert (boxes[..., 2] >= min(s_lo, w)).all() and (boxes[..., 2] <= s_hi).all()
 
 
-def test_continuous_default_is_unchanged():
-    """The continuous mode draws exactly what it drew before positions existed (same generator stream)."""
+def test_continuous_mode_is_unchanged():
+    """The continuous mode draws exactly what the default drew before positions existed (same generator
+    stream); integer is the default now (issue 18)."""
     g = torch.Generator().manual_seed(3)
     u = torch.rand((2, 5, 2), generator=g)
-    boxes = offgrid_boxes(2, 20, 16, 5, 4.0, torch.Generator().manual_seed(3))
+    boxes = offgrid_boxes(2, 20, 16, 5, 4.0, torch.Generator().manual_seed(3), positions="continuous")
     torch.testing.assert_close(boxes[..., 0], u[..., 0] * 12 + 2, rtol=0, atol=0)
     torch.testing.assert_close(boxes[..., 1], u[..., 1] * 16 + 2, rtol=0, atol=0)
 
@@ -146,8 +147,10 @@ def test_1d_positions_modes(t, w, seed):
     assert (start >= 0).all() and (start + w <= t + 1e-4).all()
 
 
-def test_1d_defaults_are_explicit():
-    assert OffGridWindowSampler(10).positions == "integer" and OffGridSampler(4).positions == "continuous"
+def test_positions_defaults_are_explicit():
+    assert OffGridWindowSampler(10).positions == "integer" and OffGridSampler(4).positions == "integer"
+    default = offgrid_boxes(2, 20, 16, 5, 4.0, torch.Generator().manual_seed(3))
+    assert torch.equal(default, offgrid_boxes(2, 20, 16, 5, 4.0, torch.Generator().manual_seed(3), positions="integer"))
     assert ScaleWindowSampler(10).positions == "continuous" and ScaleAspectSampler(4).positions == "continuous"
     assert OffGridWindowSampler(10).num_patches_for(95) == 9  # T // L, as the grid
     with pytest.raises(ValueError, match="positions.*one of"):

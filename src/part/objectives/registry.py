@@ -60,6 +60,10 @@ PART_FIELDS = (
 #: ``None``: derived from the data, the sampler or the head, see :class:`PARTModel`).
 _RECORDED = ("head", "num_pairs", "self_pairs")
 
+#: Earlier defaults of recorded PART fields: run folders written under them hold these values, also for
+#: non-PART objectives (see :func:`resolve_objective_config`). ``head`` was ``cross_attention`` until issue 18.
+_FORMER_DEFAULTS: dict[str, tuple] = {"head": ("cross_attention",)}
+
 
 def objective_names() -> list[str]:
     """The names :func:`build_objective` accepts."""
@@ -102,7 +106,8 @@ def resolve_objective_config(section) -> None:
     so a run folder's ``config.yaml`` records them.
 
     Run folders written before this check recorded every PART field for every objective; a non-PART section
-    holding exactly a PART default (e.g. ``head: cross_attention``) is accepted and the field cleared.
+    holding exactly a PART default, current or former (:data:`_FORMER_DEFAULTS`, e.g. ``head:
+    cross_attention``), is accepted and the field cleared.
     """
     name = section.name
     if name not in OBJECTIVES:
@@ -123,7 +128,7 @@ def resolve_objective_config(section) -> None:
             value = getattr(section, f)
             if value is None:
                 continue
-            if _same(value, defaults[f]):
+            if _same(value, defaults[f]) or any(_same(value, old) for old in _FORMER_DEFAULTS.get(f, ())):
                 setattr(section, f, None)
                 continue
             raise ValueError(

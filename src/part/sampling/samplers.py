@@ -47,9 +47,9 @@ class OffGridSampler:
         patch_size: ViT patch size P.
         num_patches: N; default ``H * W / P^2`` (the grid's count). Fewer patches means more masking.
         box_size: D in pixels; default P.
-        positions: ``"continuous"`` (default: the paper's text, §4, "uniformly sampled"; the 2D default
-            until the ablation grid of issue 18 settles it) or ``"integer"`` (whole-pixel corners; with
-            D = P the patches are exact pixel copies, no resampling blur).
+        positions: ``"integer"`` (default: whole-pixel corners, as the authors' code; with D = P the patches
+            are exact pixel copies, no resampling blur) or ``"continuous"`` (real corners, the literal
+            reading of §4 "uniformly sampled"). Why integer is the default: :data:`~part.sampling.boxes.POSITIONS`.
 
     Cropping: exact copies for integer positions with D = P, the anti-aliased crop for D > P, bilinear
     :func:`~part.sampling.crop.crop_patches` otherwise.
@@ -65,7 +65,7 @@ class OffGridSampler:
         patch_size: int,
         num_patches: int | None = None,
         box_size: float | None = None,
-        positions: str = "continuous",
+        positions: str = "integer",
     ):
         if patch_size <= 0:
             raise ValueError(f"patch_size must be positive, got {patch_size}")

@@ -22,9 +22,10 @@ count, as ``H W / P^2`` in 2D):
 * :class:`ScaleWindowSampler` ("scale", the §5.1 scale extension in 1D): window lengths uniform in
   ``[s0 L, s1 L]``, resampled to L with the anti-aliased crop (:func:`crop_windows_antialiased`).
 
-Positions: 1D off-grid windows start on whole samples by default (``positions="integer"``: with W = L the
-patches are raw samples, as in the authors' code), 2D boxes at continuous offsets (the paper's text); both
-take either mode (``positions=``), and the choice of default waits for the ablation of issue 18.
+Positions: off-grid windows start on whole samples by default (``positions="integer"``: with W = L the
+patches are raw samples, as in the authors' code), as 2D boxes start on whole pixels; both take either mode
+(``positions=``). The default follows the positions x head ablation of issue 18
+(:data:`~part.sampling.boxes.POSITIONS`).
 
 Cropping is one batched gather + linear interpolation (:func:`crop_windows`), with the same convention as
 the 2D ``grid_sample(align_corners=False)`` crop: output sample ``k`` of a window ``(s, W)`` reads the signal at
@@ -281,8 +282,8 @@ class OffGridWindowSampler(_WindowSamplerBase):
         num_patches: N; ``None`` (default) means ``T // L``, as many as the grid has (the 1D ``H W / P^2``).
             Fewer means more masking.
         window_len: W, the length of each sampled window in samples before resampling; default L.
-        positions: ``"integer"`` (default in 1D: starts on whole samples; with W = L the patches are raw
-            samples) or ``"continuous"`` (uniform real starts, as the 2D default).
+        positions: ``"integer"`` (default, as in 2D: starts on whole samples; with W = L the patches are raw
+            samples) or ``"continuous"`` (uniform real starts).
 
     Cropping: linear interpolation (:func:`crop_windows`; exact for integer starts and W = L), the
     anti-aliased crop for W > L.

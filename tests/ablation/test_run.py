@@ -72,7 +72,8 @@ def test_half_finished_cell_resumes_from_its_checkpoint(tmp_path, root):
     cfg["pretrain"]["train"].update(max_steps=3, ckpt_every=1, keep_last=2)
     out = tmp_path / "abl"
     first = part.ablate(cfg, out=out, verbose=False)
-    cell = out / "cells" / "part-cross_attention-p4-s0"
+    cell = out / "cells" / "part-cross_attention_paper-p4-s0"  # the default head
+    assert [r["cell"] for r in first.rows] == [cell.name]
     run = cell / "pretrain"
     # simulate a stop after the step-2 checkpoint: newer files and the finished cell's records are gone
     for rel in ("result.json", "stages.json", "pretext.json", "probe.json", "pretrain/weights.safetensors",

@@ -75,7 +75,8 @@ def test_overrides_apply_in_order(root):
     acfg = load_ablation_config(cfg, ['grid=[{objectives: [part], num_pairs: [4]}, {objectives: [mp3]}]',
                                       "grid.1.seeds=[3]"])
     assert [b.seeds for b in acfg.grid] == [None, [3]]
-    assert cfg["grid"] == {"objectives": ["part", "mp3"], "num_pairs": [4, 8], "seeds": [0, 1]}  # input untouched
+    assert cfg["grid"] == {"objectives": ["part", "mp3"], "heads": ["cross_attention"], "num_pairs": [4, 8],
+                           "seeds": [0, 1]}  # input untouched
 
 
 def test_supervised_needs_classes(root):

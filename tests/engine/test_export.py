@@ -82,7 +82,7 @@ def test_model_card(runs, tmp_path):
     text = (out / "README.md").read_text()
     c = json.loads((out / "config.json").read_text())
     assert text.startswith("---\ntags:\n") and "library_name: timm" in text
-    for words in ("`part` objective", "relative encoder `cross_attention`", "`npz`", "2 steps", "train/loss",
+    for words in ("`part` objective", "relative encoder `cross_attention_paper`", "`npz`", "2 steps", "train/loss",
                   'timm.create_model("local-dir:', "checkpoint_path=", "resolve_data_config", "load_backbone"):
         assert words in text, words
     assert f"| train/loss | {c['part']['train_metrics']['loss']:.4g} |" in text

@@ -79,7 +79,7 @@ def test_info_screen(run, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"run          {run}  (finished)" and out[-1] == f"read {run}"
     text = "\n".join(out)
-    for words in ("objective  part (head cross_attention, 6 pairs)", "model      custom 16/1/2, img 8, patch 4, 1 ch",
+    for words in ("objective  part (head cross_attention_paper, 6 pairs)", "model      custom 16/1/2, img 8, patch 4, 1 ch",
                   "schedule   2 steps", "logging    jsonl, tensorboard", "steps        2 of 2", "last metrics loss ",
                   "checkpoints  step 2 (in", "export       " + str(run / "export") + ": vit_base_patch16_224"):
         assert words in text, words

@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from ..api import pretrain
-from ..config import config_from_dict, load_config
+from ..config import config_from_dict
 from ..engine import RunLock, TrainingDiverged, list_checkpoints
 from ..engine.info import last_record
+from ..engine.runs import run_folder_config
 from ..evaluation import evaluate, finetune, probe
 from ..evaluation.metrics import save_results_json
 from ..io import atomic_write, read_json
@@ -118,7 +119,7 @@ def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, b
     cfg_path = run / "config.yaml"
     if not cfg_path.is_file():
         return False, run.exists() and any(run.iterdir())
-    old = run_spec(load_config(cfg_path).to_dict())
+    old = run_spec(run_folder_config(run).to_dict())
     if old != spec:
         raise ValueError(
             f"cell {cell}: {run} holds a {what} run with other settings ({first_difference(old, spec)}); "
@@ -191,7 +192,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
         ft_run = cdir / "finetune"
         if "finetune" in stages or (ft_run / "config.yaml").is_file():
             old = (canonical("finetune", stages["finetune"]["spec"]) if "finetune" in stages
-                   else run_spec(load_config(ft_run / "config.yaml").to_dict()))
+                   else run_spec(run_folder_config(ft_run).to_dict()))
             if old != spec["finetune"]:  # a new fine-tune recipe on the same pretrained weights
                 log(f"  fine-tune settings changed ({first_difference(old, spec['finetune'])}): fine-tuning again")
                 shutil.rmtree(ft_run, ignore_errors=True)

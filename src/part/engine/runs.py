@@ -8,7 +8,8 @@ from typing import Iterable
 
 import torch.nn as nn
 
-from ..config import Config, load_config, validate_config
+from ..config import Config, load_config, read_yaml_mapping, validate_config
+from ..objectives.registry import former_positions
 from .builders import build_objective
 from .checkpoint import list_checkpoints, load_state_dict_checked, load_weights
 from .datainfo import complete_config
@@ -53,7 +54,7 @@ def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str =
         return run, complete_config(resolve_config(config, overrides), init)
     if not exists:
         raise ValueError(f"--resume: no run to resume in {run} (no config.yaml)")
-    saved = complete_config(load_config(run / "config.yaml", overrides), init)
+    saved = complete_config(run_folder_config(run, overrides), init)
     if resume == "auto" and config is not None:
         given = complete_config(resolve_config(config, overrides), init).to_dict()
         have = saved.to_dict()
@@ -74,7 +75,15 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, Config]:
         raise ValueError(f"run folder not found: {run}")
     if not (run / "config.yaml").is_file():
         raise ValueError(f"{run} is not a part run folder (no config.yaml)")
-    return run, load_config(run / "config.yaml")
+    return run, run_folder_config(run)
+
+
+def run_folder_config(run: Path, overrides: Iterable[str] = ()) -> Config:
+    """The config a run folder was made with: its ``config.yaml`` (plus ``overrides``), with the fields it
+    predates read as they were then (:func:`part.objectives.registry.former_positions`), never with a later
+    default."""
+    raw = former_positions(read_yaml_mapping(run / "config.yaml"))
+    return load_config(None, overrides, base=raw)
 
 
 def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Module, Config]:
@@ -95,4 +104,5 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Mod
     return objective.eval(), cfg
 
 
-__all__ = ["resolve_config", "default_run_dir", "EXECUTION_KEYS", "resolve_run", "read_run_config", "load_run"]
+__all__ = ["resolve_config", "default_run_dir", "EXECUTION_KEYS", "resolve_run", "read_run_config", "load_run",
+           "run_folder_config"]

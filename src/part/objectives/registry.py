@@ -60,6 +60,18 @@ PART_FIELDS = (
 #: ``None``: derived from the data, the sampler or the head, see :class:`PARTModel`).
 _RECORDED = ("head", "num_pairs", "self_pairs")
 
+#: ``positions`` written into a run's config when unset, per sampler: the samplers' defaults (2D and 1D agree:
+#: :class:`~part.sampling.samplers.OffGridSampler` / :class:`~part.sampling.windows1d.OffGridWindowSampler`
+#: integer, the scale samplers continuous). Recorded so that a later change of default cannot change a run
+#: that is resumed or reloaded (issue 18 changed the 2D off-grid default).
+RECORDED_POSITIONS = {"offgrid": "integer", "scale": "continuous"}
+
+#: ``positions`` of run folders written before it was recorded (config without the field): the sampler
+#: defaults of that time, 2D off-grid continuous (until issue 18), 1D off-grid integer, scale continuous.
+#: Key: (sampler, one_d).
+FORMER_POSITIONS = {("offgrid", False): "continuous", ("offgrid", True): "integer",
+                    ("scale", False): "continuous", ("scale", True): "continuous"}
+
 #: Earlier defaults of recorded PART fields: run folders written under them hold these values, also for
 #: non-PART objectives (see :func:`resolve_objective_config`). ``head`` was ``cross_attention`` until issue 18.
 _FORMER_DEFAULTS: dict[str, tuple] = {"head": ("cross_attention",)}
@@ -103,7 +115,8 @@ def resolve_objective_config(section) -> None:
     a PART field set for a non-PART objective; an ``options`` key the objective does not take, or a PART
     field given under ``options`` of a PART objective. For PART objectives the unset ``head``, ``num_pairs``
     and ``self_pairs`` are filled with :class:`PARTModel`'s defaults (and ``scale_range`` for ``part_scale``),
-    so a run folder's ``config.yaml`` records them.
+    and ``positions`` with its sampler's default (:data:`RECORDED_POSITIONS`), so a run folder's
+    ``config.yaml`` records them.
 
     Run folders written before this check recorded every PART field for every objective; a non-PART section
     holding exactly a PART default, current or former (:data:`_FORMER_DEFAULTS`, e.g. ``head:
@@ -123,6 +136,9 @@ def resolve_objective_config(section) -> None:
         for f in fill:
             if getattr(section, f) is None:
                 setattr(section, f, defaults[f])
+        sampler = objective_sampler(name)
+        if section.positions is None and sampler in RECORDED_POSITIONS:
+            section.positions = RECORDED_POSITIONS[sampler]
     else:
         for f in PART_FIELDS:
             value = getattr(section, f)
@@ -139,6 +155,22 @@ def resolve_objective_config(section) -> None:
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"objective.options.{unknown[0]}: objective {name!r} does not take it; its options: {valid}")
+
+
+def former_positions(raw: dict) -> dict:
+    """A run folder's raw config mapping (as read from its ``config.yaml``) with ``objective.positions`` set
+    to the default of the time it was written when it holds none (:data:`FORMER_POSITIONS`): such a folder
+    predates the recording of ``positions``, and reading it with today's default would change the run.
+    Returns ``raw`` itself when nothing is missing, else a copy."""
+    obj = raw.get("objective") if isinstance(raw, dict) else None
+    if not isinstance(obj, dict) or obj.get("positions") is not None:
+        return raw
+    name = obj.get("name", "part")
+    sampler = objective_sampler(name) if name in OBJECTIVES else None
+    if sampler not in RECORDED_POSITIONS:
+        return raw
+    one_d = str((raw.get("model") or {}).get("arch", "")).startswith("vit1d")
+    return {**raw, "objective": {**obj, "positions": FORMER_POSITIONS[(sampler, one_d)]}}
 
 
 def objective_kwargs(section) -> dict[str, Any]:

@@ -1,0 +1,55 @@
+"""A run folder is read with the settings it was made with: ``positions`` is recorded in new runs, and a
+folder written before it was recorded gets the default of its time, not today's (issue 18 changed the 2D
+off-grid default from continuous to integer)."""
+
+import pytest
+import yaml
+
+from part.config import load_config
+from part.engine.runs import read_run_config, resolve_run, run_folder_config
+from part.objectives.registry import former_positions
+
+
+def _write_run(tmp_path, objective: dict, arch: str = "custom"):
+    run = tmp_path / "run"
+    run.mkdir()
+    model = {"arch": arch, "embed_dim": 16, "depth": 1, "num_heads": 2, "img_size": 16, "patch_size": 4}
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": model, "objective": objective}))
+    return run
+
+
+@pytest.mark.parametrize("name, recorded", [("part", "integer"), ("part_scale", "continuous")])
+def test_new_configs_record_the_positions_they_run_with(name, recorded):
+    cfg = load_config(None, [f"objective.name={name}"])
+    assert cfg.objective.positions == recorded
+    assert cfg.to_dict()["objective"]["positions"] == recorded  # so config.yaml holds it
+
+
+def test_grid_and_other_objectives_record_no_positions():
+    assert load_config(None, ["objective.name=part_grid"]).objective.positions is None
+    assert load_config(None, ["objective.name=mae"]).objective.positions is None
+
+
+@pytest.mark.parametrize("objective, arch, expected", [
+    ({"name": "part"}, "custom", "continuous"),            # 2D off-grid before issue 18
+    ({"name": "part"}, "vit1d_tiny", "integer"),           # 1D was integer already
+    ({"name": "part_scale"}, "custom", "continuous"),
+    ({"name": "part", "positions": None}, "custom", "continuous"),
+    ({"name": "part", "positions": "integer"}, "custom", "integer"),  # recorded: kept
+    ({"name": "part", "positions": "continuous"}, "custom", "continuous"),
+])
+def test_old_run_folders_keep_the_positions_of_their_time(tmp_path, objective, arch, expected):
+    run = _write_run(tmp_path, objective, arch)
+    assert run_folder_config(run).objective.positions == expected
+    assert read_run_config(run)[1].objective.positions == expected
+    _, cfg = resolve_run(None, run, resume=True)
+    assert cfg.objective.positions == expected
+
+
+def test_former_positions_leaves_other_objectives_alone():
+    raw = {"objective": {"name": "part_grid"}}
+    assert former_positions(raw) is raw
+    raw = {"objective": {"name": "mae"}}
+    assert former_positions(raw) is raw
+    raw = {"objective": {"name": "part", "positions": "integer"}}
+    assert former_positions(raw) is raw

@@ -57,6 +57,7 @@ from part.models.fast_heads import choose_path
 from part.models.registry import build_head
 from part.models.vit import VIT_SIZES, vit_custom
 from part.objectives.part import translation_metrics
+from part.objectives.registry import part_defaults
 from part.targets import relative_targets, resolve_num_pairs, sample_pairs
 
 ARCHS = {name: (cfg["embed_dim"], cfg["depth"], cfg["num_heads"]) for name, cfg in VIT_SIZES.items()}
@@ -134,7 +135,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pairs", default="2048,all", help="comma-separated #pairs (ints or 'all')")
     p.add_argument("--batch", type=int, default=None, help="batch for every shape (default: per N, "
                    + ", ".join(f"N {n}: {b}" for n, b in DEFAULT_BATCH.items()) + ")")
-    p.add_argument("--head", default="cross_attention", help="relative encoder (registry name)")
+    p.add_argument("--head", default=part_defaults()["head"],
+                   help="relative encoder (registry name; default: the library's, %(default)s)")
     p.add_argument("--positions", default=None, choices=["continuous", "integer"], help="off-grid box positions")
     p.add_argument("--reps", type=int, default=3, help="timed rounds (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")

@@ -54,7 +54,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     import part
 
 from part.models.fast_heads import choose_path
-from part.models.registry import build_head
+from part.models.registry import build_head, head_options
 from part.models.vit import VIT_SIZES, vit_custom
 from part.objectives.part import translation_metrics
 from part.objectives.registry import part_defaults
@@ -301,7 +301,8 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
     backbone = vit_custom(dim, depth, heads, img_size=img, patch_size=patch).to(device)
     head = args.head
     if args.head_path is not None:
-        head = build_head(args.head, dim, out_dim=2, num_heads=heads, path=args.head_path)
+        multi = "num_heads" in head_options(args.head)  # the multi-head encoder takes the backbone's heads
+        head = build_head(args.head, dim, out_dim=2, num_heads=heads if multi else None, path=args.head_path)
     parts = {m: part.PARTModel(backbone, head=head, num_pairs=m, positions=args.positions).to(device)
              for m in args.pairs[:1]}
     head = parts[args.pairs[0]].head

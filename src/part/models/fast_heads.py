@@ -288,7 +288,7 @@ class PickPairs(torch.autograd.Function):
             u1t, flat = u1.transpose(1, 2).contiguous(), table_index(ia, ja, n, c)
             for g0, g1 in group_chunks(g, n * n * c, budget):
                 table, _ = exp_table_chunk(ea[g0:g1], eb[g0:g1], u1t[g0:g1])
-                torch.gather(table.view(g1 - g0, -1), 1, flat[g0:g1], out=out[g0:g1])
+                out[g0:g1] = torch.gather(table.view(g1 - g0, -1), 1, flat[g0:g1])
             return out.view(g, m, c)
         out = ea.new_empty(g, m, c)
         for g0, g1, m0, m1 in row_blocks(g, m, n, budget):
@@ -312,10 +312,10 @@ class PickPairs(torch.autograd.Function):
                 gt = grad.new_zeros(cg, n * c * n).scatter_add_(1, flat[g0:g1], grad[g0:g1].view(cg, -1))
                 gt = gt.view(cg, n, c * n)  # dense gradient of the (N_i, c N_j) table
                 _, rhs = exp_table_chunk(ea[g0:g1], eb[g0:g1], u1t[g0:g1])
-                torch.bmm(gt, rhs, out=d_ea[g0:g1])
+                d_ea[g0:g1] = torch.bmm(gt, rhs)
                 d_rhs = torch.bmm(gt.transpose(1, 2), ea[g0:g1]).view(cg, c, n, n)  # (G_c, c, N_j, N_n)
-                torch.sum(d_rhs * u1t[g0:g1].unsqueeze(2), dim=1, out=d_eb[g0:g1])
-                torch.sum(d_rhs * eb[g0:g1].unsqueeze(1), dim=2, out=d_u1t[g0:g1])
+                d_eb[g0:g1] = (d_rhs * u1t[g0:g1].unsqueeze(2)).sum(dim=1)
+                d_u1t[g0:g1] = (d_rhs * eb[g0:g1].unsqueeze(1)).sum(dim=2)
             return d_ea, d_eb, d_u1t.transpose(1, 2), None, None, None, None
         d_ea, d_eb, d_u1 = torch.zeros_like(ea), torch.zeros_like(eb), torch.zeros_like(u1)
         for g0, g1, m0, m1 in row_blocks(g, m, n, ctx.budget):

@@ -25,7 +25,9 @@ error (``sqrt(sd_part^2 / n + sd_scratch^2 / n)`` over the n seeds); everything 
 Choosing settings without the test split: ``--select-on val`` carves a stratified validation split
 (``--val-fraction`` of every class, drawn once with ``--split-seed``, the same for every run seed) out of
 ``train.npz`` and runs the whole protocol with the rest as train and the carve in the role of the test split
-(written to ``<out>/<set>/val_split/``; the real ``test.npz`` is never read). Compare settings on those
+(written to ``<out>/<set>/val_split/``; the real ``test.npz`` is never read). ``--val-groups`` holds out
+whole groups (recordings) instead, e.g. ``--val-groups train-4 train-9`` on Blink: one long- and one
+short-blink recording, a shift like the one between the published train and test recordings. Compare settings on those
 numbers, then run the chosen one once with the default ``--select-on test``.
 
     python benchmarks/signals_compare.py --sets blink fingermovements --seeds 0 1 2
@@ -75,23 +77,36 @@ def mean_std(values) -> str:
     return f"{statistics.mean(values):.3f} +- {sd:.3f}"
 
 
-def carve_val(root: Path, out: Path, fraction: float, seed: int) -> Path:
-    """Split ``root/train.npz`` into ``out/train.npz`` (the rest) and ``out/test.npz`` (a stratified carve of
-    ``fraction`` of every class, drawn with ``seed``); per-sample arrays (first dimension N: ``x``, ``y``,
+def carve_val(root: Path, out: Path, fraction: float, seed: int, groups=None) -> Path:
+    """Split ``root/train.npz`` into ``out/train.npz`` (the rest) and ``out/test.npz`` (the carve): with
+    ``groups``, the samples whose ``group`` is listed (whole recordings held out); else a stratified carve of
+    ``fraction`` of every class, drawn with ``seed``. Per-sample arrays (first dimension N: ``x``, ``y``,
     ``group``) are split, the others (``class_names``, ``fs``, ...) copied. ``root/test.npz`` is not read.
     Returns ``out``."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {fraction}")
-    with np.load(Path(root) / "train.npz", allow_pickle=False) as f:
+    path = Path(root) / "train.npz"
+    with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     if "y" not in arrays:
-        raise ValueError(f"{Path(root) / 'train.npz'}: --select-on val needs labels y to stratify the carve")
+        raise ValueError(f"{path}: --select-on val needs labels y to stratify the carve")
     y, n = arrays["y"], len(arrays["y"])
-    rng = np.random.default_rng(seed)
-    val = np.zeros(n, dtype=bool)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        val[rng.choice(idx, max(1, round(fraction * len(idx))), replace=False)] = True
+    if groups:
+        if "group" not in arrays:
+            raise ValueError(f"{path}: --val-groups needs a group array")
+        have = set(arrays["group"].astype(str).tolist())
+        missing = [g for g in groups if str(g) not in have]
+        if missing:
+            raise ValueError(f"{path}: --val-groups {missing[0]!r} is not a group of the file")
+        val = np.isin(arrays["group"].astype(str), [str(g) for g in groups])
+        if val.all():
+            raise ValueError(f"{path}: --val-groups leave no train sample")
+    else:
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in (0, 1), got {fraction}")
+        rng = np.random.default_rng(seed)
+        val = np.zeros(n, dtype=bool)
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            val[rng.choice(idx, max(1, round(fraction * len(idx))), replace=False)] = True
     out.mkdir(parents=True, exist_ok=True)
     for name, keep in (("train", ~val), ("test", val)):
         np.savez(out / f"{name}.npz", **{k: (v[keep] if v.ndim and len(v) == n else v) for k, v in arrays.items()})
@@ -199,6 +214,8 @@ def main(argv=None) -> dict:
                    help="val: evaluate on a stratified carve of train.npz instead of test.npz (choose settings there)")
     p.add_argument("--val-fraction", type=float, default=0.25, help="share of every class carved out by --select-on val")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the --select-on val carve (fixed across run seeds)")
+    p.add_argument("--val-groups", nargs="+", metavar="GROUP",
+                   help="--select-on val: hold out these groups (recordings) of train.npz instead of a random carve")
     p.add_argument("--quick", action="store_true", help="a few steps: a smoke run, not a measurement")
     p.add_argument("--out", default=str(ROOT / "runs" / "signals_compare"))
     args = p.parse_args(argv)
@@ -218,11 +235,13 @@ def main(argv=None) -> dict:
         if args.select_on == "val":
             src = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
             src = src if src.is_absolute() else ROOT / src
-            root = str(carve_val(src, out / name / "val_split", args.val_fraction, args.split_seed))
+            root = str(carve_val(src, out / name / "val_split", args.val_fraction, args.split_seed, args.val_groups))
         results[name] = run_set(name, root, args.seeds, out, args.pretrain_steps, args.finetune_steps,
                                 args.threads, args.overrides, args.overrides_pre, args.overrides_ft)
-        results[name].update(select_on=args.select_on, val_fraction=args.val_fraction if args.select_on == "val" else None,
-                             split_seed=args.split_seed if args.select_on == "val" else None)
+        val = args.select_on == "val"
+        results[name].update(select_on=args.select_on, val_groups=args.val_groups if val else None,
+                             val_fraction=args.val_fraction if val and not args.val_groups else None,
+                             split_seed=args.split_seed if val and not args.val_groups else None)
         print(table(results[name]))
         print()
     summary = {"command": " ".join(sys.argv), "wall_s": time.perf_counter() - t0, "results": results}

@@ -69,3 +69,16 @@ def test_difference_and_its_standard_error(compare):
     assert d == pytest.approx(0.8 - 0.65)
     assert se == pytest.approx(math.sqrt((0.01 + 0.0025) / 3))
     assert compare.diff_se({"runs": runs[:1]}) == (pytest.approx(0.2), 0.0)
+
+
+def test_carve_by_groups_holds_out_whole_recordings(compare, tmp_path):
+    y = np.array([0, 1] * 6)
+    write_train(tmp_path / "src", y)  # group = row % 3
+    out = compare.carve_val(tmp_path / "src", tmp_path / "g", 0.25, seed=0, groups=["2"])
+    va, tr = read_signal_npz(out / "test.npz"), read_signal_npz(out / "train.npz")
+    assert set(np.asarray(va.group).astype(str)) == {"2"} and "2" not in set(np.asarray(tr.group).astype(str))
+    assert len(va.y) + len(tr.y) == len(y) and len(va.y) == 4
+    with pytest.raises(ValueError, match="7"):
+        compare.carve_val(tmp_path / "src", tmp_path / "g2", 0.25, seed=0, groups=["7"])
+    with pytest.raises(ValueError, match="no train"):
+        compare.carve_val(tmp_path / "src", tmp_path / "g3", 0.25, seed=0, groups=["0", "1", "2"])

@@ -14,6 +14,9 @@ converted ``signal_npz`` folders, no training (numpy only, seconds). Issue 16, i
    their mean within-trial standard deviation, train vs test, in train-normalised units.
 
     python benchmarks/signals_diagnose.py --root fingermovements=data/fingermovements --root blink=data/blink
+
+``--write-stepfree SET=FOLDER`` also writes a copy of that set with the steps removed (positions found on
+train, removed from train and test trials alike; other arrays copied) for ``signals_compare.py --root``.
 """
 
 from __future__ import annotations
@@ -88,6 +91,22 @@ def _load(folder: str, split: str) -> tuple[np.ndarray, list[str] | None]:
         return f["x"].astype(np.float64), names
 
 
+def write_stepfree(folder: str, out: str) -> np.ndarray:
+    """Copy ``folder``'s train/test npz to ``out`` with the train split's fixed-position steps removed from
+    every trial (:func:`remove_steps`). Returns the positions."""
+    from pathlib import Path
+
+    train, _ = _load(folder, "train")
+    pos = step_positions(train)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        with np.load(f"{folder}/{split}.npz", allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays["x"] = remove_steps(arrays["x"], pos).astype(np.float32)
+        np.savez(f"{out}/{split}.npz", **arrays)
+    return pos
+
+
 def report(name: str, folder: str) -> None:
     train, names = _load(folder, "train")
     test, _ = _load(folder, "test")
@@ -120,12 +139,22 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", action="append", required=True, metavar="SET=FOLDER",
                    help="a converted set, e.g. fingermovements=data/fingermovements (train.npz and test.npz)")
+    p.add_argument("--write-stepfree", action="append", default=[], metavar="SET=FOLDER",
+                   help="write a copy of SET (one of --root) with its fixed-position steps removed to FOLDER")
     args = p.parse_args(argv)
+    roots = {}
     for item in args.root:
         name, _, folder = item.partition("=")
         if not folder:
             p.error(f"--root wants SET=FOLDER, got {item!r}")
+        roots[name] = folder
         report(name, folder)
+    for item in args.write_stepfree:
+        name, _, out = item.partition("=")
+        if name not in roots or not out:
+            p.error(f"--write-stepfree wants SET=FOLDER with SET one of --root, got {item!r}")
+        pos = write_stepfree(roots[name], out)
+        print(f"wrote {out}/train.npz, {out}/test.npz ({len(pos)} step positions removed)")
     return 0
 
 

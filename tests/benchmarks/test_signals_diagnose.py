@@ -48,3 +48,17 @@ def test_level_and_scale_sees_a_shifted_recording(diag):
     ls = diag.level_and_scale(tr, other)
     assert np.allclose(ls["train"]["level_mean"], 0, atol=1e-9)
     assert (ls["other"]["level_mean"] > 1).all() and (ls["other"]["within_std"] < ls["train"]["within_std"]).all()
+
+
+def test_write_stepfree_copies_the_set_without_its_steps(diag, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for split, seed, n in (("train", 0, 120), ("test", 1, 30)):
+        np.savez(src / f"{split}.npz", x=trials(n, seed, True).astype(np.float32), y=np.arange(n) % 2,
+                 class_names=np.array(["a", "b"]))
+    pos = diag.write_stepfree(str(src), str(tmp_path / "out"))
+    assert pos.tolist() == [[1, 12]]
+    for split in ("train", "test"):
+        f = np.load(tmp_path / "out" / f"{split}.npz")
+        assert f["x"].dtype == np.float32 and diag.step_positions(f["x"].astype(np.float64)).tolist() == []
+        assert f["class_names"].tolist() == ["a", "b"] and len(f["y"]) == len(f["x"])

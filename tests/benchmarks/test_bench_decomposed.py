@@ -87,3 +87,12 @@ def test_cpu_peak_bytes_hand_case(bench):
 
     peak = bench.cpu_peak_bytes(fn)
     assert 2 * 2**20 <= peak < 2 * 2**20 + 4096
+
+
+def test_pair_counts_beyond_a_shapes_universe_are_skipped_there(bench, tmp_path, capsys):
+    """--pairs 8192 with N = 16 (240 pairs): that column is skipped with a note, the others run and plot."""
+    res = bench.main(["--archs", "quick", "--shapes", "32/8", "--batch", "2", "--threads", "1", "--reps", "1",
+                      "--warmup", "0", "--no-memory", "--pairs", "64,8192,all", "--plot", str(tmp_path / "p.png")])
+    assert "skipping #pairs [8192]" in capsys.readouterr().out
+    assert list(res["results"][0]["columns"]) == ["64", "all"]
+    assert (tmp_path / "p.png").stat().st_size > 0

@@ -1,16 +1,15 @@
 """The decomposed step benchmark (issue 14): a --quick run prints the table and writes its JSON; the plain
 ViT baseline is the project's ViT in size; the CPU peak-memory measure on a hand case. No timing thresholds."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from part import vit_custom
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_decomposed.py"
+from .scripts import load_script
+
 ROWS = ["patch sampling + crop", "pair sampling", "backbone fwd+bwd", "relative encoder fwd+bwd", "targets + loss",
         "optimizer (AdamW)", "other (step - parts)", "relative encoder path", "PART step / plain step",
         "peak memory PART / plain"]
@@ -18,10 +17,7 @@ ROWS = ["patch sampling + crop", "pair sampling", "backbone fwd+bwd", "relative 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_decomposed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_decomposed")
 
 
 def test_quick_run_prints_the_decomposed_table(bench, tmp_path, capsys):

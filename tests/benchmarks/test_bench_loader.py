@@ -2,22 +2,17 @@
 JPEG files for each worker count and recipe, times the model step, and prints the workers-needed table. No
 timing thresholds (machines are noisy): only that every number is measured and the batches are right."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_loader.py"
+from .scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_loader", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_loader")
 
 
 def test_synthesised_jpegs_are_real_jpegs_of_varied_size(bench, tmp_path):

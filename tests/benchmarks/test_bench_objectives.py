@@ -1,20 +1,15 @@
 """The objective benchmark: its CPU memory measure on hand cases, and a smoke run of the whole script."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_objectives.py"
+from .scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_objectives", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_objectives")
 
 
 def test_saved_activation_bytes_hand_case(bench):

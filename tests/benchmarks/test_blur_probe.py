@@ -1,23 +1,18 @@
 """The blur-cue probe of ``benchmarks/blur_probe.py`` (issue 18) on white noise: the analytic blur of a
 bilinear crop, a readable offset with continuous positions, no gap with integer ones."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow  # end to end: several runs of the CLI or a benchmark script
+from .scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "blur_probe.py"
+pytestmark = pytest.mark.slow  # end to end: several runs of the CLI or a benchmark script
 
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("blur_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("blur_probe")
 
 
 def test_noise_std_is_the_bilinear_blur(probe):

@@ -3,21 +3,16 @@ found, removed, and is what makes one window's absolute position readable."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def diag():
-    spec = importlib.util.spec_from_file_location("signals_diagnose", ROOT / "benchmarks" / "signals_diagnose.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("signals_diagnose")
 
 
 def trials(n: int, seed: int, step: bool) -> np.ndarray:

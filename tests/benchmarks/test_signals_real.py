@@ -4,7 +4,6 @@ pretraining, fine-tuning from PART and from scratch, linear probes, pretext loss
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import zipfile
 from pathlib import Path
@@ -14,17 +13,13 @@ import pytest
 
 from part.data.signal_npz import read_signal_npz
 
+from .scripts import load_script
+
 pytestmark = pytest.mark.slow  # end to end: several runs of the CLI or a benchmark script
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "fingermovements_small"
 
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 TS = """#comment

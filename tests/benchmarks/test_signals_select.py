@@ -3,7 +3,6 @@ disjoint, fixed by its seed, test.npz never read) and the standard error of the 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -12,14 +11,7 @@ import pytest
 
 from part.data.signal_npz import read_signal_npz
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from .scripts import load_script
 
 
 @pytest.fixture(scope="module")

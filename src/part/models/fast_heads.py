@@ -246,7 +246,7 @@ def exp_table_chunk(ea: torch.Tensor, eb: torch.Tensor, u1t: torch.Tensor) -> tu
     """
     cg, n, _ = ea.shape
     c = u1t.shape[1]
-    rhs = (eb.unsqueeze(1) * u1t.unsqueeze(2)).view(cg, c * n, n)  # (G_c, c N_j, N_n)
+    rhs = (eb.unsqueeze(1) * u1t.unsqueeze(2)).reshape(cg, c * n, n)  # (G_c, c N_j, N_n); a view when eb is contiguous
     return torch.bmm(ea, rhs.transpose(1, 2)), rhs
 
 

@@ -58,7 +58,7 @@ from part.models.registry import build_head, head_options
 from part.models.vit import VIT_SIZES, vit_custom
 from part.objectives.part import translation_metrics
 from part.objectives.registry import part_defaults
-from part.targets import relative_targets, resolve_num_pairs, sample_pairs
+from part.targets import parse_num_pairs, relative_targets, resolve_num_pairs, sample_pairs
 
 ARCHS = {name: (cfg["embed_dim"], cfg["depth"], cfg["num_heads"]) for name, cfg in VIT_SIZES.items()}
 ARCHS["quick"] = (64, 2, 2)  # the smoke size of --quick
@@ -190,15 +190,10 @@ def parse_shape(p: argparse.ArgumentParser, text: str) -> tuple[int, int]:
 
 
 def parse_pairs(p: argparse.ArgumentParser, text: str) -> int | str:
-    if text == "all":
-        return text
     try:
-        value = int(text)
+        return parse_num_pairs(text)
     except ValueError:
         p.error(f"--pairs takes positive ints or 'all', got {text!r}")
-    if value <= 0:
-        p.error(f"--pairs takes positive ints or 'all', got {value}")
-    return value
 
 
 # --- measuring -----------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from torch.utils.data import DataLoader
 from part.config import config_from_dict
 from part.engine.builders import build_dataset, build_objective
 from part.engine.loader import ResumableSampler, SeededItems, ignore_stop_signals
+from part.targets import parse_num_pairs
 
 RECIPES = {
     "pretrain": {},
@@ -85,6 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--workers must be comma-separated integers, got {args.workers!r}")
     if not args.workers or min(args.workers) < 0:
         p.error(f"--workers needs counts >= 0, got {args.workers}")
+    try:
+        args.pairs = parse_num_pairs(args.pairs)
+    except ValueError:
+        p.error(f"--pairs takes a positive int or 'all', got {args.pairs!r}")
     args.recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     bad = [r for r in args.recipes if r not in RECIPES]
     if bad:
@@ -130,7 +135,7 @@ def data_config(args, root: str, recipe: str, arch: str | None = None) -> dict:
                  "patch_size": args.patch_size}
     return {
         "model": model,
-        "objective": {"name": "part", "num_pairs": args.pairs if args.pairs == "all" else int(args.pairs)},
+        "objective": {"name": "part", "num_pairs": args.pairs},
         "data": {"kind": "imagefolder", "root": root, "split": args.split, **RECIPES[recipe]},
         "train": {"device": "cpu", "amp": "none"},
     }

@@ -36,7 +36,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     import part
 
 from part.models.vit import vit, vit_custom
-from part.targets import resolve_num_pairs, sample_pairs
+from part.targets import parse_num_pairs, resolve_num_pairs, sample_pairs
 
 GOAL_PART_OVER_BACKBONE = 1.10  # issue 2 and issue 10: PART step <= 1.10x the plain backbone step
 GOAL_BACKBONE_OVER_SAMPLER = 20.0  # issue 2: the sampler costs <= 1/20 of the backbone step
@@ -73,16 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def parse_pairs(p: argparse.ArgumentParser, text: str, flag: str) -> int | str:
-    text = text.strip()
-    if text == "all":
-        return text
     try:
-        value = int(text)
+        return parse_num_pairs(text)
     except ValueError:
-        p.error(f"{flag} takes positive ints or 'all', got {text!r}")
-    if value <= 0:
-        p.error(f"{flag} takes positive ints or 'all', got {value}")
-    return value
+        p.error(f"{flag} takes positive ints or 'all', got {text.strip()!r}")
 
 
 def build_backbone(args) -> torch.nn.Module:

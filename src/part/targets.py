@@ -33,6 +33,20 @@ def validate_num_pairs(num_pairs: int | str) -> None:
         raise ValueError(f"num_pairs must be positive, got {num_pairs}")
 
 
+def parse_num_pairs(text: str) -> int | str:
+    """A #pairs written as text (a command-line flag, a list item): ``"all"`` or a positive int, else
+    ``ValueError`` naming the text."""
+    text = str(text).strip()
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"num_pairs must be a positive int or 'all', got {text!r}") from None
+    validate_num_pairs(value)
+    return value
+
+
 def resolve_num_pairs(num_pairs: int | str, num_patches: int, self_pairs: bool = False) -> int:
     """``num_pairs`` as an int for N patches; ``"all"`` means the whole universe (:func:`max_pairs`)."""
     validate_num_pairs(num_pairs)

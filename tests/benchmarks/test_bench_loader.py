@@ -41,8 +41,9 @@ def test_quick_run_measures_every_setting(bench, tmp_path, capsys):
 
 
 def test_bad_arguments_are_one_line_errors(bench, capsys):
-    for argv in (["--workers", "a"], ["--recipes", "nope"], ["--archs", "huge"], ["--workers", "-1"]):
+    for argv in (["--workers", "a"], ["--recipes", "nope"], ["--archs", "huge"], ["--workers", "-1"], ["--pairs", "x"]):
         with pytest.raises(SystemExit) as exc:
             bench.parse_args(argv)
         assert exc.value.code == 2
-    assert "unknown recipe 'nope'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown recipe 'nope'" in err and "--pairs takes a positive int or 'all', got 'x'" in err

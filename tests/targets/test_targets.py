@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from part.targets import all_pairs, flat_to_pair, max_pairs, relative_matrix, relative_targets, sample_pairs
+from part.targets import all_pairs, flat_to_pair, max_pairs, parse_num_pairs, relative_matrix, relative_targets, sample_pairs
 
 
 def test_hand_computed_translation():
@@ -137,3 +137,10 @@ def test_self_pair_target_is_identity():
     boxes = torch.tensor([[[3.0, 4.0, 2.0, 5.0], [7.0, 1.0, 4.0, 2.0]]])
     t = relative_targets(boxes, torch.tensor([[[1, 1], [0, 0]]]), with_scale=True)
     torch.testing.assert_close(t, torch.tensor([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]]))
+
+
+def test_parse_num_pairs_reads_flag_text():
+    assert parse_num_pairs("all") == "all" and parse_num_pairs(" 2048 ") == 2048
+    for bad in ("0", "-3", "x", "1.5", ""):
+        with pytest.raises(ValueError, match="num_pairs must be"):
+            parse_num_pairs(bad)

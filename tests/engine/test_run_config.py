@@ -53,3 +53,17 @@ def test_former_positions_leaves_other_objectives_alone():
     assert former_positions(raw) is raw
     raw = {"objective": {"name": "part", "positions": "integer"}}
     assert former_positions(raw) is raw
+
+
+def test_recorded_positions_are_the_samplers_defaults_in_2d_and_1d():
+    """One recorded value per sampler name serves both dimensions only while their defaults agree."""
+    import inspect
+
+    from part.objectives.registry import RECORDED_POSITIONS
+    from part.sampling import WINDOW_SAMPLERS
+    from part.sampling.samplers import SAMPLERS
+
+    assert RECORDED_POSITIONS == {"offgrid": "integer", "scale": "continuous"}
+    for table in (SAMPLERS, WINDOW_SAMPLERS):
+        for name, recorded in RECORDED_POSITIONS.items():
+            assert inspect.signature(table[name].__init__).parameters["positions"].default == recorded, name

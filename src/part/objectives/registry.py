@@ -32,6 +32,7 @@ from typing import Any
 import torch.nn as nn
 
 from ..sampling.boxes import SCALE_RANGE
+from ..sampling.samplers import SAMPLERS
 from .droppos import DropPosObjective
 from .mae import MAEObjective
 from .mp3 import MP3Objective
@@ -60,11 +61,15 @@ PART_FIELDS = (
 #: ``None``: derived from the data, the sampler or the head, see :class:`PARTModel`).
 _RECORDED = ("head", "num_pairs", "self_pairs")
 
-#: ``positions`` written into a run's config when unset, per sampler: the samplers' defaults (2D and 1D agree:
-#: :class:`~part.sampling.samplers.OffGridSampler` / :class:`~part.sampling.windows1d.OffGridWindowSampler`
-#: integer, the scale samplers continuous). Recorded so that a later change of default cannot change a run
-#: that is resumed or reloaded (issue 18 changed the 2D off-grid default).
-RECORDED_POSITIONS = {"offgrid": "integer", "scale": "continuous"}
+#: ``positions`` written into a run's config when unset, per sampler: the 2D samplers' own defaults
+#: (:data:`~part.sampling.samplers.SAMPLERS`; the 1D samplers of the same names agree, a test holds them
+#: equal): off-grid integer, scale continuous. Recorded so that a later change of default cannot change a
+#: run that is resumed or reloaded (issue 18 changed the 2D off-grid default).
+RECORDED_POSITIONS = {
+    name: params["positions"].default
+    for name, cls in SAMPLERS.items()
+    if "positions" in (params := inspect.signature(cls.__init__).parameters)
+}
 
 #: ``positions`` of run folders written before it was recorded (config without the field): the sampler
 #: defaults of that time, 2D off-grid continuous (until issue 18), 1D off-grid integer, scale continuous.

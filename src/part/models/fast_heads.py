@@ -81,11 +81,13 @@ PATHS = ("auto", "tune", "table", "rows", "gather")
 #: Cost of one entry of the per-pair paths' ``(M, N)`` tensors, in units of ``N`` multiply-adds of the table
 #: path's batched matmul (so an entry costs ``COST * N``): the entries are gathered, multiplied and
 #: scattered (memory-bound, slower as the tensors outgrow the caches) where the table is one dense matmul.
-#: ``"rows"`` (:class:`PickPairs`) calibrated on the shared 2-core CPU, one thread (3 heads, k = 2, fwd+bwd of
-#: :class:`PickPairs`, after its table path moved to the ``(c, j, n)`` layout): measured table/rows crossovers
-#: 256 < M < 512 (N = 64, B = 64), 1024 < M < 2048 (N = 196, B = 16), 2048 < M < 8192 (N = 576, B = 4); the
-#: rule gives 480, 1470 and 4320. ``"gather"`` (softmax per pair) from issue 10's calibration; it is never
-#: cheaper than ``"rows"`` by the rule, and stays as the stable path of the underflow repair.
+#: ``"rows"`` (:class:`PickPairs`) calibrated on the 2-core CPU, one thread (3 heads, k = 2, fwd+bwd;
+#: ``python benchmarks/bench_kernels.py --threads 1 --clock cpu``): measured table/rows crossovers
+#: 256 < M < 512 (N = 64, B = 64), 1024 < M < 2048 (N = 196, B = 16), 8192 < M < 16384 (N = 576, B = 4); the
+#: rule gives 480, 1470 and 4320, so at N = 576 it takes the table path for 4320 < M < ~10^4 where rows is up
+#: to a quarter faster (8192 pairs: 410 vs 305 ms); one constant cannot fit all N, ``path="tune"`` measures.
+#: ``"gather"`` (softmax per pair) from issue 10's calibration; it is never cheaper than ``"rows"`` by the
+#: rule, and stays as the stable path of the underflow repair.
 ROWS_COST = 0.4
 GATHER_COST = 0.6
 
@@ -266,9 +268,8 @@ class PickPairs(torch.autograd.Function):
 
     * ``"table"``: the full ``(N, c N)`` table per group by one batched matmul (``N^3 c`` multiply-adds,
       :func:`exp_table_chunk`), then M gathers; backward: the gradient scattered into a dense table and two
-      batched matmuls (``2 N^3 c``) whose operands are all in the layout the matmul reads (no reshape copies;
-      35% faster than the ``(N_n, N_j, c)`` layout it replaced, fwd+bwd at N = 196). Independent of M; best
-      when M is a good fraction of ``N^2``.
+      batched matmuls (``2 N^3 c``) whose operands are all in the layout the matmul reads (no reshape copies,
+      no per-token matmuls). Independent of M; best when M is a good fraction of ``N^2``.
     * ``"rows"``: per pair, the two rows ``ea[i]``, ``eb[j]`` are gathered, multiplied and contracted with
       ``u1`` (``M N c``); backward the same way, accumulating into the rows with ``index_add``. Best when
       ``M << N^2`` (e.g. 2048 pairs at N = 576).

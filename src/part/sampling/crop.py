@@ -60,9 +60,9 @@ def crop_patches(images: torch.Tensor, boxes: torch.Tensor, patch_size: int) -> 
     return out.reshape(b, c, n, p, p).permute(0, 2, 1, 3, 4).contiguous()
 
 
-#: From this patch size on :func:`copy_patches` gathers whole windows of a strided view instead of pixels
-#: (measured on the CPU, one thread: P = 16, N = 196/576: 10.1 -> 5.5 ms, 8.3 -> 3.8 ms; P = 4, N = 64:
-#: 0.6 ms per-pixel vs 1.3 ms windowed). Both give the same bits.
+#: From this patch size on :func:`copy_patches` gathers whole windows of a strided view instead of pixels.
+#: Both give the same bits; ``python benchmarks/bench_kernels.py --threads 1 --clock cpu`` times them (one
+#: thread: P = 16, N = 196 / 576: 5.7 -> 4.0 ms, 4.1 -> 3.3 ms; P = 4, N = 64: 0.7 ms per pixel vs 1.2 ms).
 UNFOLD_MIN_PATCH = 8
 
 
@@ -91,7 +91,7 @@ def copy_patches(images: torch.Tensor, boxes: torch.Tensor, patch_size: int, che
         raise ValueError("copy_patches: a box lies outside the image")
     if p >= UNFOLD_MIN_PATCH:
         # every P x P window as a strided view, then one block gather per patch: index tensors of (B, N),
-        # not (B, N, P, P) (2.2x faster at P = 16 on the CPU; per-pixel indices win for small P)
+        # not (B, N, P, P) (faster for P = 16 on the CPU; per-pixel indices win for small P)
         windows = images.unfold(2, p, 1).unfold(3, p, 1)  # (B, C, H - P + 1, W - P + 1, P, P), a view
         rows = torch.arange(b, device=images.device)[:, None].expand_as(x0)
         return windows[rows, :, y0, x0]  # (B, N, C, P, P)

@@ -1,0 +1,28 @@
+"""The kernel benchmark behind ROWS_COST and UNFOLD_MIN_PATCH (issue 14): a --quick run times both paths of
+each kernel, checks the two copy gathers give the same bits, and reports the rule's choice. No timing
+thresholds (machines are noisy)."""
+
+import pytest
+
+from .scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_script("bench_kernels")
+
+
+def test_quick_run_times_both_paths_of_each_kernel(bench, capsys):
+    res = bench.main(["--quick", "--threads", "1", "--clock", "cpu"])
+    text = capsys.readouterr().out
+    assert "PickPairs fwd+bwd" in text and "copy_patches" in text and "load average at end" in text
+    assert [r["M"] for r in res["pick_pairs"]] == [16, 64]
+    for r in res["pick_pairs"]:
+        assert r["table"] > 0 and r["rows"] > 0 and r["rule"] in ("table", "rows")
+    assert [(r["P"], r["rule"]) for r in res["copy"]] == [(4, "pixels"), (8, "windows")]
+
+
+def test_bad_arguments_exit_2(bench, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(["--reps", "0"])
+    assert exc.value.code == 2 and "--reps and --heads must be positive" in capsys.readouterr().err

@@ -2,12 +2,16 @@
 folder written before it was recorded gets the default of its time, not today's (issue 18 changed the 2D
 off-grid default from continuous to integer)."""
 
+import inspect
+
 import pytest
 import yaml
 
 from part.config import load_config
 from part.engine.runs import read_run_config, resolve_run, run_folder_config
-from part.objectives.registry import former_positions
+from part.objectives.registry import RECORDED_POSITIONS, former_positions
+from part.sampling import WINDOW_SAMPLERS
+from part.sampling.samplers import SAMPLERS
 
 
 def _write_run(tmp_path, objective: dict, arch: str = "custom"):
@@ -57,12 +61,6 @@ def test_former_positions_leaves_other_objectives_alone():
 
 def test_recorded_positions_are_the_samplers_defaults_in_2d_and_1d():
     """One recorded value per sampler name serves both dimensions only while their defaults agree."""
-    import inspect
-
-    from part.objectives.registry import RECORDED_POSITIONS
-    from part.sampling import WINDOW_SAMPLERS
-    from part.sampling.samplers import SAMPLERS
-
     assert RECORDED_POSITIONS == {"offgrid": "integer", "scale": "continuous"}
     for table in (SAMPLERS, WINDOW_SAMPLERS):
         for name, recorded in RECORDED_POSITIONS.items():

@@ -5,6 +5,9 @@
               next to what the cost rule :func:`~part.models.fast_heads.choose_path` picks (``ROWS_COST``).
   copy        :func:`part.sampling.crop.copy_patches` (integer positions with D = P) with per-pixel indices vs
               whole windows of an ``unfold`` view, at P = 4 and 16: where ``UNFOLD_MIN_PATCH`` comes from.
+  pairs       :func:`part.targets.sample_pairs`' two exact samplers of M distinct pairs per image: ranking
+              N (N - 1) random keys vs drawing with replacement and keeping the first M distinct, at the
+              batches and N above: where ``SPARSE_DRAW_RATIO`` comes from.
 
 Times are per call, the fastest of ``--reps`` after one warm-up (CPU time of this thread with ``--clock cpu``).
 
@@ -28,6 +31,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 from part.models.fast_heads import CHUNK_ELEMENTS, PickPairs, choose_path
+from part.targets import SPARSE_DRAW_RATIO, max_pairs, subset_by_draws, subset_by_keys
 
 crop = importlib.import_module("part.sampling.crop")  # the module (its UNFOLD_MIN_PATCH), not a name it exports
 
@@ -36,6 +40,8 @@ PICK_SHAPES = [(64, 64, [256, 512, 1024, 2048]), (16, 196, [1024, 2048, 4096, 81
                (4, 576, [2048, 8192, 16384, 32768])]
 #: (batch, image size, P): N = 64, 196, 576 as above, plus small patches
 COPY_SHAPES = [(64, 32, 4), (16, 224, 16), (4, 384, 16)]
+#: (batch, N, #pairs): the batches bench_decomposed uses at N = 64, 196, 576
+PAIR_SHAPES = [(64, 64, [512, 2048]), (16, 196, [2048, 4096]), (16, 576, [2048, 8192])]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -112,6 +118,20 @@ def copy_rows(shapes, reps: int, clock) -> list[dict]:
     return rows
 
 
+def pair_rows(shapes, reps: int, clock) -> list[dict]:
+    """ms of drawing M distinct pair indices per image by ranking keys and by deduplicated draws."""
+    rows = []
+    for batch, n, ms in shapes:
+        total = max_pairs(n)
+        for m in ms:
+            gen = torch.Generator().manual_seed(0)
+            times = {"keys": best_time(lambda: subset_by_keys(batch, total, m, gen, "cpu"), reps, clock) * 1e3,
+                     "draws": best_time(lambda: subset_by_draws(batch, total, m, gen, "cpu"), reps, clock) * 1e3}
+            rows.append({"batch": batch, "N": n, "M": m, **times, "faster": min(times, key=times.get),
+                         "rule": "draws" if m * SPARSE_DRAW_RATIO <= total else "keys"})
+    return rows
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.threads:
@@ -132,8 +152,13 @@ def main(argv=None) -> dict:
     print(f"{'batch':>5} {'N':>4} {'P':>3} {'pixels':>8} {'windows':>8}  faster   rule (UNFOLD_MIN_PATCH)")
     for r in copies:
         print(f"{r['batch']:>5} {r['N']:>4} {r['P']:>3} {r['pixels']:>8.2f} {r['windows']:>8.2f}  {r['faster']:<7}  {r['rule']}")
+    pair = pair_rows([(4, 16, [8, 64])] if args.quick else PAIR_SHAPES, reps, clock)
+    print(f"\npair sampling (M distinct of N (N - 1) per image), ms:")
+    print(f"{'batch':>5} {'N':>4} {'M':>6} {'keys':>8} {'draws':>8}  faster  rule (SPARSE_DRAW_RATIO)")
+    for r in pair:
+        print(f"{r['batch']:>5} {r['N']:>4} {r['M']:>6} {r['keys']:>8.2f} {r['draws']:>8.2f}  {r['faster']:<6}  {r['rule']}")
     print(f"\nload average at end {'%.2f/%.2f/%.2f' % os.getloadavg()}")
-    return {"pick_pairs": picks, "copy": copies}
+    return {"pick_pairs": picks, "copy": copies, "pairs": pair}
 
 
 if __name__ == "__main__":

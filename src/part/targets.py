@@ -86,6 +86,51 @@ def all_pairs(num_patches: int, device: torch.device | str | None = None, self_p
     return flat_to_pair(torch.arange(max_pairs(num_patches, self_pairs), device=device), num_patches, self_pairs)
 
 
+SPARSE_DRAW_RATIO = 8
+"""Pairs are drawn with replacement and deduplicated (:func:`subset_by_draws`) when the universe holds at
+least this many times M pairs; below, random keys over the whole universe are ranked (:func:`subset_by_keys`).
+At N 576 (331 200 pairs) ranking costs O(B N^2) per step, the draw O(B M log M); ``benchmarks/bench_kernels.py``
+prints both."""
+
+
+def subset_by_keys(batch: int, total: int, m: int, generator, device) -> torch.Tensor:
+    """Reference sampler: M distinct indices of ``[0, total)`` per row, uniform over M-subsets, as the M
+    largest of ``total`` i.i.d. uniform keys. ``(B, M)`` int64, in no particular order. O(B total)."""
+    scores = torch.rand((batch, total), generator=generator, device=device)
+    return scores.topk(m, dim=1, sorted=False).indices
+
+
+def subset_by_draws(batch: int, total: int, m: int, generator, device, extra: int | None = None) -> torch.Tensor:
+    """M distinct indices of ``[0, total)`` per row, uniform over M-subsets, in O(B M log M).
+
+    Draw ``M + extra`` indices i.i.d. uniformly with replacement and keep the first M distinct ones in draw
+    order. Relabelling the universe by any permutation leaves the law of the draws unchanged, so every ordered
+    M-tuple of distinct indices is equally likely: the kept set is a uniform M-subset, exactly as
+    :func:`subset_by_keys`'s. ``extra`` covers the expected number of repeats (``~ k^2 / 2 total`` for
+    k draws) with a wide margin; a row that still has fewer than M distinct draws (a rejection, which keeps
+    the law uniform) is drawn again by the reference sampler. ``extra`` overrides the margin (tests). ``(B, M)``
+    int64.
+    """
+    if extra is None:
+        repeats = m * m / (2 * total)
+        extra = int(2 * repeats + 8 * repeats**0.5) + 16
+    k = m + extra
+    draws = torch.randint(total, (batch, k), generator=generator, device=device)  # (B, k)
+    ordered, order = draws.sort(dim=1, stable=True)  # a value's first draw leads its run of repeats
+    repeat_sorted = torch.zeros_like(ordered, dtype=torch.bool)
+    repeat_sorted[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    fresh = ~torch.zeros_like(repeat_sorted).scatter_(1, order, repeat_sorted)  # (B, k) first occurrences
+    keep = fresh & (fresh.cumsum(dim=1) <= m)
+    short = keep.sum(dim=1) < m
+    if bool(short.any()):
+        keep[short] = False
+        out = torch.empty((batch, m), dtype=draws.dtype, device=device)
+        out[~short] = draws[~short][keep[~short]].view(-1, m)
+        out[short] = subset_by_keys(int(short.sum()), total, m, generator, device)
+        return out
+    return draws[keep].view(batch, m)
+
+
 def sample_pairs(
     batch: int,
     num_patches: int,
@@ -106,9 +151,11 @@ def sample_pairs(
     if m == total:
         return all_pairs(num_patches, device, self_pairs).unsqueeze(0).expand(batch, -1, -1).contiguous()
     gdev = generator.device if generator is not None else device
-    scores = torch.rand((batch, total), generator=generator, device=gdev)
-    flat = scores.topk(m, dim=1, sorted=False).indices.to(device)  # M distinct flat indices per image
-    return flat_to_pair(flat, num_patches, self_pairs)
+    if m * SPARSE_DRAW_RATIO <= total:
+        flat = subset_by_draws(batch, total, m, generator, gdev)
+    else:
+        flat = subset_by_keys(batch, total, m, generator, gdev)
+    return flat_to_pair(flat.to(device), num_patches, self_pairs)
 
 
 def gather_boxes(boxes: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

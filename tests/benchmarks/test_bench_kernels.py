@@ -20,6 +20,9 @@ def test_quick_run_times_both_paths_of_each_kernel(bench, capsys):
     for r in res["pick_pairs"]:
         assert r["table"] > 0 and r["rows"] > 0 and r["rule"] in ("table", "rows")
     assert [(r["P"], r["rule"]) for r in res["copy"]] == [(4, "pixels"), (8, "windows")]
+    assert "pair sampling" in text
+    assert [(r["M"], r["rule"]) for r in res["pairs"]] == [(8, "draws"), (64, "keys")]  # 240 pairs: 8 * 8 <= 240
+    assert all(r["keys"] > 0 and r["draws"] > 0 for r in res["pairs"])
 
 
 def test_bad_arguments_exit_2(bench, capsys):

@@ -3,7 +3,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from part.targets import all_pairs, flat_to_pair, max_pairs, parse_num_pairs, relative_matrix, relative_targets, sample_pairs
+from part.targets import (
+    SPARSE_DRAW_RATIO,
+    all_pairs,
+    flat_to_pair,
+    max_pairs,
+    parse_num_pairs,
+    relative_matrix,
+    relative_targets,
+    sample_pairs,
+    subset_by_draws,
+    subset_by_keys,
+)
 
 
 def test_hand_computed_translation():
@@ -57,7 +68,7 @@ def test_relative_matrix_matches_pairs():
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(2, 10), seed=st.integers(0, 1000), frac=st.floats(0.01, 1.0))
+@given(n=st.integers(2, 30), seed=st.integers(0, 1000), frac=st.floats(0.001, 1.0))
 def test_sample_pairs_distinct_without_replacement(n, seed, frac):
     m = max(1, int(frac * n * (n - 1)))
     pairs = sample_pairs(3, n, m, torch.Generator().manual_seed(seed))
@@ -67,6 +78,49 @@ def test_sample_pairs_distinct_without_replacement(n, seed, frac):
     for b in range(3):
         codes = pairs[b, :, 0] * n + pairs[b, :, 1]
         assert codes.unique().numel() == m  # no pair repeated
+
+
+def subset_counts(rows: torch.Tensor, total: int) -> torch.Tensor:
+    """How often each 2-subset ``{a, b}`` of ``[0, total)`` was drawn: ``(R, 2)`` -> ``(total * (total - 1) / 2,)``."""
+    lo, hi = rows.min(dim=1).values, rows.max(dim=1).values
+    assert (lo < hi).all()  # distinct within a row
+    code = lo * total + hi
+    upper = torch.triu_indices(total, total, offset=1)
+    counts = torch.bincount(code, minlength=total * total)
+    return counts[upper[0] * total + upper[1]]
+
+
+def chi_square(counts: torch.Tensor) -> float:
+    expected = counts.sum().item() / counts.numel()
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("extra", [None, 0])
+def test_subset_by_draws_is_uniform_over_subsets(extra):
+    # Every 2-subset of 10 indices equally likely (45 cells), as with the reference sampler; extra=0 makes most
+    # rows fall short and take the rejection path. Chi-square with 44 dof: mean 44, sd 9.4; 100 is p < 1e-5.
+    total, rows = 10, 20_000
+    g = torch.Generator().manual_seed(0)
+    drawn = subset_by_draws(rows, total, 2, g, "cpu", extra=extra)
+    assert drawn.shape == (rows, 2) and drawn.dtype == torch.int64
+    assert chi_square(subset_counts(drawn, total)) < 100
+    assert chi_square(subset_counts(subset_by_keys(rows, total, 2, g, "cpu"), total)) < 100
+
+
+def test_subset_by_draws_distinct_and_rejections_refilled():
+    g = torch.Generator().manual_seed(1)
+    drawn = subset_by_draws(64, 12, 9, g, "cpu", extra=0)  # 9 draws of 12 values: nearly every row falls short
+    assert drawn.shape == (64, 9)
+    assert all(row.unique().numel() == 9 for row in drawn)
+    assert drawn.min() >= 0 and drawn.max() < 12
+
+
+def test_sample_pairs_takes_the_draw_path_only_for_sparse_subsets():
+    # The paper's shapes: M 2048 of N 196 or 576 draw; M 2048 of N 64's 4032 pairs rank keys.
+    assert 2048 * SPARSE_DRAW_RATIO <= max_pairs(196) and 2048 * SPARSE_DRAW_RATIO > max_pairs(64)
+    pairs = sample_pairs(4, 196, 2048, torch.Generator().manual_seed(0))
+    codes = pairs[..., 0] * 196 + pairs[..., 1]
+    assert all(row.unique().numel() == 2048 for row in codes) and (pairs[..., 0] != pairs[..., 1]).all()
 
 
 def test_flat_to_pair_bijective():

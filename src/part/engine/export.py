@@ -219,7 +219,7 @@ def export_run(run: str | Path, out: str | Path | None = None) -> Path:
     write holds the run's lock, so it fails at once while the run is training. Returns ``out``.
     Load it with ``timm.create_model("local-dir:OUT", pretrained=True)`` or ``part.evaluation.load_backbone``.
     """
-    from .runfolder import RunLock
+    from .runfolder import writes_into
     from .runs import load_run
 
     out = Path(out) if out is not None else Path(run) / "export"
@@ -231,9 +231,7 @@ def export_run(run: str | Path, out: str | Path | None = None) -> Path:
     if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
         raise ValueError(f"--out {out} is a folder with other files in it; name a new folder or an earlier export")
     objective, cfg = load_run(run)
-    if not out.resolve().is_relative_to(Path(run).resolve()):
-        return write_run_export(run, cfg, objective, out)
-    with RunLock(run):  # a write inside the run folder: one writer at a time (part.engine.runfolder)
+    with writes_into(run, out):  # a write inside the run folder: one writer at a time (part.engine.runfolder)
         return write_run_export(run, cfg, objective, out)
 
 

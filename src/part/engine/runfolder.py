@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,23 @@ class RunLock:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         _HELD.get(self.key, self).release(failed=exc_type is not None)
+
+
+@contextmanager
+def writes_into(run: str | Path | None, path: str | Path):
+    """Hold ``run``'s lock for the ``with`` block when ``path`` lies inside the run folder ``run``.
+
+    For commands that read a run and write next to it (``part evaluate``, ``part probe``, ``part export``,
+    ``part visualize --out <run>/...``): inside the folder they are writers like the trainer, so they fail at
+    once, with the holder named, while the run trains; a ``path`` elsewhere (or ``run`` None, or not a
+    folder: a weights file) takes no lock. Enter it once before the work to fail before it, again around the write.
+    """
+    inside = run is not None and Path(run).is_dir() and Path(path).resolve().is_relative_to(Path(run).resolve())
+    if not inside:
+        yield
+        return
+    with RunLock(run):
+        yield
 
 
 def _read_holder(fd: int) -> str:

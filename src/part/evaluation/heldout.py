@@ -153,9 +153,12 @@ def evaluate(
     :func:`evaluate_pretext` on the held-out split. ``overrides`` adjust the run's config (e.g.
     ``data.root=...`` when the data moved). Returns the results dict (also printed as a table).
     """
-    from ..engine import build_dataset, load_run
+    from ..engine import build_dataset, load_run, writes_into
 
     run = Path(run)
+    path = Path(out) if out is not None else run / "results.json"
+    with writes_into(run, path):  # fails now, not after the evaluation, while the run is in use
+        pass
     objective, cfg = load_run(run)
     cfg = resolve_config(cfg, overrides)
     dev = resolve_device(device or cfg.train.device, field="--device" if device else "train.device")
@@ -169,8 +172,8 @@ def evaluate(
     results = {"task": task, "run": str(run), "split": split, "objective": cfg.objective.name, **res}
     if hasattr(dataset, "record"):  # which samples (file, groups, subjects) the numbers come from
         results["data"] = dataset.record()
-    path = Path(out) if out is not None else run / "results.json"
-    M.save_results_json(path, results)
+    with writes_into(run, path):  # one writer per run folder (part.engine.runfolder)
+        M.save_results_json(path, results)
     if verbose:
         print(M.format_table([summary_row(run.name, res)]))
     results["path"] = str(path)

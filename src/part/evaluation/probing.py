@@ -184,8 +184,15 @@ def probe(
     Returns:
         :class:`ProbeResult`; the results are also written as JSON and printed as a table.
     """
-    from ..engine import build_dataset
+    from ..engine import build_dataset, writes_into
 
+    src = Path(source)
+    run = src if src.is_dir() else None
+    out = Path(out) if out is not None else (src if src.is_dir() else src.parent) / "probe.json"
+    if out.suffix != ".json":
+        out = out / "probe.json"
+    with writes_into(run, out):  # fails now, not after the probe, while the run is in use
+        pass
     cfg = resolve_config(config, overrides) if config is not None else None
     if cfg is not None:  # signal_npz: the source run's recorded data.mean / data.std, when it has them
         from ..engine.datainfo import complete_config
@@ -237,13 +244,8 @@ def probe(
                if hasattr(data, "record")}
     if records:  # which samples (file, groups, subjects) the probe was fitted and tested on
         info["data"] = records
-    src = Path(source)
-    if out is None:
-        out = (src if src.is_dir() else src.parent) / "probe.json"
-    out = Path(out)
-    if out.suffix != ".json":
-        out = out / "probe.json"
-    M.save_results_json(out, {**info, "linear": lin, "knn": knn})
+    with writes_into(run, out):  # one writer per run folder (part.engine.runfolder)
+        M.save_results_json(out, {**info, "linear": lin, "knn": knn})
     if verbose:
         cols = ["method", "top1"] + (["top5"] if "top5" in lin else []) + ["kappa", "macro_f1"]
         rows = [{"method": "linear probe", **lin}, {"method": f"kNN (k={knn['k']})", **knn}]

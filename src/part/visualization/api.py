@@ -42,7 +42,7 @@ from ..data.images import (
     to_unit_float,
 )
 from ..data.transforms import size_pair
-from ..engine import data_defaults, load_run
+from ..engine import data_defaults, load_run, writes_into
 from ..evaluation.metrics import save_results_json
 from .plots import Display, plot_reconstruction, plot_symmetry, plot_uncertainty
 from .reconstruct import INFORMATIVE_STD, reconstruct
@@ -303,6 +303,9 @@ def visualize(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
+    run = Path(model_or_run) if isinstance(model_or_run, (str, os.PathLike)) else None
+    with writes_into(run, out_dir):  # fails now, not after the work, while the run is in use
+        pass
     model, settings, model_desc = load_model(model_or_run)
     if not (isinstance(model, nn.Module) and isinstance(model, PARTLike)):
         raise ValueError(
@@ -347,47 +350,48 @@ def visualize(
     res = _to_cpu(res)
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures, per_image = [], []
-    x_cpu = x.detach().cpu()
-    for b in range(x_cpu.shape[0]):
-        path = out_dir / f"{kind}_{b:03d}.png"
-        display = Display.fit(x_cpu[b], mean, std)
-        if kind == "reconstruct":
-            plot_reconstruction(res, b, x_cpu[b], display, path)
-            extra = {"reference": int(res.reference[b]),
-                     "patch_error_px": res.error_px[b], "patch_lsq_error_px": res.lsq_error_px[b],
-                     "patch_informative": res.informative[b].tolist()}
-        elif kind == "uncertainty":
-            plot_uncertainty(res, b, x_cpu[b], display, path, targets=targets)
-            extra = {"patch_median_dist_px": res.median_dist[b], "patch_trace_cov_px2": res.trace_cov[b]}
-        else:
-            plot_symmetry(res, b, path)
-            extra = {"patch_informative": res.informative[b].tolist()}
-        figures.append(path)
-        per_image.append({"index": b, "name": names[b], "figure": path.name, **_per_image(res.metrics, b), **extra})
+    with writes_into(run, out_dir):  # one writer per run folder (part.engine.runfolder)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        figures, per_image = [], []
+        x_cpu = x.detach().cpu()
+        for b in range(x_cpu.shape[0]):
+            path = out_dir / f"{kind}_{b:03d}.png"
+            display = Display.fit(x_cpu[b], mean, std)
+            if kind == "reconstruct":
+                plot_reconstruction(res, b, x_cpu[b], display, path)
+                extra = {"reference": int(res.reference[b]),
+                         "patch_error_px": res.error_px[b], "patch_lsq_error_px": res.lsq_error_px[b],
+                         "patch_informative": res.informative[b].tolist()}
+            elif kind == "uncertainty":
+                plot_uncertainty(res, b, x_cpu[b], display, path, targets=targets)
+                extra = {"patch_median_dist_px": res.median_dist[b], "patch_trace_cov_px2": res.trace_cov[b]}
+            else:
+                plot_symmetry(res, b, path)
+                extra = {"patch_informative": res.informative[b].tolist()}
+            figures.append(path)
+            per_image.append({"index": b, "name": names[b], "figure": path.name, **_per_image(res.metrics, b), **extra})
 
-    summary = _summary(per_image, list(res.metrics))
-    results = {
-        "kind": kind,
-        "model": model_desc,
-        "images": str(images) if not isinstance(images, torch.Tensor) else "tensor",
-        "num_images": len(per_image),
-        "image_size": list(x.shape[-2:]),
-        "channels": int(x.shape[1]),
-        "num_patches": int(res.boxes.shape[1]),
-        "seed": seed,
-        "settings": {"reference": reference if not isinstance(reference, torch.Tensor) else "tensor",
-                     "sampler": sampler or model.sampler.name,
-                     "anchor": anchor, "margin": margin, "measure": measure, "row_height": row_height,
-                     "informative_std": informative_std,
-                     "mean": list(mean) if mean is not None else None,
-                     "std": list(std) if std is not None else None},
-        "units": _UNITS[kind],
-        "summary": summary,
-        "per_image": per_image,
-    }
-    json_path = save_results_json(out_dir / f"{kind}.json", results)
+        summary = _summary(per_image, list(res.metrics))
+        results = {
+            "kind": kind,
+            "model": model_desc,
+            "images": str(images) if not isinstance(images, torch.Tensor) else "tensor",
+            "num_images": len(per_image),
+            "image_size": list(x.shape[-2:]),
+            "channels": int(x.shape[1]),
+            "num_patches": int(res.boxes.shape[1]),
+            "seed": seed,
+            "settings": {"reference": reference if not isinstance(reference, torch.Tensor) else "tensor",
+                         "sampler": sampler or model.sampler.name,
+                         "anchor": anchor, "margin": margin, "measure": measure, "row_height": row_height,
+                         "informative_std": informative_std,
+                         "mean": list(mean) if mean is not None else None,
+                         "std": list(std) if std is not None else None},
+            "units": _UNITS[kind],
+            "summary": summary,
+            "per_image": per_image,
+        }
+        json_path = save_results_json(out_dir / f"{kind}.json", results)
     return VisualizationOutput(kind, figures, json_path, summary, per_image, res)
 
 

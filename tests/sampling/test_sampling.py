@@ -149,3 +149,18 @@ def test_bad_image_inputs():
         s.check(x)
     with pytest.raises(ValueError, match="floating-point"):
         s.check(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), bad=st.sampled_from([None, float("nan"), float("inf"), -float("inf")]),
+       dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.float16]),
+       scale=st.sampled_from([1.0, 1e30, 3e38]))
+def test_all_finite_equals_isfinite_all(seed, bad, dtype, scale):
+    # the one-pass sum test must agree with the elementwise test, also when the sum of finite values overflows
+    from part.sampling.boxes import all_finite
+
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(3, 2, 5, 7, generator=g) * scale).to(dtype)  # bf16/fp16: scale may already give inf
+    if bad is not None:
+        x.view(-1)[int(torch.randint(0, x.numel(), (1,), generator=g))] = bad
+    assert all_finite(x) == bool(torch.isfinite(x).all())

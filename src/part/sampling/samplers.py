@@ -15,6 +15,7 @@ import torch
 
 from .boxes import (
     SCALE_RANGE,
+    all_finite,
     check_positions,
     check_scale_range,
     default_num_patches,
@@ -36,7 +37,7 @@ def check_images(images: torch.Tensor, check_finite: bool = True) -> None:
         raise ValueError(f"images must be 4D (B, C, H, W), got shape {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ValueError(f"images must be a floating-point tensor, got dtype {images.dtype}")
-    if check_finite and not bool(torch.isfinite(images).all()):
+    if check_finite and not all_finite(images):
         raise ValueError("images contain NaN or infinite values")
 
 

@@ -41,6 +41,7 @@ import torch
 
 from .boxes import (
     SCALE_RANGE,
+    all_finite,
     check_positions,
     check_scale_range,
     draw_uniform,
@@ -65,7 +66,7 @@ def check_signals(signals: torch.Tensor, check_finite: bool = True) -> None:
         raise ValueError(f"signals must be 3D (B, C, T), got shape {tuple(signals.shape)}")
     if not signals.is_floating_point():
         raise ValueError(f"signals must be a floating-point tensor, got dtype {signals.dtype}")
-    if check_finite and not bool(torch.isfinite(signals).all()):
+    if check_finite and not all_finite(signals):
         raise ValueError("signals contain NaN or infinite values")
 
 

@@ -202,8 +202,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(items: dict, device: torch.device, warmup: int, reps: int, clock=time.perf_counter) -> dict[str, float]:
-    """Median seconds of each callable in ``items``, measured round-robin (one call of each per round)."""
+def interleaved(items: dict, device: torch.device, warmup: int, reps: int, clock=time.perf_counter
+                ) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Median seconds of each callable in ``items``, measured round-robin (one call of each per round), and
+    every timed round's seconds (round r of two items ran back to back: their ratio is a paired sample)."""
     times = {name: [] for name in items}
     for r in range(warmup + reps):
         for name, fn in items.items():
@@ -213,7 +215,7 @@ def interleaved(items: dict, device: torch.device, warmup: int, reps: int, clock
             sync(device)
             if r >= warmup:
                 times[name].append(clock() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: statistics.median(ts) for name, ts in times.items()}, times
 
 
 def cpu_peak_bytes(fn) -> int:
@@ -392,7 +394,7 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
 
     load_start = load_average()
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
-    t = interleaved(items, device, args.warmup, args.reps, clock)
+    t, rounds = interleaved(items, device, args.warmup, args.reps, clock)
     load_end = load_average()
 
     memory = {}
@@ -415,6 +417,10 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
         }
         col["other"] = t[f"part:{m}"] / unit - sum(v for k, v in col.items() if k != "pairs")
         col["part_step"] = t[f"part:{m}"] / unit
+        # the same ratio round by round (PART and plain steps of one round ran back to back): its spread is
+        # what the noise of this machine does to the median above
+        paired = [a / b for a, b in zip(rounds[f"part:{m}"], rounds["plain"])]
+        col["part_step_rounds"] = [min(paired), max(paired)]
         col["head_path"] = head_path_of(head, n, pair_count[m], model.target_dim)
         col["part_ms"] = t[f"part:{m}"] * 1e3
         col["part_img_s"] = batch / t[f"part:{m}"]
@@ -460,6 +466,8 @@ def print_result(res: dict, peak: float | None, args) -> None:
         print(f"{label:<{width}}" + "".join(f"{c[key]:>24.1%}" for c in cols.values()))
     print(f"{'relative encoder path':<{width}}" + "".join(f"{c['head_path']:>24}" for c in cols.values()))
     print(f"{'PART step / plain step':<{width}}" + "".join(f"{c['part_step']:>23.3f}x" for c in cols.values()))
+    print(f"{'  per round, min - max':<{width}}" + "".join(f"{'%.3f - %.3fx' % tuple(c['part_step_rounds']):>24}"
+                                                          for c in cols.values()))
     if res["plain_bytes"] is not None:
         print(f"{'peak memory PART / plain':<{width}}" + "".join(f"{c['memory']:>23.3f}x" for c in cols.values()))
     print(f"{'PART img/s':<{width}}" + "".join(f"{c['part_img_s']:>24,.1f}" for c in cols.values()))
@@ -490,6 +498,11 @@ def goal_lines(results: list[dict]) -> list[str]:
                 checks.append(("memory", col["memory"], GOAL_MEMORY, "<= {:.2f}x", "{:.3f}x"))
             cells = [f"{what} {fv.format(v)} ({'met' if v <= goal else 'MISSED'}, goal {fg.format(goal)})"
                      for what, v, goal, fg, fv in checks]
+            if key == "2048" or (key == "all" and res["N"] == 196):
+                lo, hi = col["part_step_rounds"]
+                goal = GOAL_STEP if key == "2048" else GOAL_STEP_ALL
+                cells.append(f"step per round {lo:.3f}-{hi:.3f}x ("
+                             + ("met in every round" if hi <= goal else "not met in every round") + ")")
             lines.append(f"  {tag}: " + "; ".join(cells))
     return lines
 

@@ -28,11 +28,14 @@ def test_quick_run_prints_the_decomposed_table(bench, tmp_path, capsys):
     for row in ROWS:
         assert row in text, row
     assert "load average at start" in text and "load average at end" in text and "goals of issue 14" in text
+    assert "per round, min - max" in text and "step per round" in text
     (r,) = res["results"]
     assert (r["arch"], r["N"], r["batch"]) == ("quick", 16, 4)
     assert list(r["columns"]) == ["64", "all"] and r["columns"]["all"]["pairs"] == 16 * 15
     for col in r["columns"].values():
         assert col["part_step"] > 0 and col["encoder"] > 0 and col["backbone"] > 0 and col["part_bytes"] > 0
+        lo, hi = col["part_step_rounds"]  # a_r >= lo b_r in every round, so median(a) >= lo median(b); same for hi
+        assert 0 < lo <= col["part_step"] <= hi
         assert col["part_gflop"] > r["plain_gflop"] * 0.5  # counted, not zero
     assert r["plain_bytes"] > 0
     saved = json.loads(out.read_text())

@@ -95,3 +95,16 @@ def test_pair_counts_beyond_a_shapes_universe_are_skipped_there(bench, tmp_path,
     assert "skipping #pairs [8192]" in capsys.readouterr().out
     assert list(res["results"][0]["columns"]) == ["64", "all"]
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_goal_lines_judge_the_median_and_say_whether_every_round_met_it(bench):
+    def result(n, key, step, rounds):
+        col = {"encoder": 0.05, "part_step": step, "part_step_rounds": rounds, "memory": 1.05}
+        return {"arch": "tiny", "img_size": 384, "patch_size": 16, "N": n, "columns": {key: col}}
+
+    lines = bench.goal_lines([result(576, "2048", 1.095, [1.090, 1.104]), result(196, "2048", 1.08, [1.07, 1.09]),
+                              result(196, "all", 1.25, [1.2, 1.3]), result(576, "all", 1.3, [1.2, 1.4])])
+    assert "step 1.095x (met, goal <= 1.10x)" in lines[0] and "1.090-1.104x (not met in every round)" in lines[0]
+    assert "(met in every round)" in lines[1]
+    assert "step 1.250x (MISSED, goal <= 1.20x)" in lines[2]
+    assert "step" not in lines[3]  # no step goal for all pairs at N 576

@@ -286,10 +286,11 @@ class PickPairs(torch.autograd.Function):
         m, c = ia.shape[1], u1.shape[-1]
         if mode == "table":
             out = ea.new_empty(g, m * c)  # chunks gather straight into their rows: no concatenation
-            u1t, flat = u1.transpose(1, 2).contiguous(), table_index(ia, ja, n, c)
+            u1t = u1.transpose(1, 2).contiguous()
             for g0, g1 in group_chunks(g, n * n * c, budget):
                 table, _ = exp_table_chunk(ea[g0:g1], eb[g0:g1], u1t[g0:g1])
-                out[g0:g1] = torch.gather(table.view(g1 - g0, -1), 1, flat[g0:g1])
+                flat = table_index(ia[g0:g1], ja[g0:g1], n, c)  # per chunk: int64 (G_c, M c), not (G, M c)
+                out[g0:g1] = torch.gather(table.view(g1 - g0, -1), 1, flat)
             return out.view(g, m, c)
         out = ea.new_empty(g, m, c)
         for g0, g1, m0, m1 in row_blocks(g, m, n, budget):
@@ -307,10 +308,11 @@ class PickPairs(torch.autograd.Function):
             # T = ea @ R^T with R[c, j, n] = eb[j, n] u1[n, c]: d_ea = G_T @ R, d_R = G_T^T @ ea, then d_R folds
             # back into eb (sum over c) and u1 (sum over j) by broadcast multiplies in R's own layout.
             d_ea, d_eb, d_u1t = torch.empty_like(ea), torch.empty_like(eb), u1.new_empty(g, c, n)
-            u1t, flat = u1.transpose(1, 2).contiguous(), table_index(ia, ja, n, c)
+            u1t = u1.transpose(1, 2).contiguous()
             for g0, g1 in group_chunks(g, n * n * c, ctx.budget):
                 cg = g1 - g0
-                gt = grad.new_zeros(cg, n * c * n).scatter_add_(1, flat[g0:g1], grad[g0:g1].view(cg, -1))
+                flat = table_index(ia[g0:g1], ja[g0:g1], n, c)
+                gt = grad.new_zeros(cg, n * c * n).scatter_add_(1, flat, grad[g0:g1].view(cg, -1))
                 gt = gt.view(cg, n, c * n)  # dense gradient of the (N_i, c N_j) table
                 _, rhs = exp_table_chunk(ea[g0:g1], eb[g0:g1], u1t[g0:g1])
                 d_ea[g0:g1] = torch.bmm(gt, rhs)

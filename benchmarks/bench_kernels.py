@@ -12,6 +12,7 @@
 Times are per call, the fastest of ``--reps`` after one warm-up (CPU time of this thread with ``--clock cpu``).
 
     python benchmarks/bench_kernels.py --threads 1 --clock cpu
+    python benchmarks/bench_kernels.py --threads 1 --clock cpu --only pairs   # one kernel
     python benchmarks/bench_kernels.py --quick          # smoke size, seconds (tests/benchmarks/)
 """
 
@@ -41,7 +42,8 @@ PICK_SHAPES = [(64, 64, [256, 512, 1024, 2048]), (16, 196, [1024, 2048, 4096, 81
 #: (batch, image size, P): N = 64, 196, 576 as above, plus small patches
 COPY_SHAPES = [(64, 32, 4), (16, 224, 16), (4, 384, 16)]
 #: (batch, N, #pairs): the batches bench_decomposed uses at N = 64, 196, 576
-PAIR_SHAPES = [(64, 64, [512, 2048]), (16, 196, [2048, 4096]), (16, 576, [2048, 8192])]
+PAIR_SHAPES = [(64, 64, [512, 2048]), (16, 196, [2048, 4096]), (4, 576, [2048, 8192])]
+SECTIONS = ("pick", "copy", "pairs")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="cpu: this thread's CPU time")
     p.add_argument("--quick", action="store_true", help="smoke size: one small shape each, one rep")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                   help="time only these kernels (default: all three)")
     args = p.parse_args(argv)
     if args.reps < 1 or args.heads < 1:
         p.error("--reps and --heads must be positive")
@@ -142,21 +146,28 @@ def main(argv=None) -> dict:
     reps = 1 if args.quick else args.reps
     print(f"kernels (issue 14): {torch.get_num_threads()} thread(s), {args.clock} clock, fastest of {reps}; "
           f"load average {'%.2f/%.2f/%.2f' % os.getloadavg()}")
-    picks = pick_pairs_rows(pick, args.heads, reps, clock)
-    print(f"\nPickPairs fwd+bwd ({args.heads} heads, k = 2), ms:")
-    print(f"{'batch':>5} {'N':>4} {'M':>6} {'table':>9} {'rows':>9}  faster  rule (choose_path)")
-    for r in picks:
-        print(f"{r['batch']:>5} {r['N']:>4} {r['M']:>6} {r['table']:>9.1f} {r['rows']:>9.1f}  {r['faster']:<6}  {r['rule']}")
-    copies = copy_rows(copy, reps, clock)
-    print("\ncopy_patches (D = P, integer corners), ms:")
-    print(f"{'batch':>5} {'N':>4} {'P':>3} {'pixels':>8} {'windows':>8}  faster   rule (UNFOLD_MIN_PATCH)")
-    for r in copies:
-        print(f"{r['batch']:>5} {r['N']:>4} {r['P']:>3} {r['pixels']:>8.2f} {r['windows']:>8.2f}  {r['faster']:<7}  {r['rule']}")
-    pair = pair_rows([(4, 16, [8, 64])] if args.quick else PAIR_SHAPES, reps, clock)
-    print(f"\npair sampling (M distinct of N (N - 1) per image), ms:")
-    print(f"{'batch':>5} {'N':>4} {'M':>6} {'keys':>8} {'draws':>8}  faster  rule (SPARSE_DRAW_RATIO)")
-    for r in pair:
-        print(f"{r['batch']:>5} {r['N']:>4} {r['M']:>6} {r['keys']:>8.2f} {r['draws']:>8.2f}  {r['faster']:<6}  {r['rule']}")
+    picks = copies = pair = []
+    if "pick" in args.only:
+        picks = pick_pairs_rows(pick, args.heads, reps, clock)
+        print(f"\nPickPairs fwd+bwd ({args.heads} heads, k = 2), ms:")
+        print(f"{'batch':>5} {'N':>4} {'M':>6} {'table':>9} {'rows':>9}  faster  rule (choose_path)")
+        for r in picks:
+            print(f"{r['batch']:>5} {r['N']:>4} {r['M']:>6} {r['table']:>9.1f} {r['rows']:>9.1f}  {r['faster']:<6}  "
+                  f"{r['rule']}")
+    if "copy" in args.only:
+        copies = copy_rows(copy, reps, clock)
+        print("\ncopy_patches (D = P, integer corners), ms:")
+        print(f"{'batch':>5} {'N':>4} {'P':>3} {'pixels':>8} {'windows':>8}  faster   rule (UNFOLD_MIN_PATCH)")
+        for r in copies:
+            print(f"{r['batch']:>5} {r['N']:>4} {r['P']:>3} {r['pixels']:>8.2f} {r['windows']:>8.2f}  {r['faster']:<7}  "
+                  f"{r['rule']}")
+    if "pairs" in args.only:
+        pair = pair_rows([(4, 16, [8, 64])] if args.quick else PAIR_SHAPES, reps, clock)
+        print("\npair sampling (M distinct of N (N - 1) per image), ms:")
+        print(f"{'batch':>5} {'N':>4} {'M':>6} {'keys':>8} {'draws':>8}  faster  rule (SPARSE_DRAW_RATIO)")
+        for r in pair:
+            print(f"{r['batch']:>5} {r['N']:>4} {r['M']:>6} {r['keys']:>8.2f} {r['draws']:>8.2f}  {r['faster']:<6}  "
+                  f"{r['rule']}")
     print(f"\nload average at end {'%.2f/%.2f/%.2f' % os.getloadavg()}")
     return {"pick_pairs": picks, "copy": copies, "pairs": pair}
 

@@ -29,3 +29,10 @@ def test_bad_arguments_exit_2(bench, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.parse_args(["--reps", "0"])
     assert exc.value.code == 2 and "--reps and --heads must be positive" in capsys.readouterr().err
+
+
+def test_only_times_the_named_kernels(bench, capsys):
+    res = bench.main(["--quick", "--threads", "1", "--only", "pairs"])
+    text = capsys.readouterr().out
+    assert "pair sampling" in text and "PickPairs" not in text and "copy_patches" not in text
+    assert res["pick_pairs"] == [] and res["copy"] == [] and len(res["pairs"]) == 2

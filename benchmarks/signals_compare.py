@@ -30,11 +30,23 @@ whole groups (recordings) instead, e.g. ``--val-groups train-4 train-9`` on Blin
 short-blink recording, a shift like the one between the published train and test recordings. Compare settings on those
 numbers, then run the chosen one once with the default ``--select-on test``.
 
+Transductive pretraining (a different protocol, always reported as such): ``--pretrain-on train+eval`` lets
+PART pretraining also see the *signals* ``x`` of the evaluation split of the protocol (the validation carve
+under ``--select-on val``, ``test.npz`` under ``--select-on test``), never its labels: ``x`` of train and of
+the evaluation split are written, without ``y``, to ``<out>/<set>/pretrain_data/train.npz`` (and the
+evaluation split's ``x`` alone to its ``test.npz``, which the pretext loss on that split reads); the user's
+data folder is not modified. Fine-tuning, probes and scratch are unchanged (labelled train split only). With
+``normalize: dataset`` the per-channel statistics still come from the labelled train split only (passed to
+pretraining as ``data.mean`` / ``data.std``), so every run of a seed normalises with the same numbers as in
+the default protocol. The default ``--pretrain-on train`` is the inductive protocol above.
+
     python benchmarks/signals_compare.py --sets blink fingermovements --seeds 0 1 2
     python benchmarks/signals_compare.py --sets fingermovements --seeds 0 1 2 --pretrain-steps 600
     python benchmarks/signals_compare.py --sets fingermovements --root fingermovements=tests/fixtures/fingermovements_small --quick
     python benchmarks/signals_compare.py --sets blink --select-on val --set data.options.normalize=window \
         --set-pretrain objective.num_patches=20 --set-finetune optim.lr=5e-4
+    python benchmarks/signals_compare.py --sets blink --select-on val --val-groups train-4 train-9 \
+        --set data.options.normalize=window --set-pretrain objective.num_patches=20 --pretrain-on train+eval
 """
 
 from __future__ import annotations
@@ -54,6 +66,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 import part
 from part.config import load_config
+from part.data.signal_npz import channel_stats, signal_npz_options
 from part.engine import build_backbone, complete_config, export_backbone
 from part.evaluation.heldout import evaluate
 from part.evaluation.metrics import format_table, save_results_json
@@ -113,6 +126,52 @@ def carve_val(root: Path, out: Path, fraction: float, seed: int, groups=None) ->
     return out
 
 
+PRETRAIN_ON = ("train", "train+eval")
+_META = ("channel_names", "fs")  # per-set arrays the pretraining folder keeps (no y, no class_names)
+
+
+def pretrain_folder(root: Path, out: Path) -> dict:
+    """The data of ``--pretrain-on train+eval``: ``out/train.npz`` holds ``x`` of ``root/train.npz`` followed
+    by ``x`` of ``root/test.npz`` (the evaluation split of the protocol), ``out/test.npz`` the evaluation
+    split's ``x`` alone; ``group`` tags every row ``train`` or ``eval``; ``channel_names`` and ``fs`` are
+    copied. No ``y`` (nor ``class_names``) is read from the evaluation file or written: its label array is
+    never accessed (``np.load`` reads an npz member only when asked). ``root`` is not modified.
+    Returns ``{"folder", "train", "eval"}`` (the folder and the two row counts)."""
+    root, out = Path(root), Path(out)
+    parts, meta = {}, {}
+    for split in ("train", "test"):
+        path = root / f"{split}.npz"
+        if not path.is_file():
+            raise ValueError(f"--pretrain-on train+eval needs {path}")
+        with np.load(path, allow_pickle=False) as f:
+            parts[split] = np.asarray(f["x"])
+            for k in _META:
+                if k in f.files and k not in meta:
+                    meta[k] = f[k]
+    tr, ev = parts["train"], parts["test"]
+    if tr.ndim != 3 or ev.ndim != 3 or tr.shape[1:] != ev.shape[1:]:
+        raise ValueError(f"--pretrain-on train+eval: x of {root / 'train.npz'} {tr.shape} and of "
+                         f"{root / 'test.npz'} {ev.shape} must be (N, C, T) with the same C, T")
+    out.mkdir(parents=True, exist_ok=True)
+    group = np.array(["train"] * len(tr) + ["eval"] * len(ev))
+    np.savez(out / "train.npz", x=np.concatenate([tr, ev]), group=group, **meta)
+    np.savez(out / "test.npz", x=ev, group=np.array(["eval"] * len(ev)), **meta)
+    return {"folder": str(out), "train": len(tr), "eval": len(ev)}
+
+
+def train_stats_overrides(root: Path, pre_cfg, overrides) -> list[str]:
+    """``data.mean=[...]`` / ``data.std=[...]`` of the labelled ``root/train.npz`` (``channel_stats``) when
+    the resolved PART config normalises with ``dataset`` statistics and sets none of its own, else ``[]``:
+    transductive pretraining then normalises with the train split's numbers, as every other run does."""
+    cfg = load_config(pre_cfg, list(overrides))
+    if signal_npz_options(cfg.data.options).normalize != "dataset" or cfg.data.mean is not None \
+            or cfg.data.std is not None:
+        return []
+    with np.load(Path(root) / "train.npz", allow_pickle=False) as f:
+        mean, std = channel_stats(f["x"])
+    return [f"data.mean={json.dumps(mean)}", f"data.std={json.dumps(std)}"]
+
+
 def diff_se(result: dict) -> tuple[float, float]:
     """PART fine-tune minus scratch fine-tune accuracy (mean over seeds) and its standard error
     ``sqrt(sd_a^2 / n + sd_b^2 / n)`` (0 with one seed)."""
@@ -130,10 +189,18 @@ def _timed(fn):
 
 
 def run_set(name: str, root: str | None, seeds, out: Path, pretrain_steps, finetune_steps, threads, extra,
-            extra_pre=(), extra_ft=()) -> dict:
+            extra_pre=(), extra_ft=(), pretrain_root: str | None = None, pretrain_extra=()) -> dict:
+    """The protocol of the module docstring for one set. ``pretrain_root``: a different data folder for PART
+    pretraining (``--pretrain-on train+eval``, :func:`pretrain_folder`), with ``pretrain_extra`` overrides
+    for it (:func:`train_stats_overrides`); the pretext loss, the probes, fine-tuning and scratch then read
+    ``root`` (the labelled splits) except the pretext loss on the evaluation split, which reads the
+    pretraining folder's label-free ``test.npz``."""
     pre_cfg, ft_cfg = SETS[name]
     common = list(extra) + ([f"data.root={root}"] if root else []) + ([f"train.threads={threads}"] if threads else [])
     pre_over = common + list(extra_pre) + ([f"train.max_steps={pretrain_steps}"] if pretrain_steps else [])
+    if pretrain_root:
+        pre_over += [f"data.root={pretrain_root}"] + list(pretrain_extra)  # later overrides win
+    labelled = [f"data.root={root}"] if pretrain_root and root else []
     ft_over = common + list(extra_ft) + ([f"train.max_steps={finetune_steps}"] if finetune_steps else [])
     runs = []
     for s in seeds:
@@ -143,7 +210,8 @@ def run_set(name: str, root: str | None, seeds, out: Path, pretrain_steps, finet
                                                   overwrite=True, progress=False))
         pretext = {}
         for split in ("train", "test"):
-            r = evaluate(pre.run_dir, split=split, out=d / "part" / f"pretext_{split}.json", verbose=False, seed=s)
+            r = evaluate(pre.run_dir, split=split, out=d / "part" / f"pretext_{split}.json", verbose=False, seed=s,
+                         overrides=labelled if split == "train" else ())
             pretext[split] = r["loss"]
         cfg = load_config(pre.run_dir / "config.yaml")
         pretext["chance"] = chance_dt_mse(cfg, seed=s)
@@ -152,7 +220,8 @@ def run_set(name: str, root: str | None, seeds, out: Path, pretrain_steps, finet
         sc, t_sc = _timed(lambda: part.finetune(ft_cfg, init="none", out=d / "scratch_ft", overrides=ft_over + seed,
                                                 overwrite=True, progress=False))
         probe_kw = dict(epochs=100, verbose=False, seed=s)
-        pr, t_pr = _timed(lambda: part.probe(pre.run_dir, out=d / "part" / "probe.json", **probe_kw))
+        pr, t_pr = _timed(lambda: part.probe(pre.run_dir, out=d / "part" / "probe.json", overrides=labelled,
+                                             **probe_kw))
         # a randomly initialised encoder of the same seed and architecture, probed on the same features
         import torch
 
@@ -190,7 +259,9 @@ def table(result: dict) -> str:
     held = "val carve" if result.get("select_on") == "val" else "test"
     d, se = diff_se(result)
     ratio = f" = {d / se:.1f} SE" if se > 0 else ""
-    return (f"{result['set']} ({len(rs)} seeds; {held} n={rs[0]['part_ft']['num_samples']}; PART pretrain "
+    protocol = (f"PART pretrained on train + the unlabelled {held} signals (transductive)"
+                if result.get("pretrain_on") == "train+eval" else "PART pretrained on train only")
+    return (f"{result['set']} ({len(rs)} seeds; {protocol}; {held} n={rs[0]['part_ft']['num_samples']}; PART pretrain "
             f"{statistics.mean(r['wall_s']['pretrain'] for r in rs):.0f} s/seed; pretext dt-MSE train {pretext['train']}, "
             f"{held} {pretext['test']}, chance {pretext['chance']})\n" + format_table(rows)
             + f"\nPART ft - scratch ft top1: {d:+.3f}, SE {se:.3f}{ratio}")
@@ -216,9 +287,14 @@ def main(argv=None) -> dict:
     p.add_argument("--split-seed", type=int, default=0, help="seed of the --select-on val carve (fixed across run seeds)")
     p.add_argument("--val-groups", nargs="+", metavar="GROUP",
                    help="--select-on val: hold out these groups (recordings) of train.npz instead of a random carve")
+    p.add_argument("--pretrain-on", default="train", metavar="|".join(PRETRAIN_ON),
+                   help="train (default; inductive): PART sees the train split only; train+eval (transductive): "
+                        "also the unlabelled signals x of the evaluation split (val carve or test), never its labels")
     p.add_argument("--quick", action="store_true", help="a few steps: a smoke run, not a measurement")
     p.add_argument("--out", default=str(ROOT / "runs" / "signals_compare"))
     args = p.parse_args(argv)
+    if args.pretrain_on not in PRETRAIN_ON:  # one line, exit 2, naming the option and the value
+        p.error(f"--pretrain-on must be one of {list(PRETRAIN_ON)}, got {args.pretrain_on!r}")
     roots = dict(r.split("=", 1) for r in args.root)
     unknown = sorted(set(roots) - set(SETS))
     if unknown:
@@ -236,9 +312,21 @@ def main(argv=None) -> dict:
             src = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
             src = src if src.is_absolute() else ROOT / src
             root = str(carve_val(src, out / name / "val_split", args.val_fraction, args.split_seed, args.val_groups))
+        pre_root, pre_extra, pre_data = None, [], None
+        if args.pretrain_on == "train+eval":
+            labelled = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
+            labelled = labelled if labelled.is_absolute() or root else ROOT / labelled
+            root = str(labelled)
+            pre_data = pretrain_folder(labelled, out / name / "pretrain_data")
+            pre_root = pre_data["folder"]
+            pre_extra = train_stats_overrides(labelled, SETS[name][0], list(args.overrides) + list(args.overrides_pre))
+            pre_data["normalization"] = ("dataset: statistics of the labelled train split" if pre_extra else
+                                         "no statistics computed (window / none, or data.mean / data.std given)")
         results[name] = run_set(name, root, args.seeds, out, args.pretrain_steps, args.finetune_steps,
-                                args.threads, args.overrides, args.overrides_pre, args.overrides_ft)
+                                args.threads, args.overrides, args.overrides_pre, args.overrides_ft,
+                                pretrain_root=pre_root, pretrain_extra=pre_extra)
         val = args.select_on == "val"
+        results[name].update(pretrain_on=args.pretrain_on, pretrain_data=pre_data)
         results[name].update(select_on=args.select_on, val_groups=args.val_groups if val else None,
                              val_fraction=args.val_fraction if val and not args.val_groups else None,
                              split_seed=args.split_seed if val and not args.val_groups else None)

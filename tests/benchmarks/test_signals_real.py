@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from part.data.signal_npz import read_signal_npz
+from part.config import load_config
+from part.data.signal_npz import channel_stats, read_signal_npz
 
 from .scripts import load_script
 
@@ -81,3 +82,36 @@ def test_signals_compare_end_to_end_on_real_trials(tmp_path, capsys):
     assert data["splits"]["test"]["sha256"] == read_signal_npz(FIXTURE / "test.npz").sha256
     out = capsys.readouterr().out
     assert "PART -> fine-tune" in out and "+-" in out and (tmp_path / "summary.json").is_file()
+
+
+def test_signals_compare_transductive_pretraining_sees_eval_signals_never_their_labels(tmp_path, capsys):
+    compare = load_script("signals_compare")
+    summary = compare.main(["--sets", "fingermovements", "--root", f"fingermovements={FIXTURE}", "--quick",
+                            "--seeds", "0", "--out", str(tmp_path), "--threads", "1", "--pretrain-on", "train+eval"])
+    res = summary["results"]["fingermovements"]
+    assert res["pretrain_on"] == "train+eval" and res["pretrain_data"]["train"] == 16
+    assert res["pretrain_data"]["eval"] == 8 and "train split" in res["pretrain_data"]["normalization"]
+    tr, te = read_signal_npz(FIXTURE / "train.npz"), read_signal_npz(FIXTURE / "test.npz")
+    pre = tmp_path / "fingermovements" / "pretrain_data"
+    for name in ("train.npz", "test.npz"):  # signals only: no label array was written
+        with np.load(pre / name) as z:
+            assert "y" not in z.files and "class_names" not in z.files
+    assert np.array_equal(read_signal_npz(pre / "train.npz").x, np.concatenate([tr.x, te.x]))
+    run = tmp_path / "fingermovements" / "seed0"
+    data = json.loads((run / "part" / "data.json").read_text())  # PART read the label-free folder only
+    assert set(data["splits"]) == {"train"}
+    assert data["splits"]["train"]["sha256"] == read_signal_npz(pre / "train.npz").sha256
+    assert "class_counts" not in data["splits"]["train"] and data["splits"]["train"]["num_samples"] == 24
+    cfg = load_config(run / "part" / "config.yaml")  # dataset normalisation: the labelled train split's numbers
+    mean, std = channel_stats(tr.x)
+    assert np.allclose(cfg.data.mean, mean) and np.allclose(cfg.data.std, std)
+    pretext = json.loads((run / "part" / "pretext_test.json").read_text())
+    assert pretext["data"]["sha256"] == read_signal_npz(pre / "test.npz").sha256  # the eval split's x, label-free
+    assert "class_counts" not in pretext["data"]
+    pretext_train = json.loads((run / "part" / "pretext_train.json").read_text())  # the labelled train trials only
+    assert pretext_train["data"]["sha256"] == tr.sha256
+    ft = json.loads((run / "part_ft" / "data.json").read_text())  # fine-tuning: the labelled train split only
+    assert ft["splits"]["train"]["sha256"] == tr.sha256 and ft["splits"]["test"]["sha256"] == te.sha256
+    assert all(r["num_samples"] == 8 for k, r in res["runs"][0].items() if k.endswith(("_ft", "_probe")))
+    out = capsys.readouterr().out
+    assert "unlabelled test signals (transductive)" in out

@@ -3,6 +3,7 @@ disjoint, fixed by its seed, test.npz never read) and the standard error of the 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -74,3 +75,55 @@ def test_carve_by_groups_holds_out_whole_recordings(compare, tmp_path):
         compare.carve_val(tmp_path / "src", tmp_path / "g2", 0.25, seed=0, groups=["7"])
     with pytest.raises(ValueError, match="no train"):
         compare.carve_val(tmp_path / "src", tmp_path / "g3", 0.25, seed=0, groups=["0", "1", "2"])
+
+
+def write_npz_with_unreadable_y(path: Path, x: np.ndarray, **arrays) -> None:
+    """An npz whose ``y`` member is garbage: any read of the labels raises, so a helper that succeeds on it
+    provably never read them."""
+    np.savez(path, x=x, **arrays)
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("y.npy", b"\x93NUMPY\x01\x00garbage")  # an npy magic with a broken header
+
+
+def test_pretrain_folder_holds_eval_signals_and_never_reads_or_writes_eval_labels(compare, tmp_path):
+    src = tmp_path / "src"
+    x_tr = write_train(src, np.array([0, 1, 2, 0, 1, 2]))
+    x_ev = -np.arange(4 * 2 * 4, dtype=np.float32).reshape(4, 2, 4)
+    write_npz_with_unreadable_y(src / "test.npz", x_ev, fs=np.float64(100.0))
+    with np.load(src / "test.npz") as f, pytest.raises(ValueError):
+        f["y"]  # the labels really are unreadable
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    info = compare.pretrain_folder(src, tmp_path / "pre")
+    assert info == {"folder": str(tmp_path / "pre"), "train": 6, "eval": 4}
+    tr, ev = read_signal_npz(tmp_path / "pre" / "train.npz"), read_signal_npz(tmp_path / "pre" / "test.npz")
+    assert np.array_equal(tr.x, np.concatenate([x_tr, x_ev])) and np.array_equal(ev.x, x_ev)
+    assert tr.y is None and ev.y is None and tr.class_names is None and tr.fs == 100.0
+    for f in ("train.npz", "test.npz"):
+        with np.load(tmp_path / "pre" / f) as z:
+            assert "y" not in z.files and "class_names" not in z.files
+    assert list(np.asarray(tr.group).astype(str)) == ["train"] * 6 + ["eval"] * 4
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # the user's folder is not modified
+    np.savez(src / "test.npz", x=np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match="same C, T"):
+        compare.pretrain_folder(src, tmp_path / "pre2")
+
+
+def test_train_stats_overrides_only_for_dataset_normalisation(compare, tmp_path):
+    x = write_train(tmp_path / "src", np.array([0, 1, 2, 0]))
+    cfg = compare.SETS["fingermovements"][0]  # normalize: dataset
+    over = compare.train_stats_overrides(tmp_path / "src", cfg, [])
+    mean = x.mean(axis=(0, 2), dtype=np.float64)
+    assert over[0].startswith("data.mean=") and over[1].startswith("data.std=")
+    assert np.allclose(json.loads(over[0].split("=", 1)[1]), mean)
+    assert compare.train_stats_overrides(tmp_path / "src", cfg, ["data.options.normalize=window"]) == []
+    assert compare.train_stats_overrides(tmp_path / "src", cfg, ["data.mean=[0, 0]", "data.std=[1, 1]"]) == []
+
+
+def test_pretrain_on_refuses_an_unknown_value(compare, capsys):
+    with pytest.raises(SystemExit) as exc:
+        compare.main(["--pretrain-on", "test", "--quick"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--pretrain-on" in err and "'test'" in err

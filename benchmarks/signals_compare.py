@@ -308,20 +308,25 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     for name in args.sets:
         root = roots.get(name)
-        if args.select_on == "val":
-            src = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
-            src = src if src.is_absolute() else ROOT / src
-            root = str(carve_val(src, out / name / "val_split", args.val_fraction, args.split_seed, args.val_groups))
         pre_root, pre_extra, pre_data = None, [], None
-        if args.pretrain_on == "train+eval":
-            labelled = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
-            labelled = labelled if labelled.is_absolute() or root else ROOT / labelled
-            root = str(labelled)
-            pre_data = pretrain_folder(labelled, out / name / "pretrain_data")
-            pre_root = pre_data["folder"]
-            pre_extra = train_stats_overrides(labelled, SETS[name][0], list(args.overrides) + list(args.overrides_pre))
-            pre_data["normalization"] = ("dataset: statistics of the labelled train split" if pre_extra else
-                                         "no statistics computed (window / none, or data.mean / data.std given)")
+        try:  # bad data or options: one line naming them, exit 2 (argparse's error)
+            if args.select_on == "val":
+                src = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
+                src = src if src.is_absolute() else ROOT / src
+                root = str(carve_val(src, out / name / "val_split", args.val_fraction, args.split_seed,
+                                     args.val_groups))
+            if args.pretrain_on == "train+eval":
+                labelled = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
+                labelled = labelled if labelled.is_absolute() or root else ROOT / labelled
+                root = str(labelled)
+                pre_data = pretrain_folder(labelled, out / name / "pretrain_data")
+                pre_root = pre_data["folder"]
+                pre_extra = train_stats_overrides(labelled, SETS[name][0],
+                                                  list(args.overrides) + list(args.overrides_pre))
+                pre_data["normalization"] = ("dataset: statistics of the labelled train split" if pre_extra else
+                                             "no statistics computed (window / none, or data.mean / data.std given)")
+        except ValueError as exc:
+            p.error(str(exc))
         results[name] = run_set(name, root, args.seeds, out, args.pretrain_steps, args.finetune_steps,
                                 args.threads, args.overrides, args.overrides_pre, args.overrides_ft,
                                 pretrain_root=pre_root, pretrain_extra=pre_extra)

@@ -127,3 +127,13 @@ def test_pretrain_on_refuses_an_unknown_value(compare, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--pretrain-on" in err and "'test'" in err
+
+
+def test_pretrain_on_train_eval_without_a_test_file_is_one_line(compare, tmp_path, capsys):
+    write_train(tmp_path / "src", np.array([0, 1, 2, 0]))
+    with pytest.raises(SystemExit) as exc:
+        compare.main(["--sets", "fingermovements", "--root", f"fingermovements={tmp_path / 'src'}", "--quick",
+                      "--pretrain-on", "train+eval", "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--pretrain-on train+eval" in err and "test.npz" in err

@@ -39,7 +39,12 @@ Options (``data.options``; an unknown one is an error listing the valid ones):
 * ``length_policy``: how a data length ``T`` reaches the model's ``model.img_size``: ``none`` (default;
   they must be equal), ``crop`` (keep the first ``model.img_size`` samples; needs ``T >= img_size``) or
   ``pad`` (repeat each channel's last value at the end; needs ``T <= img_size``). Normalisation sees the
-  data's own ``T`` samples; the length policy applies after it.
+  data's own ``T`` samples; the length policy applies after it;
+* ``augment``: training-time augmentation of the normalised batches, a mapping ``{name: magnitude}``
+  (:mod:`part.data.signal_augment`: ``scale``, ``offset``, ``noise``, ``shift``, ``flip``,
+  ``channel_dropout``); default off. The items of this dataset are never augmented: the trainer applies it
+  to training batches (:func:`part.engine.builders.build_batch_augment`), so evaluation, probing and export
+  read the signals as they are.
 
 ``data.max_samples`` keeps the first that many samples of a split. Items are ``(x float32 (C, img_size),
 label int)``, label ``-1`` when the file has no ``y``. Every split knows what it holds
@@ -65,6 +70,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .errors import DatasetFormatError, DatasetNotFoundError
+from .signal_augment import parse_signal_augment
 
 __all__ = [
     "SIGNAL_NPZ_KIND", "SIGNAL_SPLITS", "NORMALIZE_MODES", "LENGTH_POLICIES", "SIGNAL_ARRAYS",
@@ -90,6 +96,7 @@ class SignalNpzOptions:
     val_groups: tuple[str, ...] = ()
     normalize: str = "dataset"
     length_policy: str = "none"
+    augment: tuple = ()  # ((name, magnitude), ...) in the order of application; () = off
 
 
 def _group_list(name: str, value) -> tuple[str, ...]:
@@ -111,7 +118,8 @@ def signal_npz_options(given: dict | None) -> SignalNpzOptions:
     if unknown:
         raise ValueError(f"unknown data.options {unknown} for data.kind='signal_npz'; valid options: {valid}")
     o = SignalNpzOptions(**{**given, "test_groups": _group_list("test_groups", given.get("test_groups")),
-                            "val_groups": _group_list("val_groups", given.get("val_groups"))})
+                            "val_groups": _group_list("val_groups", given.get("val_groups")),
+                            "augment": parse_signal_augment(given.get("augment"))})
     if o.split_by not in (None, "group"):
         raise ValueError(f"data.options.split_by must be null or 'group', got {o.split_by!r}")
     if o.normalize not in NORMALIZE_MODES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..config import Config, DataConfig, ModelConfig
+from ..data.signal_augment import SignalAugment, parse_signal_augment
 from ..data.signal_npz import SIGNAL_NPZ_KIND
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
 from ..objectives.registry import build_objective as build_named
@@ -127,3 +128,19 @@ def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
     if augment and d.repeated_aug > 1:
         dataset = RepeatedAugmentation(dataset, d.repeated_aug, seed=cfg.train.seed)
     return dataset
+
+
+def build_batch_augment(cfg: Config) -> SignalAugment | None:
+    """The augmentation the trainer applies to every training batch, or None.
+
+    ``data.kind: signal_npz`` with ``data.options.augment`` set (and ``data.augment`` true, the switch of all
+    training augmentation): a :class:`part.data.signal_augment.SignalAugment`, ``(B, C, T) -> (B, C, T)``,
+    applied to the normalised batch. Image augmentation is per item, inside the dataset
+    (:func:`build_dataset`); other kinds have no batch augmentation. Only the trainer calls this: evaluation,
+    probing and the pretext-loss read-out build their data with :func:`build_dataset` and are never augmented.
+    """
+    d = cfg.data
+    if d.kind != SIGNAL_NPZ_KIND or not d.augment:
+        return None
+    aug = SignalAugment(parse_signal_augment((d.options or {}).get("augment")))
+    return aug if aug else None

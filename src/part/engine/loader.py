@@ -24,6 +24,13 @@ def epoch_order(length: int, seed: int, epoch: int, shuffle: bool = True) -> tor
     return torch.randperm(length, generator=g)
 
 
+def augment_seed(seed: int, step: int, micro: int = 0, rank: int = 0) -> int:
+    """The seed of the batch augmentation (:func:`part.engine.builders.build_batch_augment`) of optimiser
+    step ``step``, micro-batch ``micro`` (gradient accumulation), DDP rank ``rank``: a pure function of them,
+    so a resumed run augments its batches as the uninterrupted one did, with no state in the checkpoint."""
+    return (((seed * 1_000_003 + step) * 1_009 + micro) * 65_537 + rank) % (1 << 63)
+
+
 class ResumableSampler(Sampler[int]):
     def __init__(self, length: int, batch_size: int, seed: int = 0, shuffle: bool = True,
                  rank: int = 0, world_size: int = 1):

@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader
 
 from ..config import Config, save_config
 from . import checkpoint as ck
-from .builders import build_dataset, build_objective
+from .builders import build_batch_augment, build_dataset, build_objective
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed,
                           on_main)
-from .loader import ResumableSampler, SeededItems, ignore_stop_signals, one_line_worker_error
+from .loader import ResumableSampler, SeededItems, augment_seed, ignore_stop_signals, one_line_worker_error
 from .runfolder import (RunLock, check_recorded_init, check_resume_init, drop_replaced, plan_run, replace_run,
                         restore_replaced)
 from .signals import StopRequests, TrainingStopped
@@ -176,6 +176,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
         raise ValueError(f"train.batch_size={t.batch_size} must be divisible by the {di.world_size} DDP processes")
     per_rank = t.batch_size // di.world_size
     items = SeededItems(dataset, seed=t.seed)
+    batch_aug = build_batch_augment(cfg)  # data.options.augment of signal_npz; None otherwise
     sampler = ResumableSampler(len(dataset), per_rank, t.seed, True, di.rank, di.world_size)
     steps_per_epoch = sampler.batches_per_epoch // cfg.optim.accum_steps
     if steps_per_epoch == 0:
@@ -254,6 +255,9 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                         if skipped:  # a skipped step still consumes its batches (same data order)
                             continue
                         x = x.to(device, non_blocking=True)
+                        if batch_aug is not None:  # signals: a pure function of (seed, step, micro, rank)
+                            x = batch_aug(x, torch.Generator(device=device).manual_seed(
+                                augment_seed(t.seed, step, micro, di.rank)))
                         sync = micro == accum - 1 or not di.enabled
                         ctx = contextlib.nullcontext() if sync else model.no_sync()
                         with ctx, torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

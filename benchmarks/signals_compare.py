@@ -27,8 +27,10 @@ Choosing settings without the test split: ``--select-on val`` carves a stratifie
 ``train.npz`` and runs the whole protocol with the rest as train and the carve in the role of the test split
 (written to ``<out>/<set>/val_split/``; the real ``test.npz`` is never read). ``--val-groups`` holds out
 whole groups (recordings) instead, e.g. ``--val-groups train-4 train-9`` on Blink: one long- and one
-short-blink recording, a shift like the one between the published train and test recordings. Compare settings on those
-numbers, then run the chosen one once with the default ``--select-on test``.
+short-blink recording, a shift like the one between the published train and test recordings. ``--val-folds``
+runs several such hold-outs (each fold a comma-separated group list, e.g. ``train-0,train-5 train-1,train-6``), one
+after the other, and pools them: PART - scratch paired over every (fold, seed) run, with its standard error.
+Compare settings on those numbers, then run the chosen one once with the default ``--select-on test``.
 
 Transductive pretraining (a different protocol, always reported as such): ``--pretrain-on train+eval`` lets
 PART pretraining also see the *signals* ``x`` of the evaluation split of the protocol (the validation carve
@@ -43,6 +45,8 @@ the default protocol. The default ``--pretrain-on train`` is the inductive proto
     python benchmarks/signals_compare.py --sets blink fingermovements --seeds 0 1 2
     python benchmarks/signals_compare.py --sets fingermovements --seeds 0 1 2 --pretrain-steps 600
     python benchmarks/signals_compare.py --sets fingermovements --root fingermovements=tests/fixtures/fingermovements_small --quick
+    python benchmarks/signals_compare.py --sets blink --select-on val --val-folds train-0,train-5 train-1,train-6 \
+        train-2,train-7 train-3,train-8 train-4,train-9 --set "data.options.augment={scale: 0.5, offset: 0.5}"
     python benchmarks/signals_compare.py --sets blink --select-on val --set data.options.normalize=window \
         --set-pretrain objective.num_patches=20 --set-finetune optim.lr=5e-4
     python benchmarks/signals_compare.py --sets blink --select-on val --val-groups train-4 train-9 \
@@ -182,6 +186,31 @@ def diff_se(result: dict) -> tuple[float, float]:
     return statistics.mean(a) - statistics.mean(b), se
 
 
+def pooled(fold_results) -> dict:
+    """Leave-recordings-out folds pooled: every (fold, seed) run is one paired unit. ``part`` / ``scratch``:
+    mean accuracy over all runs; ``diff``: mean of PART - scratch per run, ``se`` its standard error
+    ``sd(diffs) / sqrt(n)`` (0 with one run); ``folds``: per fold ``(mean PART, mean scratch)``."""
+    a = [r["part_ft"]["top1"] for f in fold_results for r in f["runs"]]
+    b = [r["scratch_ft"]["top1"] for f in fold_results for r in f["runs"]]
+    d = [u - v for u, v in zip(a, b)]
+    se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+    folds = [(statistics.mean(r["part_ft"]["top1"] for r in f["runs"]),
+              statistics.mean(r["scratch_ft"]["top1"] for r in f["runs"])) for f in fold_results]
+    return {"part": statistics.mean(a), "scratch": statistics.mean(b), "diff": statistics.mean(d), "se": se,
+            "n": len(d), "folds": folds}
+
+
+def pooled_table(name: str, fold_groups, fold_results) -> str:
+    p = pooled(fold_results)
+    lines = [f"{name}: {len(fold_groups)} folds of held-out groups x {len(fold_results[0]['runs'])} seeds pooled "
+             f"(n = {p['n']} paired runs)", "| fold (held out) | PART -> fine-tune | scratch fine-tune |",
+             "| --- | ---: | ---: |"]
+    lines += [f"| {' '.join(g)} | {a:.3f} | {b:.3f} |" for g, (a, b) in zip(fold_groups, p["folds"])]
+    lines.append(f"| pooled | {p['part']:.3f} | {p['scratch']:.3f} |")
+    ratio = f" = {p['diff'] / p['se']:.1f} SE" if p["se"] > 0 else ""
+    return "\n".join(lines) + f"\nPART ft - scratch ft top1 (paired over runs): {p['diff']:+.3f}, SE {p['se']:.3f}{ratio}"
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -290,6 +319,9 @@ def main(argv=None) -> dict:
     p.add_argument("--pretrain-on", default="train", metavar="|".join(PRETRAIN_ON),
                    help="train (default; inductive): PART sees the train split only; train+eval (transductive): "
                         "also the unlabelled signals x of the evaluation split (val carve or test), never its labels")
+    p.add_argument("--val-folds", nargs="+", metavar="G1,G2",
+                   help="--select-on val: several folds, each a comma-separated list of held-out groups (e.g. "
+                        "train-0,train-5 train-1,train-6); runs the protocol per fold and pools PART - scratch")
     p.add_argument("--quick", action="store_true", help="a few steps: a smoke run, not a measurement")
     p.add_argument("--out", default=str(ROOT / "runs" / "signals_compare"))
     args = p.parse_args(argv)
@@ -306,8 +338,35 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     results = {}
     t0 = time.perf_counter()
+    if args.val_folds and (args.select_on != "val" or args.val_groups):
+        p.error("--val-folds needs --select-on val and replaces --val-groups")
+    if args.val_folds and args.pretrain_on != "train":
+        p.error("--val-folds runs with --pretrain-on train only")
     for name in args.sets:
         root = roots.get(name)
+        if args.val_folds:
+            src = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
+            src = src if src.is_absolute() else ROOT / src
+            folds = [[g for g in f.split(",") if g] for f in args.val_folds]
+            try:  # every fold carved before anything trains; a bad group is one line, exit 2
+                fold_roots = [carve_val(src, out / f"fold{i}" / name / "val_split", args.val_fraction,
+                                        args.split_seed, groups) for i, groups in enumerate(folds)]
+            except ValueError as exc:
+                p.error(str(exc))
+            fold_results = []
+            for i, (groups, fold_root) in enumerate(zip(folds, fold_roots)):
+                fold_out = out / f"fold{i}"
+                r = run_set(name, str(fold_root), args.seeds, fold_out, args.pretrain_steps, args.finetune_steps,
+                            args.threads, args.overrides, args.overrides_pre, args.overrides_ft)
+                r.update(select_on="val", val_groups=groups)
+                print(table(r))
+                print()
+                fold_results.append(r)
+            results[name] = {"set": name, "select_on": "val", "val_folds": folds, "folds": fold_results,
+                             "pooled": pooled(fold_results)}
+            print(pooled_table(name, folds, fold_results))
+            print()
+            continue
         pre_root, pre_extra, pre_data = None, [], None
         try:  # bad data or options: one line naming them, exit 2 (argparse's error)
             if args.select_on == "val":

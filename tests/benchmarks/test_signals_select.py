@@ -137,3 +137,31 @@ def test_pretrain_on_train_eval_without_a_test_file_is_one_line(compare, tmp_pat
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--pretrain-on train+eval" in err and "test.npz" in err
+
+
+def test_folds_pool_paired_over_runs(compare):
+    def fold(pairs):
+        return {"runs": [{"part_ft": {"top1": a}, "scratch_ft": {"top1": b}} for a, b in pairs]}
+
+    folds = [fold([(0.9, 0.8), (0.7, 0.7)]), fold([(0.6, 0.5), (0.8, 0.5)])]
+    p = compare.pooled(folds)
+    d = [0.1, 0.0, 0.1, 0.3]
+    assert p["n"] == 4 and p["part"] == pytest.approx(0.75) and p["scratch"] == pytest.approx(0.625)
+    assert p["diff"] == pytest.approx(0.125)
+    assert p["se"] == pytest.approx(np.std(d, ddof=1) / 2)
+    assert p["folds"] == [pytest.approx((0.8, 0.75)), pytest.approx((0.7, 0.5))]
+    text = compare.pooled_table("blink", [["g0", "g5"], ["g1", "g6"]], folds)
+    assert "| g0 g5 | 0.800 | 0.750 |" in text and "| pooled | 0.750 | 0.625 |" in text and "+0.125" in text
+
+
+def test_folds_need_select_on_val_and_known_groups(compare, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        compare.main(["--sets", "blink", "--val-folds", "train-0,train-5"])
+    assert exc.value.code == 2 and "--val-folds needs --select-on val" in capsys.readouterr().err
+    write_train(tmp_path / "src", np.array([0, 1] * 6))  # groups 0, 1, 2
+    with pytest.raises(SystemExit) as exc:
+        compare.main(["--sets", "fingermovements", "--root", f"fingermovements={tmp_path / 'src'}", "--quick",
+                      "--select-on", "val", "--val-folds", "0", "7,1", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exc.value.code == 2 and "'7'" in err and "--val-groups" in err
+    assert not (tmp_path / "out" / "fold0" / "fingermovements" / "seed0").exists()  # nothing trained

@@ -144,7 +144,9 @@ def sample_pairs(
     The universe is the ``N (N - 1)`` pairs of distinct patches, or with ``self_pairs=True`` all ``N^2`` pairs
     including ``(i, i)``, as the paper's #pairs imply (2048 = 64^2 / 2, 4096 = 64^2, 4802 = 196^2 / 8; §5.3
     Fig. 8, App. 8.1). Returns ``(B, M, 2)`` int64 ``(ref, tgt)``. ``num_pairs="all"`` returns the whole
-    universe (same order for every image); more pairs than the universe raises ``ValueError``.
+    universe (same order for every image); more pairs than the universe raises ``ValueError``. Each image's
+    subset is uniform over the M-subsets of the universe, drawn by :func:`subset_by_draws` when it is sparse
+    (:data:`SPARSE_DRAW_RATIO`) and by :func:`subset_by_keys` otherwise.
     """
     m = resolve_num_pairs(num_pairs, num_patches, self_pairs)
     total = max_pairs(num_patches, self_pairs)

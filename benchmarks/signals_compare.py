@@ -211,6 +211,15 @@ def pooled_table(name: str, fold_groups, fold_results) -> str:
     return "\n".join(lines) + f"\nPART ft - scratch ft top1 (paired over runs): {p['diff']:+.3f}, SE {p['se']:.3f}{ratio}"
 
 
+def data_root(name: str, root: str | None) -> Path:
+    """The labelled data folder of set ``name``: ``--root`` as given (relative to the working directory, as
+    the runs read it), else the PART config's ``data.root`` (relative to the repository)."""
+    if root:
+        return Path(root)
+    path = Path(load_config(SETS[name][0]).data.root)
+    return path if path.is_absolute() else ROOT / path
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -345,8 +354,7 @@ def main(argv=None) -> dict:
     for name in args.sets:
         root = roots.get(name)
         if args.val_folds:
-            src = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
-            src = src if src.is_absolute() else ROOT / src
+            src = data_root(name, root)
             folds = [[g for g in f.split(",") if g] for f in args.val_folds]
             try:  # every fold carved before anything trains; a bad group is one line, exit 2
                 fold_roots = [carve_val(src, out / f"fold{i}" / name / "val_split", args.val_fraction,
@@ -370,13 +378,10 @@ def main(argv=None) -> dict:
         pre_root, pre_extra, pre_data = None, [], None
         try:  # bad data or options: one line naming them, exit 2 (argparse's error)
             if args.select_on == "val":
-                src = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
-                src = src if src.is_absolute() else ROOT / src
-                root = str(carve_val(src, out / name / "val_split", args.val_fraction, args.split_seed,
-                                     args.val_groups))
+                root = str(carve_val(data_root(name, root), out / name / "val_split", args.val_fraction,
+                                     args.split_seed, args.val_groups))
             if args.pretrain_on == "train+eval":
-                labelled = Path(root) if root else Path(load_config(SETS[name][0]).data.root)
-                labelled = labelled if labelled.is_absolute() or root else ROOT / labelled
+                labelled = data_root(name, root)
                 root = str(labelled)
                 pre_data = pretrain_folder(labelled, out / name / "pretrain_data")
                 pre_root = pre_data["folder"]

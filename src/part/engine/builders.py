@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..config import Config, DataConfig, ModelConfig
-from ..data.signal_augment import SignalAugment, parse_signal_augment
+from ..data.signal_augment import SignalAugment
 from ..data.signal_npz import SIGNAL_NPZ_KIND
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
 from ..objectives.registry import build_objective as build_named
@@ -142,5 +142,5 @@ def build_batch_augment(cfg: Config) -> SignalAugment | None:
     d = cfg.data
     if d.kind != SIGNAL_NPZ_KIND or not d.augment:
         return None
-    aug = SignalAugment(parse_signal_augment((d.options or {}).get("augment")))
+    aug = SignalAugment((d.options or {}).get("augment"))  # parses the mapping (checked at config load)
     return aug if aug else None

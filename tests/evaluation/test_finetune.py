@@ -269,6 +269,37 @@ def test_layer_decay_groups():
     assert [(g["weight_decay"], g["lr_scale"]) for g in plain] == [(0.05, 1.0), (0.0, 1.0)]
 
 
+def test_head_only_steps_groups():
+    obj = _tiny_objective(head_only_steps=5)
+    groups = obj.param_groups(0.05)
+    named = {id(p): n for n, p in obj.named_parameters()}
+    assert sum(len(g["params"]) for g in groups) == len(named)
+    for g in groups:
+        heads = {named[id(p)].startswith("backbone.head.") for p in g["params"]}
+        assert len(heads) == 1  # the classifier has groups of its own
+        assert g.get("frozen_until", 0) == (0 if heads == {True} else 5)
+
+
+def test_head_only_steps_train_only_the_classifier_first(pretrain_run, npz_root, tmp_path):
+    """LP-FT: for head_only_steps steps only backbone.head moves, then every parameter does."""
+    # the weights the fine-tune starts from: seeded fresh head and position embeddings, pretrained backbone
+    cfg = config_from_dict(finetune_config(npz_root, head_only_steps=2))
+    torch.manual_seed(cfg.train.seed)
+    obj = build_objective(cfg)
+    load_backbone_weights(obj.backbone, pretrain_run)
+    src = {k: v.detach().clone() for k, v in obj.state_dict().items()}
+    for steps, backbone_moves in ((2, False), (3, True)):
+        res = finetune(finetune_config(npz_root, steps=steps, head_only_steps=2), init=pretrain_run,
+                       out=tmp_path / f"lpft{steps}", progress=False)
+        final = load_file(str(res.run_dir / "weights.safetensors"))
+        assert sorted(final) == sorted(src) and "backbone.pos_embed" in src
+        moved = sorted(k for k in src if not torch.equal(final[k], src[k]))
+        if backbone_moves:
+            assert "backbone.blocks.0.attn.qkv.weight" in moved and "backbone.pos_embed" in moved
+        else:
+            assert moved == ["backbone.head.bias", "backbone.head.weight"]
+
+
 def test_finetune_with_recipe_options_runs_through_the_engine(npz_root, tmp_path):
     res = finetune(finetune_config(npz_root, mixup=0.8, cutmix=1.0, layer_decay=0.65), init="none",
                    out=tmp_path / "deit", progress=False)
@@ -282,6 +313,9 @@ def test_recipe_option_errors():
         _tiny_objective(switch_prob=2.0)
     with pytest.raises(ValueError, match="layer_decay"):
         _tiny_objective(layer_decay=0.0)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="head_only_steps must be an int >= 0"):
+            _tiny_objective(head_only_steps=bad)
 
 
 def test_supervised_on_1d_backbone():

@@ -247,8 +247,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                     lr = warmup_cosine(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr)
                     if hasattr(objective, "set_progress"):  # schedules inside an objective (DropPos sigma)
                         objective.set_progress(step / total)
-                    for g in opt.param_groups:
-                        g["lr"] = lr * g.get("lr_scale", 1.0)
+                    for g in opt.param_groups:  # "frozen_until": lr 0 before that step (LP-FT)
+                        g["lr"] = 0.0 if step < g.get("frozen_until", 0) else lr * g.get("lr_scale", 1.0)
                     loss_sum, metric_sum, skipped = torch.zeros((), device=device), {}, False
                     for micro in range(accum):
                         x, y = _next_batch(it)

@@ -63,6 +63,11 @@ class SupervisedObjective(nn.Module):
         layer_decay: layer-wise lr decay factor (BEiT/MAE fine-tuning); ``None`` (or 1.0) keeps one lr.
             Layer 0 = patch embedding, CLS token, position embeddings; block i = i + 1; final norm and
             classifier = depth + 1 (lr scale 1).
+        head_only_steps: LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and
+            Underperform Out-of-Distribution", ICLR, arXiv:2202.10054): for the first ``head_only_steps``
+            optimiser steps only the classifier (``backbone.head``) moves, every other parameter has lr 0
+            (a linear probe on the initial features), then all parameters train. 0 (default) = plain
+            fine-tuning. The lr schedule is unchanged; the engine reads each group's ``frozen_until``.
     """
 
     uses_labels = True
@@ -80,6 +85,7 @@ class SupervisedObjective(nn.Module):
         mix_prob: float = 1.0,
         switch_prob: float = 0.5,
         layer_decay: float | None = None,
+        head_only_steps: int = 0,
     ):
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 2:
@@ -96,6 +102,9 @@ class SupervisedObjective(nn.Module):
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if layer_decay is not None and not 0.0 < layer_decay <= 1.0:
             raise ValueError(f"layer_decay must be in (0, 1] or None, got {layer_decay}")
+        if isinstance(head_only_steps, bool) or not isinstance(head_only_steps, int) or head_only_steps < 0:
+            raise ValueError(f"head_only_steps must be an int >= 0, got {head_only_steps!r}")
+        self.head_only_steps = head_only_steps
         self.backbone = backbone
         self.spatial_dims = int(getattr(backbone, "spatial_dims", 2))
         self.mixup, self.cutmix = float(mixup), float(cutmix)
@@ -223,7 +232,9 @@ class SupervisedObjective(nn.Module):
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups for the engine. No weight decay on biases, norms (1-D tensors), position embeddings
         and CLS token. With ``layer_decay`` < 1 each group carries ``lr_scale = layer_decay ** (depth + 1 -
-        layer_id)`` (BEiT / MAE fine-tuning), which the engine multiplies into the scheduled lr."""
+        layer_id)`` (BEiT / MAE fine-tuning), which the engine multiplies into the scheduled lr. With
+        ``head_only_steps`` > 0 every group but the classifier's carries ``frozen_until = head_only_steps``
+        (the engine sets its lr to 0 before that step: LP-FT)."""
         skip = {f"backbone.{n}" for n in self.backbone.no_weight_decay()}
         depth = len(self.backbone.blocks)
         decay_rate = 1.0 if self.layer_decay is None else float(self.layer_decay)
@@ -233,10 +244,13 @@ class SupervisedObjective(nn.Module):
                 continue
             no_decay = p.ndim <= 1 or name in skip or name.endswith(".bias")
             lid = self.layer_id(name) if decay_rate < 1.0 else depth + 1
-            key = (lid, no_decay)
+            head = bool(self.head_only_steps) and name.startswith("backbone.head.")  # own group only for LP-FT
+            key = (lid, head, no_decay)
             if key not in groups:
                 groups[key] = {"params": [], "weight_decay": 0.0 if no_decay else weight_decay,
                                "lr_scale": decay_rate ** (depth + 1 - lid), "layer_id": lid}
+                if self.head_only_steps and not head:
+                    groups[key]["frozen_until"] = self.head_only_steps
             groups[key]["params"].append(p)
         return [groups[k] for k in sorted(groups)]
 

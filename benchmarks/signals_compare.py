@@ -51,6 +51,11 @@ the default protocol. The default ``--pretrain-on train`` is the inductive proto
         --set-pretrain objective.num_patches=20 --set-finetune optim.lr=5e-4
     python benchmarks/signals_compare.py --sets blink --select-on val --val-groups train-4 train-9 \
         --set data.options.normalize=window --set-pretrain objective.num_patches=20 --pretrain-on train+eval
+    python benchmarks/signals_compare.py --paired runs/shipped/summary.json runs/lpft/summary.json
+
+``--paired BASE OTHER`` trains nothing: it pairs the runs of two earlier ``summary.json`` by (held-out split,
+seed) and prints OTHER - BASE for each method with its standard error over those pairs (a setting against the
+shipped one, on the same folds and seeds).
 """
 
 from __future__ import annotations
@@ -211,6 +216,60 @@ def pooled_table(name: str, fold_groups, fold_results) -> str:
     return "\n".join(lines) + f"\nPART ft - scratch ft top1 (paired over runs): {p['diff']:+.3f}, SE {p['se']:.3f}{ratio}"
 
 
+PAIRED_METHODS = ("part_ft", "scratch_ft", "part_probe", "random_probe")
+
+
+def _runs_by_key(result: dict) -> dict:
+    """``{(held-out groups or evaluation split, seed): run}`` of one set's result (folds flattened)."""
+    if "folds" in result:
+        return {(" ".join(f["val_groups"]), r["seed"]): r for f in result["folds"] for r in f["runs"]}
+    held = " ".join(result.get("val_groups") or []) or result.get("select_on", "test")
+    return {(held, r["seed"]): r for r in result["runs"]}
+
+
+def paired_against(base: dict, other: dict) -> dict:
+    """One set's ``other`` setting minus its ``base`` setting, paired over the runs both hold (same held-out
+    split and seed). Per method of ``PAIRED_METHODS``: mean difference in top-1, standard error
+    ``sd(diffs) / sqrt(n)`` (0 with one run), n. Raises ``ValueError`` when no run pairs up or when the two
+    were not evaluated on the same split."""
+    for key in ("select_on", "val_fraction", "split_seed"):
+        if base.get(key) != other.get(key):
+            raise ValueError(f"the two results were evaluated differently: {key} {base.get(key)!r} vs "
+                             f"{other.get(key)!r}")
+    a, b = _runs_by_key(base), _runs_by_key(other)
+    keys = sorted(set(a) & set(b))
+    if not keys:
+        raise ValueError(f"no (held-out split, seed) run in common: {sorted(a)} vs {sorted(b)}")
+    out = {"n": len(keys), "runs": [f"{held} seed {seed}" for held, seed in keys]}
+    for m in PAIRED_METHODS:
+        d = [b[k][m]["top1"] - a[k][m]["top1"] for k in keys]
+        out[m] = {"diff": statistics.mean(d), "se": statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 0.0}
+    return out
+
+
+def paired_main(base_path: str, other_path: str) -> dict:
+    """``--paired BASE OTHER``: read two ``summary.json`` of this script, print OTHER - BASE per set paired over
+    their common runs; nothing trains. Raises ``ValueError`` (one line) on files that do not pair."""
+    docs = []
+    for path in (base_path, other_path):
+        try:
+            docs.append(json.loads(Path(path).read_text())["results"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a summary.json of signals_compare.py ({exc.__class__.__name__}: {exc})")
+    common = [n for n in docs[0] if n in docs[1]]
+    if not common:
+        raise ValueError(f"{base_path} and {other_path} share no set")
+    res = {}
+    for name in common:
+        r = res[name] = paired_against(docs[0][name], docs[1][name])
+        print(f"{name}: {other_path} - {base_path}, paired over {r['n']} runs (same held-out split and seed)")
+        print("| method | diff top1 | SE |\n| --- | ---: | ---: |")
+        for m in PAIRED_METHODS:
+            print(f"| {m} | {r[m]['diff']:+.3f} | {r[m]['se']:.3f} |")
+        print()
+    return res
+
+
 def data_root(name: str, root: str | None) -> Path:
     """The labelled data folder of set ``name``: ``--root`` as given (relative to the working directory, as
     the runs read it), else the PART config's ``data.root`` (relative to the repository)."""
@@ -333,7 +392,15 @@ def main(argv=None) -> dict:
                         "train-0,train-5 train-1,train-6); runs the protocol per fold and pools PART - scratch")
     p.add_argument("--quick", action="store_true", help="a few steps: a smoke run, not a measurement")
     p.add_argument("--out", default=str(ROOT / "runs" / "signals_compare"))
+    p.add_argument("--paired", nargs=2, metavar=("BASE", "OTHER"),
+                   help="trains nothing: read two summary.json of this script and print OTHER - BASE per method, "
+                        "paired over the (held-out split, seed) runs both hold")
     args = p.parse_args(argv)
+    if args.paired:
+        try:
+            return paired_main(*args.paired)
+        except ValueError as exc:
+            p.error(str(exc))
     if args.pretrain_on not in PRETRAIN_ON:  # one line, exit 2, naming the option and the value
         p.error(f"--pretrain-on must be one of {list(PRETRAIN_ON)}, got {args.pretrain_on!r}")
     roots = dict(r.split("=", 1) for r in args.root)

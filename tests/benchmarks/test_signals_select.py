@@ -165,3 +165,39 @@ def test_folds_need_select_on_val_and_known_groups(compare, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert exc.value.code == 2 and "'7'" in err and "--val-groups" in err
     assert not (tmp_path / "out" / "fold0" / "fingermovements" / "seed0").exists()  # nothing trained
+
+
+def _summary(path, runs_by_fold, select_on="val"):
+    """A summary.json of signals_compare with folds ``{groups: [(part_ft, scratch_ft), ...]}`` (seed = index)."""
+    folds = [{"val_groups": groups.split(), "runs": [
+        {"seed": s, **{m: {"top1": v} for m, v in zip(("part_ft", "scratch_ft", "part_probe", "random_probe"),
+                                                         (a, b, a - 0.1, b - 0.1))}}
+        for s, (a, b) in enumerate(pairs)]} for groups, pairs in runs_by_fold.items()]
+    path.write_text(json.dumps({"results": {"blink": {"set": "blink", "select_on": select_on, "folds": folds}}}))
+    return path
+
+
+def test_paired_compares_two_summaries_run_by_run(compare, tmp_path, capsys):
+    base = _summary(tmp_path / "base.json", {"g0 g5": [(0.8, 0.7), (0.6, 0.6)], "g1 g6": [(0.9, 0.9)]})
+    # the other setting lacks one run (g1 g6 seed 0) and has one the base lacks (g2 g7): only 2 pair up
+    other = _summary(tmp_path / "other.json", {"g0 g5": [(0.9, 0.7), (0.9, 0.5)], "g2 g7": [(0.1, 0.1)]})
+    res = compare.main(["--paired", str(base), str(other)])["blink"]
+    assert res["n"] == 2 and res["runs"] == ["g0 g5 seed 0", "g0 g5 seed 1"]
+    assert res["part_ft"]["diff"] == pytest.approx(0.2) and res["scratch_ft"]["diff"] == pytest.approx(-0.05)
+    assert res["part_ft"]["se"] == pytest.approx(np.std([0.1, 0.3], ddof=1) / math.sqrt(2))
+    assert res["part_probe"]["diff"] == pytest.approx(0.2)
+    assert "| part_ft | +0.200 |" in capsys.readouterr().out
+
+
+def test_paired_refuses_files_that_do_not_pair(compare, tmp_path, capsys):
+    base = _summary(tmp_path / "base.json", {"g0 g5": [(0.8, 0.7)]})
+    cases = [(_summary(tmp_path / "test.json", {"g0 g5": [(0.8, 0.7)]}, select_on="test"), "select_on"),
+             (_summary(tmp_path / "apart.json", {"g1 g6": [(0.8, 0.7)]}), "no (held-out split, seed) run in common"),
+             (tmp_path / "missing.json", "missing.json: not a summary.json")]
+    (tmp_path / "bad.json").write_text("{not json")
+    cases.append((tmp_path / "bad.json", "bad.json: not a summary.json"))
+    for other, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            compare.main(["--paired", str(base), str(other)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and message in err[-1], err

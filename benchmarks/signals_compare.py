@@ -230,7 +230,8 @@ def _runs_by_key(result: dict) -> dict:
 def paired_against(base: dict, other: dict) -> dict:
     """One set's ``other`` setting minus its ``base`` setting, paired over the runs both hold (same held-out
     split and seed). Per method of ``PAIRED_METHODS``: mean difference in top-1, standard error
-    ``sd(diffs) / sqrt(n)`` (0 with one run), n. Raises ``ValueError`` when no run pairs up or when the two
+    ``sd(diffs) / sqrt(n)`` (0 with one run), the means of both sides, n; and both sides' mean pretext loss
+    on train and on the evaluation split. Raises ``ValueError`` when no run pairs up or when the two
     were not evaluated on the same split."""
     for key in ("select_on", "val_fraction", "split_seed"):
         if base.get(key) != other.get(key):
@@ -243,7 +244,11 @@ def paired_against(base: dict, other: dict) -> dict:
     out = {"n": len(keys), "runs": [f"{held} seed {seed}" for held, seed in keys]}
     for m in PAIRED_METHODS:
         d = [b[k][m]["top1"] - a[k][m]["top1"] for k in keys]
-        out[m] = {"diff": statistics.mean(d), "se": statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 0.0}
+        out[m] = {"base": statistics.mean(a[k][m]["top1"] for k in keys),
+                  "other": statistics.mean(b[k][m]["top1"] for k in keys),
+                  "diff": statistics.mean(d), "se": statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 0.0}
+    out["pretext"] = {side: {split: statistics.mean(runs[k]["pretext_loss"][split] for k in keys)
+                             for split in ("train", "test")} for side, runs in (("base", a), ("other", b))}
     return out
 
 
@@ -263,9 +268,13 @@ def paired_main(base_path: str, other_path: str) -> dict:
     for name in common:
         r = res[name] = paired_against(docs[0][name], docs[1][name])
         print(f"{name}: {other_path} - {base_path}, paired over {r['n']} runs (same held-out split and seed)")
-        print("| method | diff top1 | SE |\n| --- | ---: | ---: |")
+        print("| method | BASE top1 | OTHER top1 | OTHER - BASE | SE |\n| --- | ---: | ---: | ---: | ---: |")
         for m in PAIRED_METHODS:
-            print(f"| {m} | {r[m]['diff']:+.3f} | {r[m]['se']:.3f} |")
+            print(f"| {m} | {r[m]['base']:.3f} | {r[m]['other']:.3f} | {r[m]['diff']:+.3f} | {r[m]['se']:.3f} |")
+        pre = r["pretext"]
+        print("PART pretext dt-MSE, mean over these runs (train / evaluation split): "
+              f"BASE {pre['base']['train']:.1f} / {pre['base']['test']:.1f}, "
+              f"OTHER {pre['other']['train']:.1f} / {pre['other']['test']:.1f}")
         print()
     return res
 

@@ -170,7 +170,8 @@ def test_folds_need_select_on_val_and_known_groups(compare, tmp_path, capsys):
 def _summary(path, runs_by_fold, select_on="val"):
     """A summary.json of signals_compare with folds ``{groups: [(part_ft, scratch_ft), ...]}`` (seed = index)."""
     folds = [{"val_groups": groups.split(), "runs": [
-        {"seed": s, **{m: {"top1": v} for m, v in zip(("part_ft", "scratch_ft", "part_probe", "random_probe"),
+        {"seed": s, "pretext_loss": {"train": 10.0 + s, "test": 20.0 + s},
+         **{m: {"top1": v} for m, v in zip(("part_ft", "scratch_ft", "part_probe", "random_probe"),
                                                          (a, b, a - 0.1, b - 0.1))}}
         for s, (a, b) in enumerate(pairs)]} for groups, pairs in runs_by_fold.items()]
     path.write_text(json.dumps({"results": {"blink": {"set": "blink", "select_on": select_on, "folds": folds}}}))
@@ -186,7 +187,10 @@ def test_paired_compares_two_summaries_run_by_run(compare, tmp_path, capsys):
     assert res["part_ft"]["diff"] == pytest.approx(0.2) and res["scratch_ft"]["diff"] == pytest.approx(-0.05)
     assert res["part_ft"]["se"] == pytest.approx(np.std([0.1, 0.3], ddof=1) / math.sqrt(2))
     assert res["part_probe"]["diff"] == pytest.approx(0.2)
-    assert "| part_ft | +0.200 |" in capsys.readouterr().out
+    assert res["part_ft"]["base"] == pytest.approx(0.7) and res["part_ft"]["other"] == pytest.approx(0.9)
+    assert res["pretext"]["base"] == {"train": 10.5, "test": 20.5}
+    out = capsys.readouterr().out
+    assert "| part_ft | 0.700 | 0.900 | +0.200 | 0.100 |" in out and "BASE 10.5 / 20.5" in out
 
 
 def test_paired_refuses_files_that_do_not_pair(compare, tmp_path, capsys):

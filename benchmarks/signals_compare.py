@@ -40,7 +40,8 @@ evaluation split's ``x`` alone to its ``test.npz``, which the pretext loss on th
 data folder is not modified. Fine-tuning, probes and scratch are unchanged (labelled train split only). With
 ``normalize: dataset`` the per-channel statistics still come from the labelled train split only (passed to
 pretraining as ``data.mean`` / ``data.std``), so every run of a seed normalises with the same numbers as in
-the default protocol. The default ``--pretrain-on train`` is the inductive protocol above.
+the default protocol. The default ``--pretrain-on train`` is the inductive protocol above. With ``--val-folds``
+each fold's pretraining sees the signals of its own held-out recordings.
 
     python benchmarks/signals_compare.py --sets blink fingermovements --seeds 0 1 2
     python benchmarks/signals_compare.py --sets fingermovements --seeds 0 1 2 --pretrain-steps 600
@@ -207,8 +208,10 @@ def pooled(fold_results) -> dict:
 
 def pooled_table(name: str, fold_groups, fold_results) -> str:
     p = pooled(fold_results)
+    protocol = ("; PART also pretrained on each fold's unlabelled held-out signals (transductive)"
+                if fold_results[0].get("pretrain_on") == "train+eval" else "")
     lines = [f"{name}: {len(fold_groups)} folds of held-out groups x {len(fold_results[0]['runs'])} seeds pooled "
-             f"(n = {p['n']} paired runs)", "| fold (held out) | PART -> fine-tune | scratch fine-tune |",
+             f"(n = {p['n']} paired runs{protocol})", "| fold (held out) | PART -> fine-tune | scratch fine-tune |",
              "| --- | ---: | ---: |"]
     lines += [f"| {' '.join(g)} | {a:.3f} | {b:.3f} |" for g, (a, b) in zip(fold_groups, p["folds"])]
     lines.append(f"| pooled | {p['part']:.3f} | {p['scratch']:.3f} |")
@@ -286,6 +289,21 @@ def data_root(name: str, root: str | None) -> Path:
         return Path(root)
     path = Path(load_config(SETS[name][0]).data.root)
     return path if path.is_absolute() else ROOT / path
+
+
+def transductive(args, name: str, root, set_out: Path) -> tuple[str | None, list[str], dict | None]:
+    """``(pretrain_root, pretrain_overrides, record)`` of ``--pretrain-on``: ``(None, [], None)`` for ``train``;
+    for ``train+eval`` the label-free pretraining folder of the labelled folder ``root`` (its train signals and
+    its evaluation split's signals, written under ``set_out / "pretrain_data"``), the train split's
+    normalisation statistics as overrides, and what was done. Raises ``ValueError`` on unusable data."""
+    if args.pretrain_on != "train+eval":
+        return None, [], None
+    labelled = data_root(name, str(root))
+    record = pretrain_folder(labelled, set_out / "pretrain_data")
+    extra = train_stats_overrides(labelled, SETS[name][0], list(args.overrides) + list(args.overrides_pre))
+    record["normalization"] = ("dataset: statistics of the labelled train split" if extra else
+                               "no statistics computed (window / none, or data.mean / data.std given)")
+    return record["folder"], extra, record
 
 
 def _timed(fn):
@@ -425,8 +443,6 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     if args.val_folds and (args.select_on != "val" or args.val_groups):
         p.error("--val-folds needs --select-on val and replaces --val-groups")
-    if args.val_folds and args.pretrain_on != "train":
-        p.error("--val-folds runs with --pretrain-on train only")
     for name in args.sets:
         root = roots.get(name)
         if args.val_folds:
@@ -440,31 +456,29 @@ def main(argv=None) -> dict:
             fold_results = []
             for i, (groups, fold_root) in enumerate(zip(folds, fold_roots)):
                 fold_out = out / f"fold{i}"
+                try:
+                    pre_root, pre_extra, pre_data = transductive(args, name, fold_root, fold_out / name)
+                except ValueError as exc:
+                    p.error(str(exc))
                 r = run_set(name, str(fold_root), args.seeds, fold_out, args.pretrain_steps, args.finetune_steps,
-                            args.threads, args.overrides, args.overrides_pre, args.overrides_ft)
-                r.update(select_on="val", val_groups=groups)
+                            args.threads, args.overrides, args.overrides_pre, args.overrides_ft,
+                            pretrain_root=pre_root, pretrain_extra=pre_extra)
+                r.update(select_on="val", val_groups=groups, pretrain_on=args.pretrain_on, pretrain_data=pre_data)
                 print(table(r))
                 print()
                 fold_results.append(r)
             results[name] = {"set": name, "select_on": "val", "val_folds": folds, "folds": fold_results,
-                             "pooled": pooled(fold_results)}
+                             "pretrain_on": args.pretrain_on, "pooled": pooled(fold_results)}
             print(pooled_table(name, folds, fold_results))
             print()
             continue
-        pre_root, pre_extra, pre_data = None, [], None
         try:  # bad data or options: one line naming them, exit 2 (argparse's error)
             if args.select_on == "val":
                 root = str(carve_val(data_root(name, root), out / name / "val_split", args.val_fraction,
                                      args.split_seed, args.val_groups))
             if args.pretrain_on == "train+eval":
-                labelled = data_root(name, root)
-                root = str(labelled)
-                pre_data = pretrain_folder(labelled, out / name / "pretrain_data")
-                pre_root = pre_data["folder"]
-                pre_extra = train_stats_overrides(labelled, SETS[name][0],
-                                                  list(args.overrides) + list(args.overrides_pre))
-                pre_data["normalization"] = ("dataset: statistics of the labelled train split" if pre_extra else
-                                             "no statistics computed (window / none, or data.mean / data.std given)")
+                root = str(data_root(name, root))
+            pre_root, pre_extra, pre_data = transductive(args, name, root, out / name)
         except ValueError as exc:
             p.error(str(exc))
         results[name] = run_set(name, root, args.seeds, out, args.pretrain_steps, args.finetune_steps,

@@ -115,3 +115,36 @@ def test_signals_compare_transductive_pretraining_sees_eval_signals_never_their_
     assert all(r["num_samples"] == 8 for k, r in res["runs"][0].items() if k.endswith(("_ft", "_probe")))
     out = capsys.readouterr().out
     assert "unlabelled test signals (transductive)" in out
+
+
+def test_transductive_folds_pretrain_on_each_folds_own_held_out_signals(tmp_path, capsys):
+    """--val-folds with --pretrain-on train+eval: each fold's PART sees its training trials and the signals
+    (never the labels) of its own held-out recordings; fine-tuning sees the fold's labelled training trials."""
+    compare = load_script("signals_compare")
+    src = tmp_path / "src"
+    src.mkdir()
+    with np.load(FIXTURE / "train.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(src / "train.npz", group=np.array([f"r{i}" for i in (np.arange(16) // 2) % 4]), **arrays)
+    summary = compare.main(["--sets", "fingermovements", "--root", f"fingermovements={src}", "--quick",
+                            "--seeds", "0", "--out", str(tmp_path / "out"), "--threads", "1", "--select-on", "val",
+                            "--val-folds", "r0", "r1,r2", "--pretrain-on", "train+eval"])
+    res = summary["results"]["fingermovements"]
+    assert res["pretrain_on"] == "train+eval" and res["pooled"]["n"] == 2
+    for i, held in enumerate((4, 8)):
+        fold = res["folds"][i]
+        assert fold["pretrain_on"] == "train+eval"
+        assert (fold["pretrain_data"]["train"], fold["pretrain_data"]["eval"]) == (16 - held, held)
+        pre = tmp_path / "out" / f"fold{i}" / "fingermovements" / "pretrain_data"
+        carve = read_signal_npz(tmp_path / "out" / f"fold{i}" / "fingermovements" / "val_split" / "train.npz")
+        held_out = read_signal_npz(tmp_path / "out" / f"fold{i}" / "fingermovements" / "val_split" / "test.npz")
+        assert np.array_equal(read_signal_npz(pre / "train.npz").x, np.concatenate([carve.x, held_out.x]))
+        with np.load(pre / "train.npz") as z:
+            assert "y" not in z.files
+        run = tmp_path / "out" / f"fold{i}" / "fingermovements" / "seed0"
+        data = json.loads((run / "part" / "data.json").read_text())
+        assert data["splits"]["train"]["sha256"] == read_signal_npz(pre / "train.npz").sha256
+        ft = json.loads((run / "part_ft" / "data.json").read_text())
+        assert ft["splits"]["train"]["sha256"] == carve.sha256 and ft["splits"]["train"]["num_samples"] == 16 - held
+    assert read_signal_npz(src / "train.npz").x.shape == (16, 28, 50)  # the user's folder is untouched
+    assert "held-out signals (transductive)" in capsys.readouterr().out

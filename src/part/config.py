@@ -17,8 +17,7 @@ from typing import Any
 import yaml
 
 from .data.randaugment import parse_randaugment
-from .data.signal_augment import parse_signal_augment
-from .data.signal_npz import SIGNAL_NPZ_KIND
+from .data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
 from .objectives.registry import resolve_objective_config
 from .sampling.boxes import POSITIONS
 
@@ -400,9 +399,9 @@ def validate_config(cfg: Config) -> None:
     _need(not one_d or d.randaugment is None, "data.randaugment", d.randaugment,
           f"null for the signal source {d.kind} (an image augmentation)")
     _need(not one_d or d.reprob == 0, "data.reprob", d.reprob, f"0 for the signal source {d.kind} (an image augmentation)")
-    if d.kind == SIGNAL_NPZ_KIND and isinstance(d.options, dict) and "augment" in d.options:
-        try:
-            parse_signal_augment(d.options["augment"])
+    if d.kind == SIGNAL_NPZ_KIND and isinstance(d.options, dict):
+        try:  # every option of the kind (augment included), by its one reader
+            signal_npz_options(d.options)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     _need(d.max_samples is None or d.max_samples >= 1, "data.max_samples", d.max_samples, f"{pos} or null")

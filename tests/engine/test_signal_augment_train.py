@@ -65,6 +65,17 @@ def test_bad_augment_fails_at_config_load_in_one_line(tmp_path, sig_root, capsys
     assert not (tmp_path / "run").exists()
 
 
+def test_every_signal_npz_option_is_checked_at_config_load(tmp_path, sig_root):
+    """Not only augment: config load reads data.options with the kind's one reader (signal_npz_options)."""
+    cfg = tmp_path / "pre.yaml"
+    cfg.write_text(yaml.safe_dump(raw_config(sig_root)))
+    for override, message in (("data.options.normalize=zscore", r"data\.options\.normalize.*'zscore'"),
+                              ("data.options.length_policy=stretch", r"data\.options\.length_policy.*'stretch'"),
+                              ("data.options.wobble=1", r"unknown data\.options \['wobble'\]")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(cfg, [override])
+
+
 def test_batch_augment_only_for_signals_with_the_option_and_the_switch_on(sig_root):
     on = config_from_dict(raw_config(sig_root, augment=AUG))
     assert isinstance(build_batch_augment(on), SignalAugment) and dict(build_batch_augment(on).spec) == AUG

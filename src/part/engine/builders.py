@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from ..config import Config, DataConfig, ModelConfig
 from ..data.signal_augment import SignalAugment
-from ..data.signal_npz import SIGNAL_NPZ_KIND
+from ..data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
 from ..objectives.registry import build_objective as build_named
 from ..objectives.registry import objective_kwargs, resolve_objective_config
@@ -142,5 +142,5 @@ def build_batch_augment(cfg: Config) -> SignalAugment | None:
     d = cfg.data
     if d.kind != SIGNAL_NPZ_KIND or not d.augment:
         return None
-    aug = SignalAugment((d.options or {}).get("augment"))  # parses the mapping (checked at config load)
+    aug = SignalAugment(signal_npz_options(d.options).augment)  # checked at config load
     return aug if aug else None

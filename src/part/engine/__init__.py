@@ -5,7 +5,7 @@ from .datainfo import complete_config, write_data_record
 from .checkpoint import list_checkpoints, load_checkpoint, load_state_dict_checked, load_weights, save_weights
 from .export import export_backbone, export_run, load_exported, timm_model_args, write_run_export
 from .runs import load_run
-from .runfolder import RunFolderError, RunLock, writes_into
+from .runfolder import RunFolderError, RunLock, check_writer, writes_into
 from .signals import TrainingStopped
 from .trainer import TrainingDiverged, TrainResult, train
 
@@ -13,5 +13,5 @@ __all__ = [
     "build_backbone", "build_dataset", "build_objective", "data_defaults", "complete_config", "write_data_record",
     "list_checkpoints", "load_checkpoint", "load_state_dict_checked", "load_weights", "save_weights",
     "export_backbone", "export_run", "load_exported", "timm_model_args", "write_run_export", "load_run",
-    "RunFolderError", "RunLock", "writes_into", "TrainingStopped", "TrainingDiverged", "TrainResult", "train",
+    "RunFolderError", "RunLock", "check_writer", "writes_into", "TrainingStopped", "TrainingDiverged", "TrainResult", "train",
 ]

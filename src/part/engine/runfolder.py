@@ -109,7 +109,8 @@ def writes_into(run: str | Path | None, path: str | Path):
     For commands that read a run and write next to it (``part evaluate``, ``part probe``, ``part export``,
     ``part visualize --out <run>/...``): inside the folder they are writers like the trainer, so they fail at
     once, with the holder named, while the run trains; a ``path`` elsewhere (or ``run`` None, or not a
-    folder: a weights file) takes no lock. Enter it once before the work to fail before it, again around the write.
+    folder: a weights file) takes no lock. :func:`check_writer` before the work fails before it; this around the
+    write holds the lock while it lasts.
     """
     inside = run is not None and Path(run).is_dir() and Path(path).resolve().is_relative_to(Path(run).resolve())
     if not inside:
@@ -117,6 +118,13 @@ def writes_into(run: str | Path | None, path: str | Path):
         return
     with RunLock(run):
         yield
+
+
+def check_writer(run: str | Path | None, path: str | Path) -> None:
+    """Take and release ``run``'s lock if writing ``path`` would need it (:func:`writes_into`): raises now,
+    naming the holder, while the run is in use, so a command fails before its work rather than after it."""
+    with writes_into(run, path):
+        pass
 
 
 def _read_holder(fd: int) -> str:

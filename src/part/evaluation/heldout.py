@@ -153,12 +153,11 @@ def evaluate(
     :func:`evaluate_pretext` on the held-out split. ``overrides`` adjust the run's config (e.g.
     ``data.root=...`` when the data moved). Returns the results dict (also printed as a table).
     """
-    from ..engine import build_dataset, load_run, writes_into
+    from ..engine import build_dataset, check_writer, load_run, writes_into
 
     run = Path(run)
     path = Path(out) if out is not None else run / "results.json"
-    with writes_into(run, path):  # fails now, not after the evaluation, while the run is in use
-        pass
+    check_writer(run, path)  # fails now, not after the evaluation, while the run is in use
     objective, cfg = load_run(run)
     cfg = resolve_config(cfg, overrides)
     dev = resolve_device(device or cfg.train.device, field="--device" if device else "train.device")

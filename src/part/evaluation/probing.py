@@ -184,15 +184,14 @@ def probe(
     Returns:
         :class:`ProbeResult`; the results are also written as JSON and printed as a table.
     """
-    from ..engine import build_dataset, writes_into
+    from ..engine import build_dataset, check_writer, writes_into
 
     src = Path(source)
     run = src if src.is_dir() else None
-    out = Path(out) if out is not None else (src if src.is_dir() else src.parent) / "probe.json"
+    out = Path(out) if out is not None else (run or src.parent) / "probe.json"
     if out.suffix != ".json":
         out = out / "probe.json"
-    with writes_into(run, out):  # fails now, not after the probe, while the run is in use
-        pass
+    check_writer(run, out)  # fails now, not after the probe, while the run is in use
     cfg = resolve_config(config, overrides) if config is not None else None
     if cfg is not None:  # signal_npz: the source run's recorded data.mean / data.std, when it has them
         from ..engine.datainfo import complete_config

@@ -42,7 +42,7 @@ from ..data.images import (
     to_unit_float,
 )
 from ..data.transforms import size_pair
-from ..engine import data_defaults, load_run, writes_into
+from ..engine import check_writer, data_defaults, load_run, writes_into
 from ..evaluation.metrics import save_results_json
 from .plots import Display, plot_reconstruction, plot_symmetry, plot_uncertainty
 from .reconstruct import INFORMATIVE_STD, reconstruct
@@ -304,8 +304,7 @@ def visualize(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     run = Path(model_or_run) if isinstance(model_or_run, (str, os.PathLike)) else None
-    with writes_into(run, out_dir):  # fails now, not after the work, while the run is in use
-        pass
+    check_writer(run, out_dir)  # fails now, not after the work, while the run is in use
     model, settings, model_desc = load_model(model_or_run)
     if not (isinstance(model, nn.Module) and isinstance(model, PARTLike)):
         raise ValueError(

@@ -192,6 +192,12 @@ def diff_se(result: dict) -> tuple[float, float]:
     return statistics.mean(a) - statistics.mean(b), se
 
 
+def paired_mean_se(diffs) -> tuple[float, float]:
+    """Mean of paired differences and its standard error ``sd(diffs) / sqrt(n)`` (0 with one pair)."""
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+    return statistics.mean(diffs), se
+
+
 def pooled(fold_results) -> dict:
     """Leave-recordings-out folds pooled: every (fold, seed) run is one paired unit. ``part`` / ``scratch``:
     mean accuracy over all runs; ``diff``: mean of PART - scratch per run, ``se`` its standard error
@@ -199,10 +205,10 @@ def pooled(fold_results) -> dict:
     a = [r["part_ft"]["top1"] for f in fold_results for r in f["runs"]]
     b = [r["scratch_ft"]["top1"] for f in fold_results for r in f["runs"]]
     d = [u - v for u, v in zip(a, b)]
-    se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+    diff, se = paired_mean_se(d)
     folds = [(statistics.mean(r["part_ft"]["top1"] for r in f["runs"]),
               statistics.mean(r["scratch_ft"]["top1"] for r in f["runs"])) for f in fold_results]
-    return {"part": statistics.mean(a), "scratch": statistics.mean(b), "diff": statistics.mean(d), "se": se,
+    return {"part": statistics.mean(a), "scratch": statistics.mean(b), "diff": diff, "se": se,
             "n": len(d), "folds": folds}
 
 
@@ -246,10 +252,9 @@ def paired_against(base: dict, other: dict) -> dict:
         raise ValueError(f"no (held-out split, seed) run in common: {sorted(a)} vs {sorted(b)}")
     out = {"n": len(keys), "runs": [f"{held} seed {seed}" for held, seed in keys]}
     for m in PAIRED_METHODS:
-        d = [b[k][m]["top1"] - a[k][m]["top1"] for k in keys]
+        diff, se = paired_mean_se([b[k][m]["top1"] - a[k][m]["top1"] for k in keys])
         out[m] = {"base": statistics.mean(a[k][m]["top1"] for k in keys),
-                  "other": statistics.mean(b[k][m]["top1"] for k in keys),
-                  "diff": statistics.mean(d), "se": statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 0.0}
+                  "other": statistics.mean(b[k][m]["top1"] for k in keys), "diff": diff, "se": se}
     out["pretext"] = {side: {split: statistics.mean(runs[k]["pretext_loss"][split] for k in keys)
                              for split in ("train", "test")} for side, runs in (("base", a), ("other", b))}
     return out

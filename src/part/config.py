@@ -18,6 +18,7 @@ import yaml
 
 from .data.randaugment import parse_randaugment
 from .data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
+from .data.subsets import check_subset_options
 from .objectives.registry import resolve_objective_config
 from .sampling.boxes import POSITIONS
 
@@ -85,6 +86,13 @@ class DataConfig:
     max_samples: int | None = None
     skip_corrupt: bool = False
     num_workers: int = 0
+    # seeded, stratified subsets of the train split (part.data.subsets): a validation carve read as split "val"
+    # (a fraction in (0, 1) or a count; fixed seed carve_seed), and the labelled fraction a fine-tune trains on
+    # (>= 2 per class; seed label_seed, default train.seed: the same subset for every method at a seed)
+    val_carve: Any = None
+    carve_seed: int = 0
+    label_fraction: float | None = None
+    label_seed: int | None = None
     options: dict = field(default_factory=dict)  # extra keyword arguments for the dataset reader
 
 
@@ -114,6 +122,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | none
     compile: bool = False
     log_every: int = 10
+    val_every: float | None = None  # epochs between validation evaluations (fine-tune with a val split); null: off
     ckpt_every: int = 200
     keep_last: int = 2  # verified checkpoints kept (the last good one before a loss spike is kept too)
     threads: int | None = None  # torch.set_num_threads on CPU
@@ -405,7 +414,14 @@ def validate_config(cfg: Config) -> None:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     _need(d.max_samples is None or d.max_samples >= 1, "data.max_samples", d.max_samples, f"{pos} or null")
+    try:
+        check_subset_options(d.val_carve, d.carve_seed, d.label_fraction, d.label_seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    _need(d.val_carve is None or d.kind != SIGNAL_NPZ_KIND, "data.val_carve", d.val_carve,
+          f"null for {SIGNAL_NPZ_KIND} (carve whole recordings with data.options.val_groups instead)")
     _need(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
+    _need(t.val_every is None or t.val_every > 0, "train.val_every", t.val_every, "positive (epochs) or null")
     # optim
     _need(op.lr > 0, "optim.lr", op.lr, "positive")
     _need(0 <= op.min_lr <= op.lr, "optim.min_lr", op.min_lr, f"in [0, optim.lr={op.lr}]")

@@ -46,8 +46,8 @@ def test_shipped_configs_load():
     root = Path(__file__).resolve().parents[2] / "configs"
     files = sorted(root.glob("*.yaml"))
     assert files
-    for f in files:  # ablation grids have their own schema around a base config
-        (load_ablation_config if f.name.startswith("ablate_") else load_config)(f)
+    for f in files:  # ablation grids and results protocols have their own schema around a base config
+        (load_ablation_config if f.name.startswith(("ablate_", "results_")) else load_config)(f)
 
 
 def test_pos_embed_mask_ratio_reaches_1d_backbone():

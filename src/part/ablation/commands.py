@@ -27,6 +27,8 @@ def register(subparsers) -> None:
                    help="delete the cells in --out and rerun all of them (default: skip finished cells, "
                         "resume half-finished runs)")
     p.add_argument("--dry-run", action="store_true", help="list the cells of the grid and exit")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: write the results page (page:) from the committed stage summaries (summaries:)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars (they show only when stderr is a terminal; PART_PROGRESS=1 forces them)")
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # the default since 0.2
@@ -35,11 +37,14 @@ def register(subparsers) -> None:
 
 def _ablate(args) -> str:
     res = ablate(args.config, out=args.out, resume=not args.no_resume, overrides=args.overrides,
-                 progress=args.progress, dry_run=args.dry_run)
+                 progress=args.progress, dry_run=args.dry_run, report_only=args.report_only)
+    if args.report_only:
+        return f"wrote the results page {res.page} from the stage summaries"
     if args.dry_run:
         return f"planned {len(res.cells)} cells (nothing run; would write to {res.out})"
+    page = f"; results page {res.page}" if res.page is not None else ""
     return (f"wrote results.csv ({len(res.rows)} cells: {len(res.ran)} run, {len(res.skipped)} skipped), table.md "
-            f"and {len(res.plots)} plots to {res.out}")
+            f"and {len(res.plots)} plots to {res.out}{page}")
 
 
 __all__ = ["register"]

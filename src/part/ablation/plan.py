@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,10 +26,22 @@ from .settings import PART_OBJECTIVES, SUPERVISED, AblationConfig
 
 
 @dataclass
+class FinetuneRun:
+    """One fine-tune of a cell: ``key`` (its stage name and folder: ``finetune``, or ``finetune-f0.1-s2`` in
+    the label-fraction protocol), the label ``fraction`` (None: all labels), the fine-tune ``seed`` and its
+    resolved ``config``."""
+
+    key: str
+    fraction: float | None
+    seed: int
+    config: Config
+
+
+@dataclass
 class Cell:
-    """One grid point. ``pretrain``/``finetune``: resolved :class:`~part.config.Config` (None: no such
-    stage; ``supervised`` has no pretraining). ``num_patches``: N patches per image of a PART cell's
-    objective, as its sampler reports it (None for other objectives)."""
+    """One grid point. ``pretrain``: resolved :class:`~part.config.Config` (None: ``supervised`` has no
+    pretraining); ``finetunes``: its fine-tune runs (empty: fine-tuning disabled). ``num_patches``: N patches
+    per image of a PART cell's objective, as its sampler reports it (None for other objectives)."""
 
     name: str
     label: str
@@ -38,8 +50,13 @@ class Cell:
     num_pairs: Any
     seed: int
     pretrain: Config | None
-    finetune: Config | None
+    finetunes: list = field(default_factory=list)
     num_patches: int | None = None
+
+    @property
+    def finetune(self) -> Config | None:
+        """The config of the cell's first fine-tune (the only one outside the label-fraction protocol)."""
+        return self.finetunes[0].config if self.finetunes else None
 
     def key(self) -> tuple:
         return (self.label, self.head, self.num_pairs)
@@ -73,11 +90,14 @@ def pretrain_dict(acfg: AblationConfig, label: str, head, num_pairs, seed: int) 
     return d
 
 
-def finetune_dict(acfg: AblationConfig, label: str, seed: int, pretrain_model: dict) -> dict:
-    """The fine-tune config (a mapping) of ``label`` at ``seed`` on the pretrained ``model`` section."""
+def finetune_dict(acfg: AblationConfig, label: str, seed: int, pretrain_model: dict,
+                  fraction: float | None = None) -> dict:
+    """The fine-tune config (a mapping) of ``label`` at ``seed`` on the pretrained ``model`` section, at the
+    label ``fraction`` (``data.label_fraction``; None or 1: all labels) with its ``finetune.by_fraction``
+    sections merged on last."""
     ft = acfg.finetune
     s = acfg.settings(label)
-    extra = s.finetune
+    extra = merge_dicts(s.finetune, fraction_sections(acfg, fraction))
     d = {
         "model": merge_dicts(merge_dicts(pretrain_model, ft.model), extra.get("model")),
         "data": merge_dicts(merge_dicts(acfg.pretrain.get("data") or {}, ft.data), extra.get("data")),
@@ -89,7 +109,26 @@ def finetune_dict(acfg: AblationConfig, label: str, seed: int, pretrain_model: d
         options.update(s.options)
     d["objective"] = {"name": SUPERVISED, "options": options}
     d["train"]["seed"] = seed
+    if fraction is not None and fraction < 1:
+        d["data"]["label_fraction"] = fraction
     return d
+
+
+def fraction_sections(acfg: AblationConfig, fraction: float | None) -> dict:
+    """``finetune.by_fraction`` of ``fraction`` (keys compared as numbers: ``0.1`` and ``"0.1"`` agree)."""
+    if fraction is None:
+        return {}
+    for key, sections in acfg.finetune.by_fraction.items():
+        if float(key) == float(fraction):
+            return sections
+    return {}
+
+
+def finetune_key(fraction: float | None, seed: int | None) -> str:
+    """``finetune`` (one fine-tune per cell) or ``finetune-f0.1-s2``: a fine-tune's stage name and folder."""
+    if fraction is None and seed is None:
+        return "finetune"
+    return f"finetune-f{fraction if fraction is not None else 1:g}-s{seed}"
 
 
 def cell_name(label: str, head: str | None, num_pairs, seed: int) -> str:
@@ -122,14 +161,15 @@ def plan_cells(acfg: AblationConfig) -> list[Cell]:
                     for seed in block.seeds or acfg.seeds:
                         name = cell_name(label, head, p, seed)
                         if name not in cells:
-                            cells[name] = _cell(acfg, name, label, method, head, p, seed)
+                            cells[name] = _cell(acfg, name, label, method, head, p, seed, block)
     # seed-major order: a grid stopped half-way has whole tables for its first seeds
     ordered = sorted(cells.values(), key=lambda c: c.seed)
     check_buildable(ordered)
     return ordered
 
 
-def _cell(acfg: AblationConfig, name: str, label: str, method: str, head, num_pairs, seed: int) -> Cell:
+def _cell(acfg: AblationConfig, name: str, label: str, method: str, head, num_pairs, seed: int,
+          block=None) -> Cell:
     where = f"cell {name}"
     pre = None
     model = acfg.pretrain.get("model") or {}
@@ -139,13 +179,20 @@ def _cell(acfg: AblationConfig, name: str, label: str, method: str, head, num_pa
         except ValueError as exc:
             raise ValueError(f"{where}: pretrain config: {exc}") from None
         model = pre.to_dict()["model"]
-    ft = None
+    runs = []
     if acfg.finetune.enabled:
-        try:
-            ft = load_config(None, (), base=finetune_dict(acfg, label, seed, model))
-        except ValueError as exc:
-            raise ValueError(f"{where}: finetune config: {exc}") from None
-    return Cell(name, label, method, head, num_pairs, seed, pre, ft)
+        fractions = (block.fractions if block is not None and block.fractions else None) or acfg.finetune.fractions
+        seeds = (block.finetune_seeds if block is not None and block.finetune_seeds else None) or acfg.finetune.seeds
+        protocol = fractions is not None or seeds is not None
+        for fraction in fractions or [None]:
+            for ft_seed in seeds or [seed]:
+                key = finetune_key(fraction, ft_seed) if protocol else finetune_key(None, None)
+                try:
+                    cfg = load_config(None, (), base=finetune_dict(acfg, label, ft_seed, model, fraction))
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {key} config: {exc}") from None
+                runs.append(FinetuneRun(key, fraction, ft_seed, cfg))
+    return Cell(name, label, method, head, num_pairs, seed, pre, runs)
 
 
 def check_buildable(cells: list[Cell]) -> None:
@@ -154,7 +201,7 @@ def check_buildable(cells: list[Cell]) -> None:
     Sets each PART cell's ``num_patches`` from the objective built for it."""
     built: dict[str, int | None] = {}
     for cell in cells:
-        for stage, cfg in (("pretrain", cell.pretrain), ("finetune", cell.finetune)):
+        for stage, cfg in [("pretrain", cell.pretrain)] + [(r.key, r.config) for r in cell.finetunes]:
             if cfg is None:
                 continue
             d = cfg.to_dict()
@@ -188,4 +235,5 @@ def _build_small(cfg: Config, d: dict, where: str) -> int | None:
     return objective.num_patches if cfg.objective.name in PART_OBJECTIVES else None
 
 
-__all__ = ["Cell", "cell_name", "plan_cells", "check_buildable", "pretrain_dict", "finetune_dict"]
+__all__ = ["Cell", "FinetuneRun", "cell_name", "plan_cells", "check_buildable", "pretrain_dict", "finetune_dict",
+           "finetune_key", "fraction_sections"]

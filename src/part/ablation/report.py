@@ -37,7 +37,7 @@ def cell_row(cell: Cell, stages: dict) -> dict:
     pt = stages.get("pretext", {}).get("metrics", {})
     pr = stages.get("probe", {}).get("metrics", {})
     ft = stages.get("finetune", {}).get("metrics", {})
-    sec = {s: stages[s]["seconds"] for s in STAGES if s in stages}
+    sec = {s: v["seconds"] for s, v in stages.items() if isinstance(v, dict) and "seconds" in v}
     return {
         "cell": cell.name, "objective": cell.label, "method": cell.method, "head": cell.head,
         "num_pairs": cell.num_pairs, "seed": cell.seed, "status": stages.get("error", "ok"),

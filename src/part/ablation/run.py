@@ -30,6 +30,8 @@ from ..evaluation import evaluate, finetune, probe
 from ..evaluation.metrics import save_results_json
 from ..io import atomic_write, read_json
 from .plan import Cell, plan_cells
+from .page import write_page
+from .summaries import Summaries
 from .plots import make_plots
 from .report import STAGES, aggregate, cell_row, format_markdown, write_csv, write_table
 from .settings import AblationConfig, PretextSettings, ProbeSettings, load_ablation_config
@@ -51,6 +53,7 @@ class AblationResult:
     ran: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     cells: list = field(default_factory=list)
+    page: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -85,13 +88,20 @@ def run_spec(cfg: dict) -> dict:
 
 
 def cell_spec(cell: Cell, acfg: AblationConfig) -> dict:
-    """The spec of every stage of ``cell`` (None: the stage does not run)."""
+    """The spec of every stage of ``cell`` (None: the stage does not run): ``pretrain``, ``pretext``,
+    ``probe``, ``probe_curve`` and one per fine-tune run (``finetune`` or ``finetune-f0.1-s2``)."""
+    pre = cell.pretrain is not None
+    probe = dataclasses.asdict(acfg.probe) if acfg.probe.enabled and pre else None
     spec = {
-        "pretrain": run_spec(cell.pretrain.to_dict()) if cell.pretrain is not None else None,
-        "pretext": dataclasses.asdict(acfg.pretext) if acfg.pretext.enabled and cell.pretrain is not None else None,
-        "probe": dataclasses.asdict(acfg.probe) if acfg.probe.enabled and cell.pretrain is not None else None,
-        "finetune": run_spec(cell.finetune.to_dict()) if cell.finetune is not None else None,
+        "pretrain": run_spec(cell.pretrain.to_dict()) if pre else None,
+        "pretext": dataclasses.asdict(acfg.pretext) if acfg.pretext.enabled and pre else None,
+        "probe": probe,
+        "probe_curve": probe if probe is not None and acfg.probe.curve else None,
     }
+    for r in cell.finetunes:
+        spec[r.key] = run_spec(r.config.to_dict())
+        if not acfg.finetune.test:
+            spec[r.key]["test"] = False
     return _norm(spec)
 
 
@@ -102,9 +112,11 @@ def canonical(stage: str, value) -> Any:
     if value is None or not isinstance(value, dict):
         return value
     try:
-        if stage in ("pretrain", "finetune"):
-            return run_spec(config_from_dict(value).to_dict())
-        return _norm(dataclasses.asdict(_STAGE_TYPES[stage](**value)))
+        if stage == "pretrain" or stage.startswith("finetune"):
+            extra = {k: value[k] for k in ("test",) if k in value}
+            base = {k: v for k, v in value.items() if k not in extra}
+            return {**run_spec(config_from_dict(base).to_dict()), **_norm(extra)}
+        return _norm(dataclasses.asdict(_STAGE_TYPES[stage.replace("probe_curve", "probe")](**value)))
     except (TypeError, ValueError, KeyError):
         return _norm(value)
 
@@ -131,31 +143,53 @@ def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, b
 # one cell
 # --------------------------------------------------------------------------------------------------
 def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress: bool,
-             log: Callable[[str], None]) -> dict:
+             log: Callable[[str], None], summaries: Summaries | None = None) -> dict:
     """Run the missing stages of one cell; returns ``stages`` (per stage: spec, metrics, seconds; ``error``
-    when a training run diverged)."""
+    when a training run diverged). A stage is finished when ``stages.json`` or its committed summary
+    (:mod:`part.ablation.summaries`) holds today's spec; each stage finished here writes both."""
+    summaries = summaries or Summaries(None)
     cdir.mkdir(parents=True, exist_ok=True)
     stages_path = cdir / "stages.json"
     stages = read_json(stages_path)
 
     def done(stage: str) -> bool:
-        return stage in stages and _same(stage, stages[stage].get("spec"), spec[stage])
+        if stage in stages and _same(stage, stages[stage].get("spec"), spec[stage]):
+            return True
+        summ = summaries.read(cell.name, stage)
+        if summ is not None and _same(stage, summ.get("spec"), spec[stage]):
+            stages[stage] = {"spec": spec[stage], "metrics": summ["metrics"], "seconds": summ["seconds"],
+                             "curve": summ.get("curve") or []}
+            return True
+        return False
 
-    def record(stage: str, metrics: dict, seconds: float) -> None:
-        stages[stage] = {"spec": spec[stage], "metrics": metrics, "seconds": seconds}
+    fractions = {r.key: r.fraction for r in cell.finetunes}
+
+    def record(stage: str, metrics: dict, seconds: float, seed: int, curve: list | None = None) -> None:
+        stages[stage] = {"spec": spec[stage], "metrics": metrics, "seconds": seconds, "curve": curve or []}
         save_results_json(stages_path, stages)
+        meta = {"row": cell.name.rsplit("-s", 1)[0], "label": cell.label, "method": cell.method, "head": cell.head,
+                "num_pairs": cell.num_pairs, "fraction": fractions.get(stage)}
+        summaries.write(cell.name, stage, spec[stage], metrics, seconds,
+                        {"pretrain": cell.seed if cell.pretrain is not None else None, **(
+                            {"finetune": seed} if stage.startswith("finetune") else {})}, curve, meta)
 
     run = cdir / "pretrain"
+    later = [s for s in spec if s != "pretrain" and spec[s] is not None]
     if spec["pretrain"] is not None:
         if "pretrain" in stages and not done("pretrain"):
             diff = first_difference(canonical("pretrain", stages["pretrain"]["spec"]), spec["pretrain"])
             raise ValueError(f"cell {cell.name}: pretrained with other settings ({diff}); use another --out, "
                              "or resume=False (--no-resume) to rerun every cell")
-        if not done("pretrain") or not (run / "weights.safetensors").is_file():
+        pending = [s for s in later if not done(s)]
+        if not done("pretrain") or (pending and not (run / "weights.safetensors").is_file()):
             resume, overwrite = _run_dir_state(run, spec["pretrain"], "pretraining", cell.name)
-            for s in STAGES[1:]:  # they read the weights being (re)made
+            for s in later:  # they read the weights being (re)made
+                if s in stages and s not in pending:
+                    continue  # finished with a committed summary: kept (same settings, same seed)
                 stages.pop(s, None)
-            shutil.rmtree(cdir / "finetune", ignore_errors=True)
+            for r in cell.finetunes:
+                if r.key in pending:
+                    shutil.rmtree(cdir / r.key, ignore_errors=True)
             log(f"  pretrain {cell.method}" + (" (resuming)" if resume else ""))
             t0 = time.perf_counter()
             try:
@@ -164,7 +198,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
                 return {"error": f"diverged: {exc}", **stages}
             last = last_record(run / "metrics.jsonl")
             metrics = {k: v for k, v in last.items() if k not in ("epoch", "lr", "img_per_s")}
-            record("pretrain", metrics, time.perf_counter() - t0)
+            record("pretrain", metrics, time.perf_counter() - t0, cell.seed, loss_curve(run / "metrics.jsonl"))
 
     if spec["pretext"] is not None and not done("pretext"):
         # every objective through part.evaluation: PART's translation errors, the others' loss and metrics
@@ -173,46 +207,163 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
         res = evaluate(run, split=p.split, out=cdir / "pretext.json", batch_size=p.batch_size,
                        max_samples=p.max_samples, seed=cell.seed, verbose=False)
         metrics = {k: v for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        record("pretext", metrics, time.perf_counter() - t0)
+        record("pretext", metrics, time.perf_counter() - t0, cell.seed)
         log("  pretext: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "num_samples"))
 
     if spec["probe"] is not None and not done("probe"):
-        p = acfg.probe
         t0 = time.perf_counter()
-        res = probe(run, out=cdir / "probe.json", pool=p.pool, k=p.k, temperature=p.temperature,
-                    classifier=p.classifier, epochs=p.epochs, lr=p.lr, weight_decay=p.weight_decay,
-                    max_train=p.max_train, max_test=p.max_test, batch_size=p.batch_size, seed=cell.seed,
-                    verbose=False)
-        metrics = {"probe_top1": res.linear["top1"], "probe_top5": res.linear.get("top5"),
-                   "knn_top1": res.knn["top1"]}
-        record("probe", metrics, time.perf_counter() - t0)
-        log(f"  probe: linear top1 {metrics['probe_top1']:.4f}, kNN top1 {metrics['knn_top1']:.4f}")
+        metrics = _probe_stage(run, cdir, acfg, cell.seed)
+        record("probe", metrics, time.perf_counter() - t0, cell.seed)
+        log(f"  probe: linear top1 {metrics['probe_top1']:.4f}, kNN top1 {metrics['knn_top1']:.4f}"
+            + (f" (val: {metrics['val_probe_top1']:.4f}, {metrics['val_knn_top1']:.4f})"
+               if "val_probe_top1" in metrics else ""))
 
-    if spec["finetune"] is not None and not done("finetune"):
-        ft_run = cdir / "finetune"
-        if "finetune" in stages or (ft_run / "config.yaml").is_file():
-            old = (canonical("finetune", stages["finetune"]["spec"]) if "finetune" in stages
-                   else run_spec(run_folder_config(ft_run).to_dict()))
-            if old != spec["finetune"]:  # a new fine-tune recipe on the same pretrained weights
-                log(f"  fine-tune settings changed ({first_difference(old, spec['finetune'])}): fine-tuning again")
-                shutil.rmtree(ft_run, ignore_errors=True)
-                stages.pop("finetune", None)
-        resume, overwrite = _run_dir_state(ft_run, spec["finetune"], "fine-tuning", cell.name)
-        init = run if cell.pretrain is not None else None
-        log("  finetune " + ("from scratch" if init is None else "from the pretrained backbone")
-            + (" (resuming)" if resume else ""))
+    if spec["probe_curve"] is not None and not done("probe_curve"):
         t0 = time.perf_counter()
-        try:
-            res = finetune(cell.finetune, init=None if resume else init, out=ft_run, resume=resume,
-                           overwrite=overwrite, progress=progress, evaluate=True,
-                           eval_batch_size=acfg.finetune.eval_batch_size)
-        except TrainingDiverged as exc:
-            return {"error": f"fine-tune diverged: {exc}", **stages}
-        metrics = {"finetune_top1": res.results["top1"], "finetune_top5": res.results.get("top5"),
-                   "finetune_steps": res.train.step}
-        record("finetune", metrics, time.perf_counter() - t0)
-        log(f"  finetune: top1 {metrics['finetune_top1']:.4f}")
+        curve = _probe_curve(run, cdir, acfg, cell.seed)
+        last = curve[-1] if curve else {}
+        record("probe_curve", {k: v for k, v in last.items() if k != "epoch"}, time.perf_counter() - t0,
+               cell.seed, curve)
+        log("  probe vs epoch (val): " + ", ".join(f"{c['epoch']:g}: {c['val_probe_top1']:.4f}" for c in curve))
+
+    for r in cell.finetunes:
+        if done(r.key):
+            continue
+        error = _finetune_stage(cell, r, cdir, acfg, spec, stages, run, progress, log, record)
+        if error is not None:
+            return {"error": error, **stages}
     return stages
+
+
+def _finetune_stage(cell: Cell, r, cdir: Path, acfg: AblationConfig, spec: dict, stages: dict, run: Path,
+                    progress: bool, log, record) -> str | None:
+    """One fine-tune run of ``cell`` into ``<cell>/<key>/``; returns an error line when it diverged."""
+    ft_run = cdir / r.key
+    if r.key in stages or (ft_run / "config.yaml").is_file():
+        old = (canonical(r.key, stages[r.key]["spec"]) if r.key in stages
+               else run_spec(run_folder_config(ft_run).to_dict()))
+        new = {k: v for k, v in spec[r.key].items() if k != "test"}
+        old = {k: v for k, v in old.items() if k != "test"}
+        if old != new:  # a new fine-tune recipe on the same pretrained weights
+            log(f"  {r.key} settings changed ({first_difference(old, new)}): fine-tuning again")
+            shutil.rmtree(ft_run, ignore_errors=True)
+            stages.pop(r.key, None)
+    resume, overwrite = _run_dir_state(ft_run, {k: v for k, v in spec[r.key].items() if k != "test"},
+                                       "fine-tuning", cell.name)
+    init = run if cell.pretrain is not None else None
+    what = "" if r.fraction is None else f" at {r.fraction:g} of the labels, seed {r.seed}"
+    log(f"  {r.key}: " + ("from scratch" if init is None else "from the pretrained backbone") + what
+        + (" (resuming)" if resume else ""))
+    t0 = time.perf_counter()
+    try:
+        res = finetune(r.config, init=None if resume else init, out=ft_run, resume=resume, overwrite=overwrite,
+                       progress=progress, evaluate=acfg.finetune.test, eval_batch_size=acfg.finetune.eval_batch_size)
+    except TrainingDiverged as exc:
+        return f"{r.key} diverged: {exc}"
+    metrics = {"finetune_steps": res.train.step}
+    if acfg.finetune.test:
+        metrics.update(finetune_top1=res.results["top1"], finetune_top5=res.results.get("top5"))
+    val = res.results.get("val") or {}
+    if val:
+        metrics["val_top1"] = val["top1"]
+    curve = val_curve(ft_run / "metrics.jsonl")
+    record(r.key, metrics, time.perf_counter() - t0, r.seed, curve)
+    log(f"  {r.key}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("top1")))
+    return None
+
+
+def _probe_data(run: Path, acfg: AblationConfig):
+    """``(config, train, val, test)`` datasets of the probe: the pretraining config's data with the probe's
+    validation carve (``val`` None without one); plain images, no augmentation."""
+    from ..engine import build_dataset
+
+    cfg = run_folder_config(run)
+    if acfg.probe.val_carve is not None:
+        cfg.data.val_carve = acfg.probe.val_carve
+    cfg.data.label_fraction = None
+    train = build_dataset(cfg, train=False, split="train")
+    val = build_dataset(cfg, train=False, split="val") if acfg.probe.val_carve is not None else None
+    test = build_dataset(cfg, train=False, split="test")
+    return cfg, train, val, test
+
+
+def _probe_kwargs(acfg: AblationConfig, seed: int) -> dict:
+    p = acfg.probe
+    return dict(pool=p.pool, k=p.k, temperature=p.temperature, classifier=p.classifier, epochs=p.epochs, lr=p.lr,
+                weight_decay=p.weight_decay, max_train=p.max_train, max_test=p.max_test, batch_size=p.batch_size,
+                seed=seed, verbose=False)
+
+
+def _probe_stage(run: Path, cdir: Path, acfg: AblationConfig, seed: int) -> dict:
+    """Linear probe + kNN of the pretrained backbone: on the test split, and on the validation carve when the
+    probe has one (``val_probe_top1``, ``val_knn_top1``: the numbers choices are made on)."""
+    cfg, train, val, test = _probe_data(run, acfg)
+    res = probe(run, config=cfg, out=cdir / "probe.json", train_data=train, test_data=test,
+                **_probe_kwargs(acfg, seed))
+    metrics = {"probe_top1": res.linear["top1"], "probe_top5": res.linear.get("top5"), "knn_top1": res.knn["top1"]}
+    if val is not None:
+        v = probe(run, config=cfg, out=cdir / "probe_val.json", train_data=train, test_data=val,
+                  **_probe_kwargs(acfg, seed))
+        metrics.update(val_probe_top1=v.linear["top1"], val_knn_top1=v.knn["top1"])
+    return metrics
+
+
+def _probe_curve(run: Path, cdir: Path, acfg: AblationConfig, seed: int) -> list[dict]:
+    """Probe vs pretraining epoch: linear probe and kNN on the validation carve (the test split otherwise)
+    of every kept checkpoint of the pretraining run, oldest first, then of its final weights."""
+    from ..engine.checkpoint import checkpoint_step
+
+    cfg, train, val, test = _probe_data(run, acfg)
+    held = val if val is not None else test
+    prefix = "val_" if val is not None else ""
+    steps_per_epoch = _steps_per_epoch(run)
+    sources = [(checkpoint_step(p), p.with_suffix(".safetensors")) for p in list_checkpoints(run / "checkpoints")]
+    final = last_record(run / "metrics.jsonl").get("step")
+    if final is not None and all(s != final for s, _ in sources):
+        sources.append((int(final), run / "weights.safetensors"))
+    curve = []
+    folder = cdir / "probe_curve"
+    folder.mkdir(exist_ok=True)
+    for step, weights in sources:
+        res = probe(weights, config=cfg, out=folder / f"step_{step:07d}.json", train_data=train, test_data=held,
+                    **_probe_kwargs(acfg, seed))
+        curve.append({"step": step, "epoch": round(step / steps_per_epoch, 3) if steps_per_epoch else None,
+                      f"{prefix}probe_top1": res.linear["top1"], f"{prefix}knn_top1": res.knn["top1"]})
+    return curve
+
+
+def _steps_per_epoch(run: Path) -> float | None:
+    """Steps per epoch of a run, from its ``metrics.jsonl`` (``step / epoch`` of the last record)."""
+    rec = last_record(run / "metrics.jsonl")
+    if rec.get("epoch"):
+        return rec["step"] / rec["epoch"]
+    return None
+
+
+def _records(path: Path) -> list[dict]:
+    out = []
+    if not path.is_file():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # a torn last line of a killed run
+    return out
+
+
+def val_curve(path: Path) -> list[dict]:
+    """``[{"epoch", "step", "val_top1"}, ...]``: a fine-tune's validation accuracy at every evaluation."""
+    return [{"epoch": r.get("epoch"), "step": r["step"], "val_top1": r["val_top1"]}
+            for r in _records(path) if "val_top1" in r]
+
+
+def loss_curve(path: Path, points: int = 50) -> list[dict]:
+    """``[{"epoch", "step", "loss"}, ...]``: at most ``points`` records of a training run's loss."""
+    recs = [r for r in _records(path) if "loss" in r]
+    stride = max(1, -(-len(recs) // points))
+    picked = recs[::stride] + ([recs[-1]] if recs and (len(recs) - 1) % stride else [])
+    return [{"epoch": r.get("epoch"), "step": r["step"], "loss": r["loss"]} for r in picked]
 
 
 def _finished_row(result_path: Path, spec: dict) -> dict | None:
@@ -238,6 +389,7 @@ def ablate(
     progress: bool = True,
     dry_run: bool = False,
     verbose: bool = True,
+    report_only: bool = False,
 ) -> AblationResult:
     """Run an ablation grid: every cell pretrain -> pretext errors -> probe -> fine-tune, then the
     CSV, the mean ± std table and the plots (paper Tab. 2-7, Fig. 8).
@@ -252,6 +404,8 @@ def ablate(
         progress: progress bars of the training runs (shown when stderr is a terminal).
         dry_run: plan and validate the cells, run nothing, write nothing (``cells`` lists them).
         verbose: print one line per stage, and the table and the folder at the end.
+        report_only: run nothing; write the results page (``page``) from the committed stage summaries
+            (``summaries``) alone.
     Returns:
         :class:`AblationResult`.
     """
@@ -264,6 +418,13 @@ def ablate(
             log(c.name)
         log(f"{len(cells)} cells")
         return AblationResult(out, [], [], "", cells=cells)
+    summaries = Summaries(acfg.summaries)
+    if report_only:
+        if acfg.page is None or acfg.summaries is None:
+            raise ValueError("report_only (--report-only) needs page: and summaries: in the ablation config")
+        page = write_page(acfg, cells, summaries, Path(acfg.page))
+        log(f"results page written from {acfg.summaries}: {page}")
+        return AblationResult(out, [], [], "", cells=cells, page=page)
     with RunLock(out):  # one writer per ablation folder (the cells' runs are locked by the engine too)
         if not resume and (out / "cells").exists():
             shutil.rmtree(out / "cells")
@@ -283,7 +444,7 @@ def ablate(
                 log(f"[{i}/{len(cells)}] {cell.name}: finished earlier, skipped")
                 continue
             log(f"[{i}/{len(cells)}] {cell.name}")
-            stages = run_cell(cell, cdir, acfg, spec, progress, log)
+            stages = run_cell(cell, cdir, acfg, spec, progress, log, summaries)
             row = cell_row(cell, stages)
             rows.append(row)
             ran.append(cell.name)
@@ -298,11 +459,14 @@ def ablate(
         csv_path = write_csv(rows, out / "results.csv")
         table_path = write_table(table, len(rows), out / "table.md", acfg.name)
         plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
+        page = write_page(acfg, cells, summaries, Path(acfg.page)) if acfg.page and acfg.summaries else None
+        if page is not None:
+            log(f"results page: {page}")
         if verbose:
             print(table)
             print(f"ablation '{acfg.name}': {len(ran)} cells run, {len(skipped)} skipped, "
                   f"{time.perf_counter() - t_all:.0f} s; results in {out}")
-        return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells)
+        return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells, page)
 
 
 __all__ = ["ablate", "AblationResult", "run_cell", "cell_spec", "run_spec", "canonical", "first_difference",

@@ -15,7 +15,7 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..config import Config, apply_overrides, load_config, merge_dicts, parse_override, read_yaml_mapping
 from ..evaluation.features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
@@ -54,6 +54,11 @@ class ProbeSettings:
     max_train: int | None = None
     max_test: int | None = None
     batch_size: int = EVAL_BATCH_SIZE
+    # validation carve of the train split (data.val_carve): the probe trains on the rest and reports the carve
+    # (val_*) beside the test split; `curve` probes every kept pretraining checkpoint on the carve (probe vs
+    # pretraining epoch: has the representation stopped improving?)
+    val_carve: Any = None
+    curve: bool = False
 
 
 @dataclass
@@ -70,6 +75,13 @@ class FinetuneSettings:
     optim: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     eval_batch_size: int = EVAL_BATCH_SIZE
+    # label-scarce protocol (issue 24): fine-tune at each fraction of the labels (data.label_fraction; null or
+    # 1.0: all of them) with each fine-tune seed; `by_fraction` merges sections per fraction (e.g. epochs),
+    # keyed by the fraction. Unset: one fine-tune per cell at the cell's seed (folder finetune/).
+    fractions: list | None = None
+    seeds: list | None = None
+    by_fraction: dict = field(default_factory=dict)
+    test: bool = True  # evaluate the test split after each fine-tune (false: validation only, for choices)
 
 
 @dataclass
@@ -93,6 +105,8 @@ class GridBlock:
     heads: list | None = None
     num_pairs: list | None = None
     seeds: list | None = None
+    fractions: list | None = None  # the block's label fractions (default finetune.fractions)
+    finetune_seeds: list | None = None  # the block's fine-tune seeds (default finetune.seeds)
 
 
 @dataclass
@@ -106,6 +120,9 @@ class AblationConfig:
     probe: ProbeSettings
     finetune: FinetuneSettings
     base: str | None = None
+    summaries: str | None = None  # folder of the committed stage summaries (part.ablation.summaries)
+    page: str | None = None  # the results page written from them (part.ablation.page)
+    claims: list = field(default_factory=list)  # the paper's claims the page judges (part.ablation.page)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -119,7 +136,8 @@ class AblationConfig:
         return self.settings(label).objective or label
 
 
-_TOP_KEYS = ("name", "base", "pretrain", "grid", "seeds", "objectives", "pretext", "probe", "finetune")
+_TOP_KEYS = ("name", "base", "pretrain", "grid", "seeds", "objectives", "pretext", "probe", "finetune",
+             "summaries", "page", "claims")
 
 
 def _check_keys(data: dict, cls, where: str) -> None:
@@ -228,6 +246,8 @@ def load_ablation_config(config: str | Path | dict | AblationConfig, overrides: 
             heads=_as_list(b.get("heads"), f"{where}.heads"),
             num_pairs=_as_list(b.get("num_pairs"), f"{where}.num_pairs"),
             seeds=_as_list(b.get("seeds"), f"{where}.seeds"),
+            fractions=_as_list(b.get("fractions"), f"{where}.fractions"),
+            finetune_seeds=_as_list(b.get("finetune_seeds"), f"{where}.finetune_seeds"),
         ))
 
     objectives = {}
@@ -248,9 +268,57 @@ def load_ablation_config(config: str | Path | dict | AblationConfig, overrides: 
         pretext=_section(PretextSettings, data.get("pretext", {}), "pretext"),
         probe=_section(ProbeSettings, data.get("probe", {}), "probe"),
         finetune=_section(FinetuneSettings, data.get("finetune", False), "finetune"),
+        summaries=_optional_path(data.get("summaries"), "summaries"),
+        page=_optional_path(data.get("page"), "page"),
+        claims=_claims(data.get("claims")),
     )
+    ft = acfg.finetune
+    ft.fractions = _as_list(ft.fractions, "finetune.fractions")
+    ft.seeds = _as_list(ft.seeds, "finetune.seeds")
     _validate(acfg, base_cfg)
     return acfg
+
+
+def _optional_path(value, key: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"ablation config {key} must be a path (a string) or null, got {value!r}")
+    return value
+
+
+CLAIM_KEYS = ("name", "better", "worse", "metric", "margin")
+
+
+def _claims(value) -> list:
+    """``claims``: a list of ``{name, better, worse, metric, margin}``; ``better``/``worse`` name a row of the
+    page (``label`` or ``label@fraction``), ``metric`` one of ``finetune_top1`` (default), ``probe_top1``,
+    ``knn_top1``; ``margin`` (points, default 0): "within ``margin``" claims pass when ``better - worse >
+    -margin`` at the 95 % level."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("ablation config claims must be a list of {name, better, worse, metric, margin}")
+    out = []
+    for i, c in enumerate(value):
+        if not isinstance(c, dict) or not {"name", "better", "worse"} <= set(c):
+            raise ValueError(f"claims[{i}] must be a mapping with name, better and worse, got {c!r}")
+        unknown = sorted(set(c) - set(CLAIM_KEYS))
+        if unknown:
+            raise ValueError(f"unknown key claims[{i}].{unknown[0]}; valid keys: {list(CLAIM_KEYS)}")
+        metric = c.get("metric", "finetune_top1")
+        if metric not in ("finetune_top1", "probe_top1", "knn_top1"):
+            raise ValueError(f"claims[{i}].metric must be finetune_top1, probe_top1 or knn_top1, got {metric!r}")
+        margin = c.get("margin", 0.0)
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
+            raise ValueError(f"claims[{i}].margin must be a number >= 0 (points), got {margin!r}")
+        out.append({"name": str(c["name"]), "better": str(c["better"]), "worse": str(c["worse"]),
+                    "metric": metric, "margin": float(margin)})
+    return out
+
+
+def _check_fractions(values, where: str) -> None:
+    for f in values or []:
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
+            raise ValueError(f"{where}: label fractions must be numbers in (0, 1], got {f!r}")
 
 
 def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
@@ -319,6 +387,16 @@ def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seeds: seeds must be non-negative ints, got {seed!r}")
     ft = acfg.finetune
+    _check_fractions(ft.fractions, "finetune.fractions")
+    for i, block in enumerate(acfg.grid):
+        _check_fractions(block.fractions, f"grid[{i}].fractions")
+        for seed in (block.finetune_seeds or []) + (ft.seeds or []):
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ValueError(f"finetune seeds must be non-negative ints, got {seed!r}")
+    for key, section in ft.by_fraction.items():
+        _check_fractions([key], "finetune.by_fraction")
+        if not isinstance(section, dict) or set(section) - {"options", "model", "data", "optim", "train"}:
+            raise ValueError(f"finetune.by_fraction.{key} must be a mapping of options, model, data, optim, train")
     if ft.enabled and (isinstance(ft.num_classes, bool) or not isinstance(ft.num_classes, int) or ft.num_classes < 2):
         raise ValueError(f"finetune.num_classes must be an int >= 2 (the number of classes), got {ft.num_classes!r}")
     # checked here, not after the first hour of pretraining

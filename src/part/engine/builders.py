@@ -122,12 +122,26 @@ def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
         if d.kind == "imagefolder":
             opts["skip_corrupt"] = d.skip_corrupt
         dataset = build_image_dataset(
-            d.kind, d.root, split, channels=d.channels, image_size=d.image_size, transform=tf,
+            d.kind, d.root, "train" if split == "val" and d.val_carve is not None else split, channels=d.channels, image_size=d.image_size, transform=tf,
             max_samples=d.max_samples, **opts,
         )
+    if d.val_carve is not None or d.label_fraction is not None:
+        dataset = _subsets(cfg, d, dataset, split)
     if augment and d.repeated_aug > 1:
         dataset = RepeatedAugmentation(dataset, d.repeated_aug, seed=cfg.train.seed)
     return dataset
+
+
+def _subsets(cfg: Config, d: DataConfig, dataset, split: str):
+    """The validation carve / label fraction of ``data`` (:mod:`part.data.subsets`) on a train-split reader;
+    other splits (``test``, a signal set's own ``val``) pass through."""
+    from ..data.subsets import apply_subsets
+
+    if split not in ("train", "val") or (split == "val" and d.val_carve is None):
+        return dataset
+    return apply_subsets(dataset, split, val_carve=d.val_carve, carve_seed=d.carve_seed,
+                         label_fraction=d.label_fraction,
+                         label_seed=cfg.train.seed if d.label_seed is None else d.label_seed)
 
 
 def build_batch_augment(cfg: Config) -> SignalAugment | None:

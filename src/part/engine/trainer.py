@@ -93,6 +93,7 @@ def train(
     objective: nn.Module | None = None,
     dataset=None,
     provenance: dict | None = None,
+    validate=None,
 ) -> TrainResult:
     """Train ``cfg.objective`` on ``cfg.data``; write the run folder; return where it wrote.
 
@@ -112,16 +113,20 @@ def train(
         objective, dataset: ready objects instead of building them from ``cfg`` (Python API).
         provenance: what initialised the model, written atomically to ``init.json`` of a new run (kept on
             resume); default: ``init``'s source.
+        validate: ``objective -> {name: number}``, called on rank 0 (eval mode, no gradients, the RNG state
+            kept) every ``train.val_every`` epochs and at the last step; the numbers join that step's record
+            as ``val_<name>`` (``metrics.jsonl``, trackers). Fine-tuning passes the validation carve's accuracy.
     """
     dist_info = init_distributed(cfg.train.device)
     try:
         return _train(cfg, Path(out_dir), resume, overwrite, init, progress, objective, dataset, provenance,
-                      dist_info)
+                      dist_info, validate)
     finally:
         cleanup_distributed()
 
 
-def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, provenance, di: DistInfo) -> TrainResult:
+def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, provenance, di: DistInfo,
+           validate=None) -> TrainResult:
     t = cfg.train
     check_resume_init(resume, init)
     if t.threads:
@@ -142,7 +147,8 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, prov
             failed = False
             return _finished_result(run)
         try:
-            result = _train_locked(cfg, run, plan.mode, init, progress, objective, dataset, provenance, di)
+            result = _train_locked(cfg, run, plan.mode, init, progress, objective, dataset, provenance, di,
+                                   validate)
         except BaseException:
             if lock is not None and plan.mode == "replace" and restore_replaced(run):
                 print(f"note: the run that --overwrite was replacing in {run} is restored", file=sys.stderr)
@@ -154,7 +160,8 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, prov
             lock.release(failed=failed and plan.mode == "fresh")
 
 
-def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance, di: DistInfo) -> TrainResult:
+def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance, di: DistInfo,
+                  validate=None) -> TrainResult:
     t = cfg.train
     resuming = mode == "resume"
     torch.manual_seed(t.seed + di.rank)
@@ -182,6 +189,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     if steps_per_epoch == 0:
         raise ValueError("optim.accum_steps is larger than the number of batches in an epoch")
     total = t.max_steps or max(1, int(round(t.epochs * steps_per_epoch)))
+    val_steps = max(1, int(round(t.val_every * steps_per_epoch))) if validate is not None and t.val_every else None
     warmup = cfg.optim.warmup_steps if cfg.optim.warmup_steps is not None else int(cfg.optim.warmup_epochs * steps_per_epoch)
 
     # an objective may define its own groups (e.g. layer-wise lr decay: groups carry "lr_scale")
@@ -290,7 +298,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                     step += 1
                     in_epoch += accum
                     n_last += x.shape[0] * accum * di.world_size
-                    if not skipped and (step % t.log_every == 0 or step == total):
+                    val_due = val_steps is not None and (step % val_steps == 0 or step == total)
+                    if not skipped and (step % t.log_every == 0 or step == total or val_due):
                         now = time.perf_counter()
                         names = sorted(metric_sum)
                         vals = torch.stack([loss_sum] + [metric_sum[k] for k in names]) / accum
@@ -298,6 +307,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                         rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": vals[0], "lr": lr,
                                "img_per_s": n_last / max(now - t_last, 1e-9)}
                         rec.update(zip(names, vals[1:]))
+                        if val_due and di.is_main:
+                            rec.update(_validation(objective, validate))
                         t_last, n_last = now, 0
                         last = rec
                         history.append(rec)
@@ -323,6 +334,21 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     logger.close()
     barrier()
     return TrainResult(run, step, last, history)
+
+
+def _validation(objective: nn.Module, validate) -> dict:
+    """``validate(objective)`` in eval mode without gradients, the global RNG state kept (exact resume), as
+    ``{"val_<name>": value}``."""
+    state = torch.random.get_rng_state()
+    was_training = objective.training
+    objective.eval()
+    try:
+        with torch.no_grad():
+            res = validate(objective)
+    finally:
+        objective.train(was_training)
+        torch.random.set_rng_state(state)
+    return {f"val_{k}": float(v) for k, v in res.items()}
 
 
 def _signal_name(signum) -> str:

@@ -17,6 +17,7 @@ is kept):
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -153,10 +154,16 @@ def _backbone_from_part_config(config: dict, where: str) -> nn.Module:
     return VisionTransformer(ViTConfig(**args))
 
 
+_STEP_FILE = re.compile(r"step_\d+\.json")
+
+
 def export_sidecar(path: Path) -> Path | None:
-    """The architecture JSON of an exported weights file: ``FILE.json`` or ``config.json`` beside it."""
+    """The architecture JSON of an exported weights file: ``FILE.json`` or ``config.json`` beside it (a
+    checkpoint's ``step_*.json`` manifest is not one: an architecture JSON names ``part_config``)."""
     for cand in (path.with_suffix(".json"), path.parent / "config.json"):
         if cand.is_file():
+            if cand.name != "config.json" and _STEP_FILE.fullmatch(cand.name):
+                continue
             return cand
     return None
 

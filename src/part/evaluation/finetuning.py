@@ -77,6 +77,7 @@ def finetune(
     progress: bool = True,
     evaluate: bool = True,
     eval_batch_size: int = EVAL_BATCH_SIZE,
+    validate: bool = True,
 ) -> FinetuneResult:
     """Fine-tune (or train from scratch) a classifier and evaluate it on the test split.
 
@@ -91,6 +92,10 @@ def finetune(
             started from), else start it.
         overwrite: replace an existing run in ``out``.
         evaluate: evaluate the test split after training (``<run>/results.json``).
+        validate: when the data has a validation split (``data.val_carve``, or a ``signal_npz`` set with
+            ``val_groups``), evaluate it every ``train.val_every`` epochs (``val_top1`` ... in
+            ``metrics.jsonl``: the learning curve) and after training (``results.json`` ``val``). Every choice
+            (epochs, learning rate) is made on these numbers, never on the test split's.
     Returns:
         :class:`FinetuneResult`.
     """
@@ -117,6 +122,8 @@ def finetune(
         test_data = build_dataset(cfg, train=False, split="test")
         check_dataset_labels(test_data, num_classes, f"test split of {cfg.data.kind} ({cfg.data.root})")
 
+    val_data = validation_split(cfg) if validate else None
+
     # the classifier and position embeddings are initialised from a known RNG state
     torch.manual_seed(cfg.train.seed)
     objective = build_objective(cfg)
@@ -129,23 +136,32 @@ def finetune(
               file=sys.stderr)
     res = train(cfg, run, resume=resume, overwrite=overwrite, init=None, progress=progress,
                 objective=objective, dataset=train_data,
-                provenance=report or {"source": None, "from_scratch": True})
+                provenance=report or {"source": None, "from_scratch": True},
+                validate=None if val_data is None else _val_fn(val_data, eval_batch_size))
     is_main = int(os.environ.get("RANK", "0")) == 0
     if not res.finished_before:  # which samples (groups, subjects) it trained and is tested on
         write_data_record(run, cfg, [cfg.data.split] + (["test"] if evaluate else []))
     results: dict = {}
-    if evaluate and is_main and res.finished_before and (run / "results.json").is_file():
+    wants = evaluate or val_data is not None
+    if wants and is_main and res.finished_before and (run / "results.json").is_file():
         results = json.loads((run / "results.json").read_text())  # a finished run is read-only to --resume
-    elif evaluate and is_main:
+    elif wants and is_main:
         with RunLock(run):
             if res.finished_before:  # finished, but killed before its results were written
                 load_state_dict_checked(objective, load_weights(run / "weights.safetensors"),
                                         what=str(run / "weights.safetensors"))
-            results = evaluate_classifier(objective, test_data, eval_batch_size,
-                                          what=f"test split of {cfg.data.kind}")
-            results = {"task": "classification", "run": str(run), "split": "test", "objective": "supervised",
-                       "init": _init_source(run, report),
-                       "step": res.step, **results}
+            scores = {}
+            if test_data is not None:
+                scores = evaluate_classifier(objective, test_data, eval_batch_size,
+                                             what=f"test split of {cfg.data.kind}")
+            results = {"task": "classification", "run": str(run), "split": "test" if evaluate else "val",
+                       "objective": "supervised", "init": _init_source(run, report), "step": res.step, **scores}
+            if val_data is not None:
+                results["val"] = evaluate_classifier(objective, val_data, eval_batch_size,
+                                                     what=f"validation split of {cfg.data.kind}")
+                if not evaluate:
+                    results.update({k: v for k, v in results["val"].items() if k in ("top1", "top5", "kappa",
+                                                                                     "macro_f1")})
             M.save_results_json(run / "results.json", results)
             write_run_export(run, cfg, objective)  # the export's model card gains the test results and labels
         print(M.format_table([summary_row(run.name, {k: results[k] for k in ("top1", "top5", "kappa", "macro_f1")
@@ -153,4 +169,25 @@ def finetune(
     return FinetuneResult(run, res, results, report)
 
 
-__all__ = ["finetune", "FinetuneResult"]
+def validation_split(cfg):
+    """The validation split of ``cfg.data`` (eval transform), or None when it has none: the carve of
+    ``data.val_carve`` (:mod:`part.data.subsets`), or a ``signal_npz`` set's ``val_groups``."""
+    from ..data.signal_npz import SIGNAL_NPZ_KIND
+    from ..engine import build_dataset
+
+    d = cfg.data
+    if d.val_carve is None and not (d.kind == SIGNAL_NPZ_KIND and (d.options or {}).get("val_groups")):
+        return None
+    return build_dataset(cfg, train=False, split="val")
+
+
+def _val_fn(val_data, batch_size: int):
+    """The trainer's ``validate``: top-1 (and kappa, macro F1) of the objective on ``val_data``."""
+    def validate(objective) -> dict:
+        rep = evaluate_classifier(objective, val_data, batch_size, what="validation split")
+        return {k: rep[k] for k in ("top1", "kappa", "macro_f1") if k in rep}
+
+    return validate
+
+
+__all__ = ["finetune", "FinetuneResult", "validation_split"]

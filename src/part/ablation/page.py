@@ -1,0 +1,252 @@
+"""The results page: ``docs/results.md`` written from the committed stage summaries alone (issue 24).
+
+Every number on the page comes from ``<summaries>/<cell>/<stage>.json`` (:mod:`part.ablation.summaries`), so
+the page can be rewritten on any machine (``part ablate --config ... --report-only``) and always says which
+stages are still missing. Tables give mean ± 95 % confidence interval (Student t over the runs: pretraining
+seeds for the probes, (pretraining seed, fine-tune seed) runs for fine-tunes). Claims compare two rows with
+Welch's t interval of the difference of means: *reproduced* when the whole interval is on the claimed side
+(above ``-margin`` for "within margin" claims), *contradicted* when the whole interval is on the other side,
+*inconclusive* otherwise (or with fewer than 2 runs on a side).
+
+Which split: ``finetune_top1``, ``probe_top1``, ``knn_top1`` are from the **test** split, read once per final
+setting; ``val_*`` numbers are from the validation carve of the train split, on which every choice is made.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..io import atomic_write
+from .summaries import Summaries
+
+__all__ = ["t95", "mean_ci", "welch_ci", "judge", "write_page", "row_of"]
+
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000}
+
+
+def t95(df: float) -> float:
+    """Two-sided 95 % Student t quantile for ``df`` degrees of freedom (table, the next lower df between
+    entries: conservative; 1.96 beyond 60)."""
+    if df < 1:
+        return math.inf
+    keys = [k for k in sorted(_T95) if k <= df]
+    return _T95[keys[-1]] if df <= 60 else 1.96
+
+
+def mean_ci(xs: list[float]) -> tuple[float | None, float | None, int]:
+    """``(mean, half-width of the 95 % CI, n)``; the half-width is None for fewer than 2 values."""
+    xs = [float(x) for x in xs if x is not None]
+    n = len(xs)
+    if not n:
+        return None, None, 0
+    m = sum(xs) / n
+    if n < 2:
+        return m, None, n
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
+    return m, t95(n - 1) * sd / math.sqrt(n), n
+
+
+def welch_ci(a: list[float], b: list[float]) -> tuple[float | None, float | None]:
+    """``(mean(a) - mean(b), half-width of its 95 % Welch interval)``; half-width None with < 2 per side."""
+    if not a or not b:
+        return None, None
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    if len(a) < 2 or len(b) < 2:
+        return ma - mb, None
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return ma - mb, 0.0
+    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
+    return ma - mb, t95(df) * se
+
+
+def judge(diff: float | None, half: float | None, margin: float = 0.0) -> str:
+    """``reproduced`` / ``contradicted`` / ``inconclusive`` for the claim "better - worse > -margin" (points
+    and fractions alike: pass both in the same unit)."""
+    if diff is None or half is None:
+        return "inconclusive"
+    if diff - half > -margin:
+        return "reproduced"
+    if diff + half < -margin:
+        return "contradicted"
+    return "inconclusive"
+
+
+def row_of(summary: dict) -> str:
+    """The page row of a summary: the cell's name without its seed, ``@fraction`` for fine-tunes."""
+    row = summary.get("row") or summary["cell"].rsplit("-s", 1)[0]
+    if summary["stage"].startswith("finetune") and summary.get("fraction") is not None:
+        row += f"@{summary['fraction']:g}"
+    return row
+
+
+def _pct(m, h) -> str:
+    if m is None:
+        return "—"
+    return f"{100 * m:.2f}" + (f" ± {100 * h:.2f}" if h is not None else "")
+
+
+def _values(summaries: list[dict], metric: str) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for s in summaries:
+        v = s["metrics"].get(metric)
+        if v is not None:
+            out.setdefault(row_of(s), []).append(float(v))
+    return out
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _finetune_table(ft: list[dict], metric: str) -> str:
+    vals = _values(ft, metric)
+    rows: dict[str, dict] = {}
+    fractions = sorted({s.get("fraction") or 1.0 for s in ft})
+    for s in ft:
+        base = s.get("row") or s["cell"].rsplit("-s", 1)[0]
+        rows.setdefault(base, {})
+    body = []
+    for base in rows:
+        cells = []
+        for f in fractions:
+            key = f"{base}@{f:g}" if any(row_of(s) == f"{base}@{f:g}" for s in ft) else base
+            m, h, n = mean_ci(vals.get(key, []))
+            cells.append(f"{_pct(m, h)} (n={n})" if n else "—")
+        body.append([base] + cells)
+    return _table(["method"] + [f"{100 * f:g} % labels" for f in fractions], body)
+
+
+def _claims(acfg, by_stage: dict[str, list[dict]]) -> str:
+    rows = []
+    for c in acfg.claims:
+        metric = c["metric"]
+        pool = by_stage["finetune"] if metric == "finetune_top1" else by_stage["probe"]
+        vals = _values(pool, metric)
+        worse = c["worse"] if isinstance(c["worse"], str) else None
+        names = [w.strip() for w in c["worse"].split("|")] if worse else []
+        present = [w for w in names if vals.get(w)]
+        best = max(present, key=lambda w: sum(vals[w]) / len(vals[w])) if present else names[0]
+        a, b = vals.get(c["better"], []), vals.get(best, [])
+        diff, half = welch_ci(a, b)
+        verdict = judge(diff, half, c["margin"] / 100.0)
+        shown = "—" if diff is None else f"{100 * diff:+.2f}" + (f" ± {100 * half:.2f}" if half is not None else "")
+        rows.append([c["name"], f"{c['better']} (n={len(a)})", f"{best} (n={len(b)})", metric, shown,
+                     f"{c['margin']:g}", verdict])
+    return _table(["claim", "better", "worse", "metric (test)", "difference, points (95 % CI)", "margin",
+                   "verdict"], rows)
+
+
+def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    curves = [s for s in by_stage["probe_curve"] if s.get("curve")]
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for s in curves:
+            key = "val_probe_top1" if "val_probe_top1" in s["curve"][0] else "probe_top1"
+            ax.plot([c["epoch"] for c in s["curve"]], [100 * c[key] for c in s["curve"]], marker="o",
+                    label=s["cell"])
+        ax.set_xlabel("pretraining epoch")
+        ax.set_ylabel("linear probe top-1 (%), validation carve")
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = folder / "probe_vs_epoch.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    ft = [s for s in by_stage["finetune"] if s.get("curve")]
+    fractions = sorted({s.get("fraction") or 1.0 for s in ft})
+    if ft:
+        fig, axes = plt.subplots(1, len(fractions), figsize=(4.5 * len(fractions), 3.8), squeeze=False)
+        for ax, f in zip(axes[0], fractions):
+            for s in ft:
+                if (s.get("fraction") or 1.0) == f:
+                    ax.plot([c["epoch"] for c in s["curve"]], [100 * c["val_top1"] for c in s["curve"]],
+                            lw=1, label=f"{s['cell']} s{s['seeds'].get('finetune')}")
+            ax.set_title(f"{100 * f:g} % of the labels")
+            ax.set_xlabel("fine-tune epoch")
+            ax.set_ylabel("validation top-1 (%)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=5)
+        fig.tight_layout()
+        path = folder / "finetune_val_curves.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_page(acfg, cells, summaries: Summaries, path: Path) -> Path:
+    """Write the results page of ``acfg`` to ``path`` (figures beside it under ``images/results/<name>/``)
+    from ``summaries``; the planned ``cells`` tell which stages are still missing."""
+    from .run import cell_spec
+
+    found = summaries.all()
+    by_stage: dict[str, list[dict]] = {"pretrain": [], "probe": [], "probe_curve": [], "finetune": [],
+                                       "pretext": []}
+    for s in found:
+        by_stage["finetune" if s["stage"].startswith("finetune") else s["stage"]].append(s)
+    planned = [(c.name, st) for c in cells for st, sp in cell_spec(c, acfg).items() if sp is not None]
+    have = {(s["cell"], s["stage"]) for s in found}
+    missing = [p for p in planned if p not in have]
+
+    out = [f"# Results: {acfg.name}", "",
+           "Generated by `part ablate --config <config> --report-only` (and at the end of every protocol run) "
+           f"from the stage summaries in `{acfg.summaries}`; do not edit by hand.", "",
+           "Splits: **fine-tune, linear-probe and kNN numbers in the tables are from the test split**, read once "
+           "per final setting; `val` numbers are from the validation carve of the train split, on which every "
+           "choice was made. Mean ± 95 % confidence interval (Student t) over runs; n = runs.", ""]
+    out += [f"Stages finished: {len(have & set(planned))} of {len(planned)} planned."]
+    if missing:
+        out += ["", "**The protocol is not finished**; missing stages (the command continues them):", ""]
+        out += [", ".join(f"`{c}/{st}`" for c, st in missing[:60]) + (" ..." if len(missing) > 60 else "")]
+    if acfg.claims:
+        out += ["", "## The paper's claims", "", _claims(acfg, by_stage)]
+    if by_stage["finetune"]:
+        out += ["", "## Fine-tuning, test top-1 (%)", "", _finetune_table(by_stage["finetune"], "finetune_top1"),
+                "", "## Fine-tuning, validation top-1 (%) (choices were made on these)", "",
+                _finetune_table(by_stage["finetune"], "val_top1")]
+    if by_stage["probe"]:
+        rows = []
+        for metric_rows in [_values(by_stage["probe"], m) for m in
+                            ("probe_top1", "knn_top1", "val_probe_top1", "val_knn_top1")]:
+            rows.append(metric_rows)
+        names = list(dict.fromkeys(row_of(s) for s in by_stage["probe"]))
+        body = [[n] + [(lambda m, h, k: f"{_pct(m, h)} (n={k})" if k else "—")(*mean_ci(r.get(n, [])))
+                       for r in rows] for n in names]
+        out += ["", "## Frozen features (linear probe, kNN)", "",
+                _table(["method", "probe test", "kNN test", "probe val", "kNN val"], body)]
+    if by_stage["probe_curve"]:
+        out += ["", "## Linear probe vs pretraining epoch (validation carve)", ""]
+        body = []
+        for s in by_stage["probe_curve"]:
+            key = "val_probe_top1" if s["curve"] and "val_probe_top1" in s["curve"][0] else "probe_top1"
+            body.append([s["cell"], ", ".join(f"{c['epoch']:g}: {100 * c[key]:.2f}" for c in s["curve"])])
+        out += [_table(["pretraining", "epoch: probe top-1 (%)"], body)]
+    img = path.parent / "images" / "results" / acfg.name
+    for p in _plots(by_stage, img):
+        out += ["", f"![{p.stem}]({p.relative_to(path.parent).as_posix()})"]
+    out += ["", "## Stages: wall time, code, machine", ""]
+    body = [[s["cell"], s["stage"], f"{s['seconds'] / 60:.1f}", str(s.get("commit")),
+             f"{s['machine'].get('cores')} × {s['machine'].get('cpu')}", str(s["machine"].get("load_avg")),
+             s.get("finished", "")] for s in found]
+    total = sum(s["seconds"] for s in found) / 3600
+    out += [_table(["cell", "stage", "minutes", "commit", "machine", "load 1/5/15", "finished (UTC)"], body), "",
+            f"Total: {total:.2f} hours of stage time."]
+    text = "\n".join(out) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path

@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 RUNS ?= runs
 
-.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean
+.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean results results-pilot results-page
 
 help:
 	@echo "make setup    create .venv (torch==2.13.0 first when none is installed) and install part[dev]"
@@ -16,6 +16,10 @@ help:
 	@echo "make demo     pretrain PART on Fashion-MNIST on the CPU for a few minutes; writes $(RUNS)/demo"
 	@echo "make demo-1d  1D PART on a SYNTHETIC sleep-like EEG generator: pretrain, low-label fine-tune vs scratch (kappa)"
 	@echo "make bench    benchmarks/bench_step.py (speed ratios, measured in one run)"
+	@echo "make results  the results protocol (configs/results_fmnist.yaml; hours on a CPU, resumable): two processes,"
+	@echo "              stage summaries in results/fmnist/, then docs/results.md"
+	@echo "make results-pilot  the from-scratch, validation-only runs that chose the fine-tune budgets"
+	@echo "make results-page   docs/results.md from the committed summaries alone (runs nothing)"
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -76,6 +80,26 @@ demo-1d: setup
 
 bench: setup
 	$(VPY) benchmarks/bench_step.py
+
+# The results protocol (issue 24, docs/results.md). Two processes, one core each, each a half of the cells with
+# its own folder; their stage summaries (results/fmnist/, committed) meet, and rerunning skips every stage whose
+# summary matches, on any machine. Stop it any time (Ctrl-C / SIGTERM checkpoint); rerun to continue.
+RESULTS_CFG := configs/results_fmnist.yaml
+results: setup data
+	$(VPY) -m part ablate --config $(RESULTS_CFG) --out $(RUNS)/results_fmnist_0 --shard 0/2 --no-progress & a=$$!; \
+	$(VPY) -m part ablate --config $(RESULTS_CFG) --out $(RUNS)/results_fmnist_1 --shard 1/2 --no-progress & b=$$!; \
+	wait $$a; ra=$$?; wait $$b; rb=$$?; test $$ra -eq 0 -a $$rb -eq 0
+	$(VPY) -m part ablate --config $(RESULTS_CFG) --report-only
+
+# the pilot that chose the fine-tune budgets: supervised from scratch, fine-tune seed 0 at every fraction,
+# validation carve only (the test split is not read); its summaries are results/fmnist_pilot/
+results-pilot: setup data
+	$(VPY) -m part ablate --config $(RESULTS_CFG) --out $(RUNS)/results_fmnist_pilot --no-progress \
+		--set finetune.test=false --set "grid=[{objectives: [supervised], finetune_seeds: [0]}]" \
+		--set summaries=results/fmnist_pilot --set page=null --set "claims=[]" --set probe=false --set pretext=false
+
+results-page: setup
+	$(VPY) -m part ablate --config $(RESULTS_CFG) --report-only
 
 clean:
 	rm -rf $(VENV) $(TIMM_VENV) build dist src/*.egg-info .pytest_cache

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                    help="delete the cells in --out and rerun all of them (default: skip finished cells, "
                         "resume half-finished runs)")
     p.add_argument("--dry-run", action="store_true", help="list the cells of the grid and exit")
+    p.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="run only every N-th cell from the K-th (0-based), e.g. two processes with --shard 0/2 "
+                        "and --shard 1/2 and their own --out; their stage summaries meet in summaries:")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: write the results page (page:) from the committed stage summaries (summaries:)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
@@ -35,9 +38,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=_ablate)
 
 
+def _shard(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    try:
+        shard = (int(k), int(n))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise argparse.ArgumentTypeError(f"--shard must be K/N with 0 <= K < N (e.g. 0/2), got {text!r}")
+    return shard
+
+
 def _ablate(args) -> str:
     res = ablate(args.config, out=args.out, resume=not args.no_resume, overrides=args.overrides,
-                 progress=args.progress, dry_run=args.dry_run, report_only=args.report_only)
+                 progress=args.progress, dry_run=args.dry_run, report_only=args.report_only, shard=args.shard)
     if args.report_only:
         return f"wrote the results page {res.page} from the stage summaries"
     if args.dry_run:

@@ -390,6 +390,7 @@ def ablate(
     dry_run: bool = False,
     verbose: bool = True,
     report_only: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> AblationResult:
     """Run an ablation grid: every cell pretrain -> pretext errors -> probe -> fine-tune, then the
     CSV, the mean ± std table and the plots (paper Tab. 2-7, Fig. 8).
@@ -406,11 +407,19 @@ def ablate(
         verbose: print one line per stage, and the table and the folder at the end.
         report_only: run nothing; write the results page (``page``) from the committed stage summaries
             (``summaries``) alone.
+        shard: ``(k, n)``: run only the cells ``k, k + n, k + 2n, ...`` of the plan (0-based), so ``n``
+            processes with their own ``out`` share the CPU cores; their stage summaries meet in ``summaries``.
     Returns:
         :class:`AblationResult`.
     """
     acfg = load_ablation_config(config, overrides)
-    cells = plan_cells(acfg)
+    all_cells = plan_cells(acfg)
+    cells = all_cells
+    if shard is not None:
+        k, n = shard
+        if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):
+            raise ValueError(f"shard must be K/N with 0 <= K < N, got {k}/{n}")
+        cells = all_cells[k::n]
     out = Path(out) if out is not None else Path("runs") / acfg.name
     log = (lambda msg: print(msg, flush=True)) if verbose else (lambda msg: None)
     if dry_run:
@@ -422,7 +431,7 @@ def ablate(
     if report_only:
         if acfg.page is None or acfg.summaries is None:
             raise ValueError("report_only (--report-only) needs page: and summaries: in the ablation config")
-        page = write_page(acfg, cells, summaries, Path(acfg.page))
+        page = write_page(acfg, all_cells, summaries, Path(acfg.page))
         log(f"results page written from {acfg.summaries}: {page}")
         return AblationResult(out, [], [], "", cells=cells, page=page)
     with RunLock(out):  # one writer per ablation folder (the cells' runs are locked by the engine too)
@@ -459,7 +468,7 @@ def ablate(
         csv_path = write_csv(rows, out / "results.csv")
         table_path = write_table(table, len(rows), out / "table.md", acfg.name)
         plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
-        page = write_page(acfg, cells, summaries, Path(acfg.page)) if acfg.page and acfg.summaries else None
+        page = write_page(acfg, all_cells, summaries, Path(acfg.page)) if acfg.page and acfg.summaries else None
         if page is not None:
             log(f"results page: {page}")
         if verbose:

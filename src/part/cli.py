@@ -61,6 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="initialise weights of a NEW run from a run folder or .safetensors file")
     p.set_defaults(func=_pretrain)
 
+    p = sub.add_parser("submit", help="pretrain as a SLURM job: torchrun on each node, requeued with --resume auto "
+                                      "(needs submitit: pip install 'part[slurm]')")
+    add_config_args(p)
+    p.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
+    p.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node = torchrun processes per node (default 8)")
+    p.add_argument("--time", default="1440", help="time limit: minutes or [days-]h:mm:ss (default 1440)")
+    p.add_argument("--partition", help="SLURM partition")
+    p.add_argument("--account", help="SLURM account")
+    p.add_argument("--qos", help="SLURM quality of service")
+    p.add_argument("--cpus-per-task", type=int, help="CPUs of the one task per node (loader workers of all its GPUs)")
+    p.add_argument("--mem-gb", type=float, help="memory per node in GB")
+    p.add_argument("--signal-delay", type=int, default=120, metavar="SECONDS",
+                   help="SLURM signals the job this long before the kill; training stops with a checkpoint and "
+                        "the job is requeued (default 120)")
+    p.add_argument("--setup", action="append", default=[], metavar="LINE",
+                   help="shell line run before the job, e.g. 'source .venv/bin/activate' (repeatable)")
+    p.add_argument("--slurm-dir", help="folder for the config snapshot, script and logs (default <out>.slurm)")
+    p.add_argument("--max-timeouts", type=int, default=10, help="requeues after the time limit (default 10)")
+    p.add_argument("--dry-run", action="store_true", help="write the config snapshot and the sbatch script; submit nothing")
+    p.set_defaults(func=_submit)
+
     from .evaluation.commands import register as register_evaluation
 
     register_evaluation(sub)  # finetune, probe, evaluate, export
@@ -141,6 +162,22 @@ def _pretrain(args) -> str:
         shown = {k: v for k, v in res.metrics.items() if k in ("loss", "err_x", "err_y", "err_euclid", "err_t")}
         print("final " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
     return f"wrote run to {res.run_dir}"
+
+
+def _submit(args) -> str:
+    from .engine.slurm import submit
+
+    if not args.config:
+        raise ValueError("part submit needs --config")
+    res = submit(args.config, out=args.out, overrides=args.overrides, nodes=args.nodes,
+                 gpus_per_node=args.gpus_per_node, time_min=args.time, partition=args.partition,
+                 account=args.account, qos=args.qos, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+                 signal_delay_s=args.signal_delay, setup=args.setup, folder=args.slurm_dir,
+                 max_timeouts=args.max_timeouts, dry_run=args.dry_run)
+    print("node 0 runs: " + " ".join(res.command))
+    if res.job_id is None:
+        return f"wrote {res.script} (dry run, nothing submitted); the run would go to {res.run_dir}"
+    return f"submitted SLURM job {res.job_id} ({res.script}); the run goes to {res.run_dir}"
 
 
 def _one_line(exc: BaseException) -> str:

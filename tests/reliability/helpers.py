@@ -76,11 +76,11 @@ def snapshot(folder: Path) -> dict:
 
 
 def records(run: Path) -> list[dict]:
-    """metrics.jsonl without the wall-clock field."""
+    """metrics.jsonl without the wall-clock fields (throughput, data wait)."""
     out = []
     for line in (run / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        rec.pop("img_per_s", None)
+        rec.pop("img_per_s", None), rec.pop("data_wait", None)
         out.append(rec)
     return out
 
@@ -95,5 +95,6 @@ def same_end_state(a: Path, b: Path) -> None:
         assert wa[k].dtype == wb[k].dtype and bool((wa[k] == wb[k]).all()), f"{k} differs"
     assert records(a) == records(b)
     sa, sb = (json.loads((r / "summary.json").read_text()) for r in (a, b))
-    sa["final"].pop("img_per_s", None), sb["final"].pop("img_per_s", None)
+    for s in (sa, sb):
+        s["final"].pop("img_per_s", None), s["final"].pop("data_wait", None)
     assert sa == sb

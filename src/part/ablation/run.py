@@ -197,7 +197,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
             except TrainingDiverged as exc:
                 return {"error": f"diverged: {exc}", **stages}
             last = last_record(run / "metrics.jsonl")
-            metrics = {k: v for k, v in last.items() if k not in ("epoch", "lr", "img_per_s")}
+            metrics = {k: v for k, v in last.items() if k not in ("epoch", "lr", "img_per_s", "data_wait")}
             record("pretrain", metrics, time.perf_counter() - t0, cell.seed, loss_curve(run / "metrics.jsonl"))
 
     if spec["pretext"] is not None and not done("pretext"):

@@ -272,7 +272,7 @@ def model_card(config: dict, info: dict) -> str:
         lines.append(f"- **Training:** {info['steps']} steps ({format_value(info.get('epochs'))} epochs), global batch "
                      f"{info.get('batch_size')}")
     metric_rows = [(f"train/{k}", v) for k, v in info.get("train_metrics", {}).items()
-                   if k not in ("step", "epoch", "lr", "img_per_s")]
+                   if k not in ("step", "epoch", "lr", "img_per_s", "data_wait")]
     metric_rows += [(f"test/{k}", v) for k, v in info.get("test_metrics", {}).items()]
     for m, vals in info.get("probe", {}).items():
         metric_rows += [(f"probe {m}/{k}", v) for k, v in vals.items()]

@@ -236,7 +236,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     objective.train()
     uses_labels = getattr(objective, "uses_labels", False)
     accum = cfg.optim.accum_steps
-    t_last, n_last = time.perf_counter(), 0
+    t_last, n_last, waited = time.perf_counter(), 0, 0.0  # waited: seconds blocked on the loader since t_last
     interval = [torch.zeros((), device=device), 0]  # loss sum and count since the last checkpoint
     saved_at = step
     try:
@@ -250,7 +250,9 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                                     drop_last=True, pin_memory=device.type == "cuda",
                                     worker_init_fn=ignore_stop_signals if cfg.data.num_workers else None,
                                     generator=torch.Generator().manual_seed(t.seed + epoch))
-                it = iter(loader)
+                t_wait = time.perf_counter()
+                it = iter(loader)  # starting the workers is loader time too
+                waited += time.perf_counter() - t_wait
                 while step < total and in_epoch + accum <= sampler.batches_per_epoch:
                     lr = warmup_cosine(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr)
                     if hasattr(objective, "set_progress"):  # schedules inside an objective (DropPos sigma)
@@ -259,7 +261,9 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                         g["lr"] = 0.0 if step < g.get("frozen_until", 0) else lr * g.get("lr_scale", 1.0)
                     loss_sum, metric_sum, skipped = torch.zeros((), device=device), {}, False
                     for micro in range(accum):
+                        t_wait = time.perf_counter()
                         x, y = _next_batch(it)
+                        waited += time.perf_counter() - t_wait
                         if skipped:  # a skipped step still consumes its batches (same data order)
                             continue
                         x = x.to(device, non_blocking=True)
@@ -303,13 +307,14 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                         now = time.perf_counter()
                         names = sorted(metric_sum)
                         vals = torch.stack([loss_sum] + [metric_sum[k] for k in names]) / accum
-                        vals = all_reduce_mean(vals).tolist()  # the global batch's mean under DDP
+                        wait = torch.tensor([waited / max(now - t_last, 1e-9)], device=device)
+                        vals = all_reduce_mean(torch.cat([vals, wait])).tolist()  # means over DDP ranks
                         rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": vals[0], "lr": lr,
-                               "img_per_s": n_last / max(now - t_last, 1e-9)}
-                        rec.update(zip(names, vals[1:]))
+                               "img_per_s": n_last / max(now - t_last, 1e-9), "data_wait": vals[-1]}
+                        rec.update(zip(names, vals[1:-1]))
                         if val_due and di.is_main:
                             rec.update(_validation(objective, validate))
-                        t_last, n_last = now, 0
+                        t_last, n_last, waited = now, 0, 0.0
                         last = rec
                         history.append(rec)
                         logger.log(rec)
@@ -534,13 +539,15 @@ class _Logger:
         for t in self.trackers:
             t.log(rec)
         if self.bar is None or self.bar.disable:
-            print(f"step {rec['step']}: loss {rec['loss']:.4f} lr {rec['lr']:.2e} {rec['img_per_s']:.0f} img/s", flush=True)
+            print(f"step {rec['step']}: loss {rec['loss']:.4f} lr {rec['lr']:.2e} {rec['img_per_s']:.0f} img/s "
+                  f"data wait {rec['data_wait']:.0%}", flush=True)
 
     def tick(self, rec: dict) -> None:
         if self.bar is not None:
             self.bar.update(1)
             if rec:
-                self.bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.1e}", img_s=f"{rec['img_per_s']:.0f}")
+                self.bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.1e}", img_s=f"{rec['img_per_s']:.0f}",
+                                     wait=f"{rec.get('data_wait', 0.0):.0%}")  # older checkpoints lack it
 
     def artifacts(self, folder: Path) -> None:
         for t in self.trackers:

@@ -43,11 +43,9 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from torch.utils.data import DataLoader
-
 from part.config import config_from_dict
 from part.engine.builders import build_dataset, build_objective
-from part.engine.loader import ResumableSampler, SeededItems, ignore_stop_signals
+from part.engine.loader import ResumableSampler, epoch_loader, training_items
 from part.targets import parse_num_pairs
 
 RECIPES = {
@@ -75,11 +73,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the main process (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--wds", action="store_true",
+                   help="also write the same JPEGs as tar shards (part shards) and time data.kind wds beside the "
+                        "image folder (needs webdataset); prints wds / folder per setting")
+    p.add_argument("--shard-size", type=int, default=64, help="samples per shard for --wds (default 64)")
     p.add_argument("--quick", action="store_true", help="smoke size: 24 small JPEGs, 64 px, tiny custom model")
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.img_size, args.patch_size, args.batch, args.batches = 24, 64, 16, 4, 2
         args.workers, args.archs, args.model_batch, args.pairs = "0,1", "quick", 4, "16"
+        args.shard_size = 8
     try:
         args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
     except ValueError:
@@ -128,7 +131,7 @@ def synthesise_jpegs(root: Path, count: int, seed: int, small: bool = False) -> 
     return float(np.mean(sizes)) / 1024
 
 
-def data_config(args, root: str, recipe: str, arch: str | None = None) -> dict:
+def data_config(args, root: str, recipe: str, arch: str | None = None, kind: str = "imagefolder") -> dict:
     model = {"arch": ARCHS.get(arch, "vit_tiny"), "img_size": args.img_size, "patch_size": args.patch_size}
     if arch == "quick":
         model = {"arch": "custom", "embed_dim": 32, "depth": 1, "num_heads": 2, "img_size": args.img_size,
@@ -136,20 +139,19 @@ def data_config(args, root: str, recipe: str, arch: str | None = None) -> dict:
     return {
         "model": model,
         "objective": {"name": "part", "num_pairs": args.pairs},
-        "data": {"kind": "imagefolder", "root": root, "split": args.split, **RECIPES[recipe]},
+        "data": {"kind": kind, "root": root, "split": args.split, **RECIPES[recipe]},
         "train": {"device": "cpu", "amp": "none"},
     }
 
 
-def loader_rate(args, root: str, recipe: str, workers: int) -> dict:
-    """Images/s of the trainer's loader over ``args.batches`` batches after the first (startup timed apart)."""
-    cfg = config_from_dict(data_config(args, root, recipe))
+def loader_rate(args, root: str, recipe: str, workers: int, kind: str = "imagefolder") -> dict:
+    """Images/s of the trainer's loader (``training_items`` + ``epoch_loader``, as ``part pretrain`` builds it)
+    over ``args.batches`` batches after the first (startup timed apart); ``kind`` imagefolder or wds."""
+    cfg = config_from_dict(data_config(args, root, recipe, kind=kind))
     dataset = build_dataset(cfg, train=True)
-    items = SeededItems(dataset, seed=args.seed)
+    items = training_items(dataset, args.seed)
     sampler = ResumableSampler(len(dataset), args.batch, args.seed, True)
-    loader = DataLoader(items, batch_size=args.batch, sampler=sampler, num_workers=workers, drop_last=True,
-                        worker_init_fn=ignore_stop_signals if workers else None,
-                        generator=torch.Generator().manual_seed(args.seed), persistent_workers=False)
+    loader = epoch_loader(items, sampler, 0, 0, args.batch, workers, False, args.seed)
     need = args.batches + 1
     if sampler.batches_per_epoch < need:
         raise SystemExit(f"need {need} batches of {args.batch}, the data has {sampler.batches_per_epoch}: "
@@ -162,7 +164,7 @@ def loader_rate(args, root: str, recipe: str, workers: int) -> dict:
         x, _ = next(it)
     t2 = time.perf_counter()
     del it
-    return {"recipe": recipe, "workers": workers, "startup_s": t1 - t0,
+    return {"recipe": recipe, "kind": kind, "workers": workers, "startup_s": t1 - t0,
             "img_per_s": args.batches * args.batch / (t2 - t1), "shape": list(x.shape)}
 
 
@@ -207,6 +209,11 @@ def report(args, results: dict) -> None:
     print(f"{'recipe':<10} {'workers':>7} {'img/s':>8} {'startup s':>10}")
     for r in results["loader"]:
         print(f"{r['recipe']:<10} {r['workers']:>7} {r['img_per_s']:>8.1f} {r['startup_s']:>10.2f}")
+    if results["wds"]:
+        print(f"\nthe same JPEGs as tar shards of {args.shard_size} (data.kind wds) against the image folder:")
+        print(f"{'recipe':<10} {'workers':>7} {'img/s':>8} {'wds/folder':>11}")
+        for r in results["wds"]:
+            print(f"{r['recipe']:<10} {r['workers']:>7} {r['img_per_s']:>8.1f} {r['ratio']:>11.2f}")
     if results["model"]:
         print(f"\nPART step (fwd+bwd+AdamW, {args.threads} torch thread(s), batch {args.model_batch}, "
               f"#pairs {args.pairs}) on this CPU:")
@@ -223,7 +230,7 @@ def report(args, results: dict) -> None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = {"load_start": "%.2f/%.2f/%.2f" % os.getloadavg(), "loader": [], "model": [], "per_worker": {}}
+    results = {"load_start": "%.2f/%.2f/%.2f" % os.getloadavg(), "loader": [], "wds": [], "model": [], "per_worker": {}}
     with tempfile.TemporaryDirectory(prefix="part_bench_loader_") as tmp:
         root = args.root
         if root is None:
@@ -233,11 +240,21 @@ def main(argv=None) -> dict:
             folder = Path(root) / args.split
             files = [p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")][:1000]
             results["jpeg_kib"] = float(np.mean([p.stat().st_size for p in files])) / 1024 if files else float("nan")
+        if args.wds:
+            from part.data.wds import write_shards
+
+            shards = Path(tmp) / "shards"
+            write_shards(Path(root) / args.split, shards, shard_size=args.shard_size, split=args.split)
         for recipe in args.recipes:
             for workers in args.workers:
                 r = loader_rate(args, root, recipe, workers)
                 results["loader"].append(r)
                 print(f"{recipe} workers={workers}: {r['img_per_s']:.1f} img/s", flush=True)
+                if args.wds:
+                    w = loader_rate(args, str(shards), recipe, workers, kind="wds")
+                    results["wds"].append({**w, "ratio": w["img_per_s"] / r["img_per_s"]})
+                    print(f"{recipe} workers={workers} wds: {w['img_per_s']:.1f} img/s ({w['img_per_s'] / r['img_per_s']:.2f}"
+                          " x the image folder)", flush=True)
             results["per_worker"][recipe] = per_worker_rate([r for r in results["loader"] if r["recipe"] == recipe])
         for arch in args.archs:
             results["model"].append(model_rate(args, root, arch))

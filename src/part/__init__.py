@@ -15,6 +15,7 @@ from .objectives import PARTModel, PARTOutput
 from .api import pretrain
 from .engine.export import export_run
 from .engine.info import info
+from .data.wds import write_shards  # part shards
 from .engine.slurm import submit  # the function part.submit(); the module is part.engine.slurm
 from .evaluation import evaluate, finetune, probe
 from .visualization import visualize  # the function part.visualize(); the package is part.visualization
@@ -26,5 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "sampling", "targets", "ViTConfig", "VisionTransformer", "build_head",
     "vit", "vit_base", "vit_custom", "vit_small", "vit_tiny", "PARTModel", "PARTOutput",
-    "pretrain", "submit", "finetune", "probe", "evaluate", "export_run", "info", "visualize", "ablate", "Config", "load_config",
+    "pretrain", "submit", "write_shards", "finetune", "probe", "evaluate", "export_run", "info", "visualize", "ablate", "Config", "load_config",
 ]

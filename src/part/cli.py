@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="write the config snapshot and the sbatch script; submit nothing")
     p.set_defaults(func=_submit)
 
+    p = sub.add_parser("shards", help="write WebDataset tar shards (data.kind: wds) from an image folder or an npz "
+                                      "file (needs webdataset: pip install 'part[wds]')")
+    p.add_argument("--from", dest="source", required=True, help="<folder>/<class>/<image> tree, or an .npz file")
+    p.add_argument("--out", required=True, help="folder for <split>-000000.tar ... and _info.json")
+    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    p.add_argument("--split", default="train", help="split name of these shards (default train)")
+    p.add_argument("--signals", action="store_true", help="the npz holds (N, C, T) signals, written as .npy members")
+    p.add_argument("--seed", type=int, default=0, help="write the samples in a permutation from this seed (default 0)")
+    p.add_argument("--in-order", action="store_true", help="keep the source's order instead (class-sorted for folders)")
+    p.set_defaults(func=_shards)
+
     from .evaluation.commands import register as register_evaluation
 
     register_evaluation(sub)  # finetune, probe, evaluate, export
@@ -178,6 +189,15 @@ def _submit(args) -> str:
     if res.job_id is None:
         return f"wrote {res.script} (dry run, nothing submitted); the run would go to {res.run_dir}"
     return f"submitted SLURM job {res.job_id} ({res.script}); the run goes to {res.run_dir}"
+
+
+def _shards(args) -> str:
+    from .data.wds import write_shards
+
+    res = write_shards(args.source, args.out, shard_size=args.shard_size, split=args.split, signals=args.signals,
+                       seed=None if args.in_order else args.seed)
+    return (f"wrote {res.num_samples} samples in {len(res.shards)} shards to {res.out} ({res.split}-*.tar, "
+            f"_info.json); train on them with data.kind: wds, data.root: {res.out}")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ import yaml
 from .data.randaugment import parse_randaugment
 from .data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
 from .data.subsets import check_subset_options
+from .data.wds import WDS_KIND, wds_options
 from .objectives.registry import resolve_objective_config
 from .sampling.boxes import POSITIONS
 
@@ -121,6 +122,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | none
     compile: bool = False
+    strategy: str = "ddp"  # ddp | fsdp: FSDP2, blocks and root sharded over the torchrun ranks (docs/scaling.md)
+    activation_checkpointing: Any = False  # false | true (every block) | k (every k-th block): recompute in backward
     log_every: int = 10
     val_every: float | None = None  # epochs between validation evaluations (fine-tune with a val split); null: off
     ckpt_every: int = 200
@@ -131,6 +134,7 @@ class TrainConfig:
     spike_factor: float = 10.0  # a checkpoint is "good" if its loss <= spike_factor x the best so far
 
 
+TRAIN_STRATEGIES = ("ddp", "fsdp")
 LOGGING_BACKENDS = ("jsonl", "tensorboard", "mlflow", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -413,6 +417,16 @@ def validate_config(cfg: Config) -> None:
             signal_npz_options(d.options)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if d.kind == WDS_KIND:  # streamed shards: options by the kind's reader; no index-based wrappers
+        try:
+            wds_options(d.options)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        _need(d.max_samples is None, "data.max_samples", d.max_samples, "null for data.kind wds (use data.options.epoch_size)")
+        _need(d.repeated_aug == 1, "data.repeated_aug", d.repeated_aug, "1 for data.kind wds")
+        _need(d.val_carve is None and d.label_fraction is None, "data.val_carve" if d.val_carve is not None
+              else "data.label_fraction", d.val_carve if d.val_carve is not None else d.label_fraction,
+              "null for data.kind wds (a stream has no index to carve)")
     _need(d.max_samples is None or d.max_samples >= 1, "data.max_samples", d.max_samples, f"{pos} or null")
     try:
         check_subset_options(d.val_carve, d.carve_seed, d.label_fraction, d.label_seed)
@@ -440,6 +454,11 @@ def validate_config(cfg: Config) -> None:
     _need(t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit()),
           "train.device", t.device, "auto, cpu, cuda or cuda:<index>")
     _need(t.amp in ("auto", "bf16", "fp16", "none"), "train.amp", t.amp, "one of auto, bf16, fp16, none")
+    _need(t.strategy in TRAIN_STRATEGIES, "train.strategy", t.strategy, f"one of {', '.join(TRAIN_STRATEGIES)}")
+    _need(t.strategy != "fsdp" or t.amp != "fp16", "train.amp", t.amp, "auto, bf16 or none with train.strategy fsdp")
+    ac = t.activation_checkpointing
+    _need(isinstance(ac, bool) or (isinstance(ac, int) and ac >= 0), "train.activation_checkpointing", ac,
+          "true (every block), false, or k >= 0 (every k-th block; 0: none)")
     for k in ("log_every", "ckpt_every", "keep_last"):
         _need(getattr(t, k) >= 1, f"train.{k}", getattr(t, k), pos)
     _need(t.threads is None or t.threads >= 1, "train.threads", t.threads, f"{pos} or null")
@@ -468,7 +487,7 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 __all__ = [
     "ConfigError", "Config", "ModelConfig", "ObjectiveConfig", "DataConfig", "OptimConfig", "TrainConfig",
-    "LoggingConfig", "LOGGING_BACKENDS", "WANDB_MODES", "validate_logging",
+    "LoggingConfig", "TRAIN_STRATEGIES", "LOGGING_BACKENDS", "WANDB_MODES", "validate_logging",
     "config_from_dict", "load_config", "apply_overrides", "parse_override", "merge_dicts", "read_yaml_mapping",
     "save_config", "validate_config",
 ]

@@ -40,6 +40,15 @@ def test_quick_run_measures_every_setting(bench, tmp_path, capsys):
     assert json.loads(out.read_text())["loader"][0]["recipe"] == "pretrain"
 
 
+def test_quick_run_with_wds_times_the_shards_beside_the_folder(bench, capsys):
+    pytest.importorskip("webdataset")
+    res = bench.main(["--quick", "--wds", "--recipes", "pretrain", "--archs", ""])
+    text = capsys.readouterr().out
+    assert "wds/folder" in text
+    assert [(r["kind"], r["workers"]) for r in res["wds"]] == [("wds", 0), ("wds", 1)]
+    assert all(r["img_per_s"] > 0 and r["ratio"] > 0 and r["shape"] == [4, 3, 64, 64] for r in res["wds"])
+
+
 def test_bad_arguments_are_one_line_errors(bench, capsys):
     for argv in (["--workers", "a"], ["--recipes", "nope"], ["--archs", "huge"], ["--workers", "-1"], ["--pairs", "x"]):
         with pytest.raises(SystemExit) as exc:

@@ -11,6 +11,7 @@ import torch.nn as nn
 from ..config import Config, DataConfig, ModelConfig
 from ..data.signal_augment import SignalAugment
 from ..data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
+from ..data.wds import WDS_KIND
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
 from ..objectives.registry import build_objective as build_named
 from ..objectives.registry import objective_kwargs, resolve_objective_config
@@ -109,6 +110,8 @@ def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
         from ..data.signal_npz import build_signal_dataset
 
         dataset = build_signal_dataset(d, split=split)
+    elif d.kind == WDS_KIND:
+        return _build_wds(cfg, d, split, augment, train)
     else:
         from ..data.images import build_image_dataset
         from ..data.transforms import build_transforms
@@ -142,6 +145,31 @@ def _subsets(cfg: Config, d: DataConfig, dataset, split: str):
     return apply_subsets(dataset, split, val_carve=d.val_carve, carve_seed=d.carve_seed,
                          label_fraction=d.label_fraction,
                          label_seed=cfg.train.seed if d.label_seed is None else d.label_seed)
+
+
+def _build_wds(cfg: Config, d: DataConfig, split: str, augment: bool, train: bool):
+    """``data.kind: wds``: the shard stream of :mod:`part.data.wds` (pretraining only)."""
+    from ..data.transforms import build_transforms
+    from ..data.wds import WdsStream, resolve_shards, wds_options
+
+    if not train:
+        raise ValueError("data.kind wds streams shards for pretraining; evaluation, probing and fine-tuning read an "
+                         "indexed kind (imagefolder, npz, ...): give their command that data")
+    opts = wds_options(d.options)
+    shards, info = resolve_shards(d.root, split)
+    epoch_size = opts.epoch_size or info.get("num_samples")
+    if not epoch_size:
+        raise ValueError(f"data.kind wds at {d.root}: the epoch size is unknown; set data.options.epoch_size "
+                         "(samples per epoch) or keep the _info.json that part shards writes beside the shards")
+    signals = info.get("modality") == "signal"
+    tf = None if signals else build_transforms(
+        train=augment, image_size=d.image_size, mean=d.mean, std=d.std,
+        rrc_scale=tuple(d.rrc_scale) if d.rrc_scale else None, hflip=d.hflip,
+        randaugment=d.randaugment, reprob=d.reprob)
+    return WdsStream(shards, int(epoch_size), tf, channels=None if signals else d.channels,
+                     image_size=None if signals else d.image_size, seed=cfg.train.seed,
+                     shuffle_buffer=opts.shuffle_buffer, skip_corrupt=d.skip_corrupt,
+                     mean=cfg.data.mean if signals else None, std=cfg.data.std if signals else None)
 
 
 def build_batch_augment(cfg: Config) -> SignalAugment | None:

@@ -12,7 +12,7 @@ own, so the trainer's sampler, resume and sharding stay as they are.
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 
 def epoch_order(length: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
@@ -143,6 +143,28 @@ class RepeatedAugmentation(Dataset):
         if self.repeats == 1:
             return self.dataset[index]
         return self.dataset[int(self.sources()[index])]
+
+
+def training_items(dataset, seed: int):
+    """What the trainer's loader reads: a map-style dataset wrapped in :class:`SeededItems`; a stream
+    (an ``IterableDataset`` such as :class:`part.data.wds.WdsStream`, which seeds itself) as it is."""
+    return dataset if isinstance(dataset, IterableDataset) else SeededItems(dataset, seed=seed)
+
+
+def epoch_loader(items, sampler: ResumableSampler, epoch: int, start_batch: int, batch_size: int,
+                 num_workers: int, pin_memory: bool, seed: int) -> DataLoader:
+    """The ``DataLoader`` of epoch ``epoch`` from batch ``start_batch`` on: map-style items in the sampler's
+    order; a stream positioned by its ``start`` (same epoch, batch, rank and world as the sampler's)."""
+    sampler.set_epoch(epoch, start_batch)
+    # own generator: building the iterator must not consume the global RNG (exact resume)
+    common = dict(batch_size=batch_size, num_workers=num_workers, drop_last=True, pin_memory=pin_memory,
+                  worker_init_fn=ignore_stop_signals if num_workers else None,
+                  generator=torch.Generator().manual_seed(seed + epoch))
+    if isinstance(items, IterableDataset):
+        items.start(epoch, start_batch, batch_size, sampler.rank, sampler.world_size, num_workers)
+        return DataLoader(items, **common)
+    items.epoch = epoch
+    return DataLoader(items, sampler=sampler, **common)
 
 
 def ignore_stop_signals(worker_id: int) -> None:

@@ -19,18 +19,17 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
 
 from ..config import Config, save_config
 from . import checkpoint as ck
 from .builders import build_batch_augment, build_dataset, build_objective
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed,
                           on_main)
-from .loader import ResumableSampler, SeededItems, augment_seed, ignore_stop_signals, one_line_worker_error
+from .loader import ResumableSampler, augment_seed, epoch_loader, one_line_worker_error, training_items
 from .runfolder import (RunLock, check_recorded_init, check_resume_init, drop_replaced, plan_run, replace_run,
                         restore_replaced)
 from .signals import StopRequests, TrainingStopped
+from .strategy import build_strategy, checkpointed_blocks
 
 
 class TrainingDiverged(RuntimeError):
@@ -182,7 +181,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     if t.batch_size % di.world_size:
         raise ValueError(f"train.batch_size={t.batch_size} must be divisible by the {di.world_size} DDP processes")
     per_rank = t.batch_size // di.world_size
-    items = SeededItems(dataset, seed=t.seed)
+    items = training_items(dataset, t.seed)  # map-style: SeededItems; a stream (data.kind wds) as it is
     batch_aug = build_batch_augment(cfg)  # data.options.augment of signal_npz; None otherwise
     sampler = ResumableSampler(len(dataset), per_rank, t.seed, True, di.rank, di.world_size)
     steps_per_epoch = sampler.batches_per_epoch // cfg.optim.accum_steps
@@ -192,13 +191,15 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     val_steps = max(1, int(round(t.val_every * steps_per_epoch))) if validate is not None and t.val_every else None
     warmup = cfg.optim.warmup_steps if cfg.optim.warmup_steps is not None else int(cfg.optim.warmup_epochs * steps_per_epoch)
 
+    dtype = amp_dtype(t.amp, device)
+    strategy = build_strategy(t.strategy, di)  # ddp | fsdp (engine/strategy.py)
+    model = strategy.wrap(objective, dtype)  # FSDP2 shards the parameters in place: the optimiser comes after
+    checkpointed_blocks(objective, int(t.activation_checkpointing))  # recompute those blocks' activations
     # an objective may define its own groups (e.g. layer-wise lr decay: groups carry "lr_scale")
     groups = (objective.param_groups(cfg.optim.weight_decay) if hasattr(objective, "param_groups")
               else param_groups(objective, cfg.optim.weight_decay))
     opt = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-    dtype = amp_dtype(t.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    model = DDP(objective, device_ids=[device.index] if device.type == "cuda" else None) if di.enabled else objective
     fwd = torch.compile(model) if t.compile else model
     gen = torch.Generator(device=device).manual_seed(t.seed * 7919 + di.rank)  # PART's patch/pair sampling
     # the training stream of the global RNG (dropout, drop-path) starts from a known point, however
@@ -212,8 +213,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
         path = on_main(lambda: _pick_checkpoint(ckpt_dir), di.is_main)
         if path is not None:
             weights, state = ck.load_checkpoint(path)
-            ck.load_state_dict_checked(objective, weights, what=f"checkpoint {path.with_suffix('.safetensors')}")
-            opt.load_state_dict(state["optimizer"])
+            strategy.load(objective, opt, weights, state["optimizer"], f"checkpoint {path.with_suffix('.safetensors')}")
             scaler.load_state_dict(state["scaler"])
             ck.set_rng_state(state["rng"][min(di.rank, len(state["rng"]) - 1)], gen)
             step = int(state["step"])
@@ -243,13 +243,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
         with StopRequests() as stops:
             while step < total:
                 epoch, in_epoch = divmod(step * accum, sampler.batches_per_epoch)
-                sampler.set_epoch(epoch, in_epoch)
-                items.epoch = epoch
-                # own generator: building the iterator must not consume the global RNG (exact resume)
-                loader = DataLoader(items, batch_size=per_rank, sampler=sampler, num_workers=cfg.data.num_workers,
-                                    drop_last=True, pin_memory=device.type == "cuda",
-                                    worker_init_fn=ignore_stop_signals if cfg.data.num_workers else None,
-                                    generator=torch.Generator().manual_seed(t.seed + epoch))
+                loader = epoch_loader(items, sampler, epoch, in_epoch, per_rank, cfg.data.num_workers,
+                                      device.type == "cuda", t.seed)
                 t_wait = time.perf_counter()
                 it = iter(loader)  # starting the workers is loader time too
                 waited += time.perf_counter() - t_wait
@@ -271,7 +266,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                             x = batch_aug(x, torch.Generator(device=device).manual_seed(
                                 augment_seed(t.seed, step, micro, di.rank)))
                         sync = micro == accum - 1 or not di.enabled
-                        ctx = contextlib.nullcontext() if sync else model.no_sync()
+                        ctx = contextlib.nullcontext() if sync else strategy.no_sync(model)
                         with ctx, torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                             out = fwd(x, y.to(device), generator=gen) if uses_labels else fwd(x, generator=gen)
                             loss = out.loss / accum
@@ -321,7 +316,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                     logger.tick(last)
                     stop = broadcast_flag(stops.requested, device) if di.enabled else stops.requested
                     if step % t.ckpt_every == 0 or step == total or stop:
-                        _save(run, objective, opt, scaler, gen, step, t, di, interval, track, last)
+                        _save(run, strategy, objective, opt, scaler, gen, step, t, di, interval, track, last)
                         saved_at = step
                         if di.is_main and mode == "replace":
                             drop_replaced(run)  # the new run has a verified checkpoint
@@ -330,8 +325,9 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                             f"stopped at step {step} of {total} by {_signal_name(stops.signum)}; checkpoint "
                             f"{ckpt_dir / f'step_{saved_at:07d}'}; continue with: part pretrain --out {run} --resume",
                             step, stops.signum or 15)
+        final = strategy.full_module(objective)  # FSDP: gathered by every rank, unsharded on rank 0
         if di.is_main:
-            _finish(run, cfg, objective, last, step)
+            _finish(run, cfg, final, last, step)
             logger.artifacts(run / "export")  # mlflow / wandb keep the export
     except BaseException:
         logger.close(ok=False)
@@ -432,7 +428,7 @@ def _init_from(objective: nn.Module, init) -> int:
     return loaded
 
 
-def _save(run, objective, opt, scaler, gen, step, t, di: DistInfo, interval, track, last) -> None:
+def _save(run, strategy, objective, opt, scaler, gen, step, t, di: DistInfo, interval, track, last) -> None:
     """A verified checkpoint of ``step``. Its manifest records the mean loss since the previous checkpoint
     and whether it is *good*: finite and at most ``train.spike_factor`` x the best such loss so far. The
     newest good checkpoint is never pruned, so a loss spike cannot rotate the last good state away."""
@@ -449,13 +445,14 @@ def _save(run, objective, opt, scaler, gen, step, t, di: DistInfo, interval, tra
     good = loss is None or (math.isfinite(loss) and (best is None or loss <= t.spike_factor * best))
     if good and loss is not None:
         track["best_loss"] = loss if best is None else min(best, loss)
+    weights, optim = strategy.model_state(objective), strategy.optim_state(objective, opt)  # full, on rank 0
     if di.is_main:
-        state = {"step": step, "optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "rng": rng_all,
+        state = {"step": step, "optimizer": optim, "scaler": scaler.state_dict(), "rng": rng_all,
                  "last": last, "track": dict(track)}
         ckpt_dir = run / "checkpoints"
         earlier_good = [p for p in ck.verified_checkpoints(ckpt_dir) if ck.read_manifest(p).get("good", True)]
         protect = ck.checkpoint_step(earlier_good[-1]) if earlier_good and not good else None
-        ck.save_checkpoint(ckpt_dir, step, objective.state_dict(), state, t.keep_last,
+        ck.save_checkpoint(ckpt_dir, step, weights, state, t.keep_last,
                            info={"loss": loss, "good": good}, protect=protect)
     barrier()
 

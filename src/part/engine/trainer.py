@@ -189,6 +189,9 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
         raise ValueError("optim.accum_steps is larger than the number of batches in an epoch")
     total = t.max_steps or max(1, int(round(t.epochs * steps_per_epoch)))
     val_steps = max(1, int(round(t.val_every * steps_per_epoch))) if validate is not None and t.val_every else None
+    if val_steps and t.strategy == "fsdp" and di.enabled:
+        raise ValueError("train.val_every validates on rank 0, which an fsdp-sharded model cannot do alone; "
+                         "fine-tune with train.strategy ddp")
     warmup = cfg.optim.warmup_steps if cfg.optim.warmup_steps is not None else int(cfg.optim.warmup_epochs * steps_per_epoch)
 
     dtype = amp_dtype(t.amp, device)
@@ -316,7 +319,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                     logger.tick(last)
                     stop = broadcast_flag(stops.requested, device) if di.enabled else stops.requested
                     if step % t.ckpt_every == 0 or step == total or stop:
-                        _save(run, strategy, objective, opt, scaler, gen, step, t, di, interval, track, last)
+                        _save(run, objective, opt, scaler, gen, step, t, di, interval, track, last, strategy=strategy)
                         saved_at = step
                         if di.is_main and mode == "replace":
                             drop_replaced(run)  # the new run has a verified checkpoint
@@ -428,7 +431,7 @@ def _init_from(objective: nn.Module, init) -> int:
     return loaded
 
 
-def _save(run, strategy, objective, opt, scaler, gen, step, t, di: DistInfo, interval, track, last) -> None:
+def _save(run, objective, opt, scaler, gen, step, t, di: DistInfo, interval, track, last, strategy) -> None:
     """A verified checkpoint of ``step``. Its manifest records the mean loss since the previous checkpoint
     and whether it is *good*: finite and at most ``train.spike_factor`` x the best such loss so far. The
     newest good checkpoint is never pruned, so a loss spike cannot rotate the last good state away."""

@@ -210,3 +210,40 @@ def test_corrupt_image_named_or_skipped(tmp_path, capsys):
     with pytest.warns(UserWarning, match="skipped 1"):
         res = part.pretrain(raw, out=tmp_path / "r2", overrides=["data.skip_corrupt=true"], progress=False)
     assert res.step == 2
+
+
+def test_validation_curve_leaves_training_unchanged(tmp_path, npz_data):
+    """train(validate=...) logs val_<metric> every train.val_every epochs and at the last step, in eval mode with
+    the RNG state kept: the trained weights equal those of the same run without validation (drop-path on)."""
+    from part.engine import build_dataset
+    from part.evaluation.heldout import evaluate_classifier
+
+    def cfg(val_every):
+        c = tiny_config(npz_data, max_steps=10, val_every=val_every)
+        c["objective"] = {"name": "supervised", "options": {"num_classes": 4, "pos_embed": True}}
+        c["data"]["val_carve"] = 8
+        return config_from_dict(c)
+
+    modes = []
+
+    def validate(objective):
+        modes.append(objective.training)
+        return {"top1": evaluate_classifier(objective, val_data)["top1"]}
+
+    val_data = build_dataset(cfg(None), train=False, split="val")
+    with_val = train(cfg(1.0), tmp_path / "a", progress=False, validate=validate)
+    plain = train(cfg(1.0), tmp_path / "b", progress=False)  # no validate: val_every alone does nothing
+    recs = [r for r in _losses(with_val.run_dir) if "val_top1" in r]
+    per_epoch = len(build_dataset(cfg(None), train=True)) // 8
+    assert [r["step"] for r in recs] == sorted(set(range(per_epoch, 11, per_epoch)) | {10})
+    assert modes and not any(modes) and all("val_top1" not in r for r in _losses(plain.run_dir))
+    a, b = ck.load_weights(with_val.run_dir / "weights.safetensors"), ck.load_weights(plain.run_dir / "weights.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.bad_input
+def test_bad_val_every_fails_at_load(npz_data):
+    with pytest.raises(ValueError, match="train.val_every"):
+        from part.config import load_config
+
+        load_config(None, (), base=tiny_config(npz_data, val_every=0))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..data.subsets import check_subset_options
 from ..config import Config, apply_overrides, load_config, merge_dicts, parse_override, read_yaml_mapping
 from ..evaluation.features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
 from ..evaluation.knn import KNN_K, KNN_TEMPERATURE
@@ -410,6 +411,11 @@ def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{section}.{key} must be a positive int{' or null' if optional else ''}, got {value!r}")
+    if acfg.probe.enabled and acfg.probe.val_carve is not None:
+        try:
+            check_subset_options(acfg.probe.val_carve, 0, None, None)
+        except ValueError as exc:
+            raise ValueError(f"probe.val_carve: {str(exc).split(': ', 1)[1]}") from None
     for key, valid in (("pool", POOLS), ("classifier", CLASSIFIERS)):
         value = getattr(acfg.probe, key)
         if acfg.probe.enabled and value not in valid:

@@ -74,14 +74,11 @@ def carve_indices(labels: np.ndarray, size: Any, seed: int) -> np.ndarray:
                          f"sample of each of the {len(counts)} classes on both sides")
     exact = {c: total * k / n for c, k in counts.items()}
     per = {c: max(1, min(counts[c] - 1, int(np.floor(v)))) for c, v in exact.items()}
-    order = sorted(counts, key=lambda c: (-(exact[c] - np.floor(exact[c])), c))
-    i = 0
-    while sum(per.values()) != total and i < 4 * len(order):  # largest remainders, within the bounds
-        c = order[i % len(order)]
-        step = 1 if sum(per.values()) < total else -1
-        if 1 <= per[c] + step <= counts[c] - 1:
-            per[c] += step
-        i += 1
+    while sum(per.values()) != total:  # largest remainders, within [1, n_c - 1]
+        grow = sum(per.values()) < total
+        room = [c for c in counts if (per[c] < counts[c] - 1 if grow else per[c] > 1)]
+        c = max(room, key=lambda c: ((exact[c] - per[c]) if grow else (per[c] - exact[c]), -c))
+        per[c] += 1 if grow else -1
     return stratified_pick(labels, per, seed)
 
 

@@ -75,7 +75,8 @@ def to_unit_float(raw: Tensor) -> Tensor:
 
 def check_split(split: str, who: str) -> str:
     if split not in ("train", "test"):
-        raise ValueError(f"{who}: split must be 'train' or 'test', got {split!r}")
+        hint = " (a validation split of this kind is a carve of train: set data.val_carve)" if split == "val" else ""
+        raise ValueError(f"{who}: split must be 'train' or 'test', got {split!r}{hint}")
     return split
 
 

@@ -1,0 +1,168 @@
+"""The results protocol of the ablation package (issue 24): fine-tunes per (label fraction, seed) with a validation
+carve, the probe on the carve and vs pretraining epoch, committed stage summaries that a rerun on another machine
+skips, sharding, and the results page with its claims."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+import part
+from part.ablation import load_ablation_config, plan_cells
+from part.ablation.page import judge, mean_ci, t95, welch_ci
+from tests.ablation.golden import NUM_CLASSES, RECORDED_HEADS, tiny
+
+PART_ROW = "part-cross_attention-p4"
+
+
+def protocol(root, tmp, **top) -> dict:
+    cfg = tiny(
+        root,
+        grid=[{"objectives": ["supervised"]}, {"objectives": ["part"], "heads": RECORDED_HEADS, "num_pairs": [4]}],
+        objectives={"supervised": {"options": {"pos_embed": True}}},
+        pretext=False,
+        probe={"epochs": 5, "val_carve": 8, "curve": True},
+        finetune={"num_classes": NUM_CLASSES, "fractions": [0.5, 1.0], "seeds": [0, 1],
+                  "data": {"val_carve": 8}, "train": {"max_steps": 2, "val_every": 1.0},
+                  "by_fraction": {0.5: {"train": {"batch_size": 4}}}},
+        summaries=str(tmp / "summaries"), page=str(tmp / "docs" / "results.md"),
+        claims=[{"name": "PART beats scratch at 50 %", "better": f"{PART_ROW}@0.5", "worse": "supervised@0.5"}],
+    )
+    cfg["pretrain"]["train"].update(max_steps=4, ckpt_every=2, keep_last=3)
+    cfg.update(top)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def protocol_run(tmp_path_factory, root):
+    tmp = tmp_path_factory.mktemp("protocol")
+    cfg = protocol(root, tmp)
+    return tmp, cfg, part.ablate(cfg, out=tmp / "run", verbose=False, progress=False)
+
+
+def test_plan_fine_tunes_every_fraction_and_seed(root, tmp_path):
+    cells = plan_cells(load_ablation_config(protocol(root, tmp_path)))
+    assert [c.name for c in cells] == ["supervised-s0", f"{PART_ROW}-s0"]
+    for c in cells:
+        assert [r.key for r in c.finetunes] == ["finetune-f0.5-s0", "finetune-f0.5-s1", "finetune-f1-s0",
+                                                "finetune-f1-s1"]
+        half = c.finetunes[0].config
+        assert half.data.label_fraction == 0.5 and half.data.val_carve == 8 and half.train.batch_size == 4
+        assert c.finetunes[2].config.data.label_fraction is None and c.finetunes[2].config.train.batch_size == 8
+        assert c.finetunes[1].config.train.seed == 1
+
+
+def test_stage_summaries_hold_spec_seeds_metrics_curves_and_machine(protocol_run):
+    tmp, _, res = protocol_run
+    summ = tmp / "summaries"
+    part_cell = summ / f"{PART_ROW}-s0"
+    assert sorted(p.name for p in part_cell.iterdir()) == [
+        "finetune-f0.5-s0.json", "finetune-f0.5-s1.json", "finetune-f1-s0.json", "finetune-f1-s1.json",
+        "pretrain.json", "probe.json", "probe_curve.json"]
+    ft = json.loads((part_cell / "finetune-f0.5-s1.json").read_text())
+    assert ft["seeds"] == {"pretrain": 0, "finetune": 1} and ft["fraction"] == 0.5 and ft["row"] == PART_ROW
+    assert 0 <= ft["metrics"]["finetune_top1"] <= 1 and 0 <= ft["metrics"]["val_top1"] <= 1
+    assert ft["curve"] and all("val_top1" in c for c in ft["curve"])  # the validation learning curve
+    assert len(ft["spec_hash"]) == 16 and ft["seconds"] > 0 and ft["spec"]["data"]["label_fraction"] == 0.5
+    assert set(ft["machine"]) >= {"cpu", "cores", "torch", "load_avg"} and "commit" in ft
+    probe = json.loads((part_cell / "probe.json").read_text())["metrics"]
+    assert {"probe_top1", "knn_top1", "val_probe_top1", "val_knn_top1"} <= set(probe)
+    curve = json.loads((part_cell / "probe_curve.json").read_text())["curve"]
+    assert [c["step"] for c in curve] == [2, 4] and all("val_probe_top1" in c for c in curve)
+    sup = json.loads((summ / "supervised-s0" / "finetune-f1-s0.json").read_text())
+    assert sup["seeds"] == {"pretrain": None, "finetune": 0} and not (summ / "supervised-s0" / "probe.json").exists()
+
+
+def test_labelled_subset_is_the_same_for_every_method_at_a_seed(protocol_run):
+    tmp, _, _ = protocol_run
+    cells = tmp / "run" / "cells"
+    from part.engine import build_dataset
+    from part.engine.runs import run_folder_config
+
+    idx = [build_dataset(run_folder_config(cells / c / "finetune-f0.5-s1"), train=True).indices.tolist()
+           for c in ("supervised-s0", f"{PART_ROW}-s0")]
+    assert idx[0] == idx[1] and len(idx[0]) == 16  # half of each class of the 32 left by the carve of 8
+
+
+def test_a_rerun_anywhere_skips_stages_whose_summaries_match(protocol_run, root):
+    tmp, cfg, first = protocol_run
+    fresh = tmp / "elsewhere"  # another machine: the committed summaries, no run folders
+    res = part.ablate(cfg, out=fresh, verbose=False, progress=False)
+    assert not (fresh / "cells" / f"{PART_ROW}-s0" / "pretrain").exists()  # nothing trained
+    assert [r["probe_top1"] for r in res.rows] == [r["probe_top1"] for r in first.rows]
+    # a new fine-tune recipe: only the fine-tunes run, on the pretraining (remade here: no weights on this machine)
+    import shutil
+
+    shutil.copytree(tmp / "summaries", tmp / "summaries2")
+    changed = dict(cfg, finetune={**cfg["finetune"], "optim": {"lr": 2e-3}}, summaries=str(tmp / "summaries2"),
+                   page=None)
+    res2 = part.ablate(changed, out=fresh, verbose=False, progress=False)
+    cell = fresh / "cells" / f"{PART_ROW}-s0"
+    assert (cell / "pretrain" / "weights.safetensors").is_file() and (cell / "finetune-f1-s1" / "results.json").is_file()
+    probe = json.loads((tmp / "summaries2" / f"{PART_ROW}-s0" / "probe.json").read_text())
+    assert probe["spec"]["val_carve"] == 8 and len(res2.rows) == 2
+    ft = json.loads((tmp / "summaries2" / f"{PART_ROW}-s0" / "finetune-f1-s1.json").read_text())
+    assert ft["spec"]["optim"]["lr"] == 2e-3
+
+
+def test_page_tables_claims_and_missing_stages(protocol_run, root, tmp_path):
+    tmp, cfg, res = protocol_run
+    text = (tmp / "docs" / "results.md").read_text()
+    assert res.page == tmp / "docs" / "results.md"
+    assert "Stages finished: 11 of 11 planned." in text and "not finished" not in text
+    for heading in ("## The paper's claims", "## Fine-tuning, test top-1 (%)", "## Frozen features",
+                    "## Linear probe vs pretraining epoch", "## Stages: wall time, code, machine"):
+        assert heading in text
+    assert "| PART beats scratch at 50 % |" in text and "(n=2)" in text
+    assert "test split" in text and (tmp / "docs" / "images" / "results" / "tiny" / "probe_vs_epoch.png").is_file()
+    # the page from the summaries alone, with a stage planned that no summary has yet
+    more = dict(cfg, finetune={**cfg["finetune"], "seeds": [0, 1, 2]}, page=str(tmp_path / "page.md"))
+    part.ablate(more, report_only=True, verbose=False)
+    page = (tmp_path / "page.md").read_text()
+    assert "**The protocol is not finished**" in page and "`supervised-s0/finetune-f1-s2`" in page
+
+
+def test_shards_partition_the_cells(root, tmp_path):
+    cfg = protocol(root, tmp_path)
+    names = [c.name for c in part.ablate(cfg, dry_run=True, verbose=False).cells]
+    halves = [[c.name for c in part.ablate(cfg, dry_run=True, verbose=False, shard=(k, 2)).cells] for k in (0, 1)]
+    assert sorted(halves[0] + halves[1]) == sorted(names) and not set(halves[0]) & set(halves[1])
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("top,match", [
+    ({"finetune": {"num_classes": 4, "fractions": [0]}}, "fractions"),
+    ({"finetune": {"num_classes": 4, "fractions": [1.5]}}, "fractions"),
+    ({"claims": [{"name": "x", "better": "a", "worse": "b", "metric": "loss"}]}, "claims"),
+    ({"claims": [{"name": "x", "better": "a"}]}, "claims"),
+    ({"claims": [{"name": "x", "better": "a", "worse": "b", "margin": -1}]}, "margin"),
+    ({"probe": {"val_carve": 1.5}}, "val_carve"),
+])
+def test_bad_protocol_settings_fail_before_training(root, tmp_path, top, match):
+    cfg = protocol(root, tmp_path, **top)
+    with pytest.raises(ValueError, match=match):
+        part.ablate(cfg, dry_run=True, verbose=False)
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("shard", ["2/2", "x", "1/0", "-1/2"])
+def test_bad_shard_is_one_line_exit_2(tmp_path, shard):
+    r = subprocess.run([sys.executable, "-m", "part", "ablate", "--config", "configs/results_fmnist.yaml",
+                        "--shard", shard, "--dry-run"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--shard" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_confidence_intervals_and_verdicts():
+    m, h, n = mean_ci([0.8, 0.9, 1.0])
+    assert n == 3 and math.isclose(m, 0.9) and math.isclose(h, t95(2) * 0.1 / math.sqrt(3))
+    assert mean_ci([0.5]) == (0.5, None, 1) and mean_ci([]) == (None, None, 0)
+    d, w = welch_ci([0.9, 0.91, 0.92], [0.8, 0.81, 0.82])
+    assert math.isclose(d, 0.1) and 0 < w < 0.05
+    assert judge(d, w) == "reproduced" and judge(-d, w) == "contradicted"
+    assert judge(0.001, 0.01) == "inconclusive" and judge(0.1, None) == "inconclusive"
+    assert judge(-0.01, 0.002, margin=0.015) == "reproduced"  # "within 1.5 points": diff > -margin at 95 %
+    assert t95(1) > t95(2) > t95(30) > t95(1000) == 1.96

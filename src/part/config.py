@@ -432,8 +432,6 @@ def validate_config(cfg: Config) -> None:
         check_subset_options(d.val_carve, d.carve_seed, d.label_fraction, d.label_seed)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    _need(d.val_carve is None or d.kind != SIGNAL_NPZ_KIND, "data.val_carve", d.val_carve,
-          f"null for {SIGNAL_NPZ_KIND} (carve whole recordings with data.options.val_groups instead)")
     _need(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
     _need(t.val_every is None or t.val_every > 0, "train.val_every", t.val_every, "positive (epochs) or null")
     # optim

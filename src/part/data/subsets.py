@@ -3,7 +3,8 @@
 Two data options, for every kind whose reader exposes ``labels`` (all image kinds, ``signal_npz``):
 
 * ``data.val_carve`` (a fraction in (0, 1) or a count >= 1): a stratified validation set carved out of the
-  *train* split with the fixed seed ``data.carve_seed``. ``split: val`` reads the carve, ``split: train`` the
+  *train* split with the fixed seed ``data.carve_seed`` (samples, not recordings: for a ``signal_npz`` set
+  whose trials share recordings, ``data.options.val_groups`` holds whole recordings out instead). ``split: val`` reads the carve, ``split: train`` the
   rest, so every choice (epochs, learning rate, pooling) is made without reading the test split.
 * ``data.label_fraction`` (in (0, 1]): the labelled subset a fine-tune trains on, stratified per class with
   at least :data:`MIN_PER_CLASS` examples of each class, drawn with ``data.label_seed`` (default

@@ -109,7 +109,7 @@ def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
     elif d.kind == SIGNAL_NPZ_KIND:
         from ..data.signal_npz import build_signal_dataset
 
-        dataset = build_signal_dataset(d, split=split)
+        dataset = build_signal_dataset(d, split="train" if split == "val" and d.val_carve is not None else split)
     elif d.kind == WDS_KIND:
         return _build_wds(cfg, d, split, augment, train)
     else:

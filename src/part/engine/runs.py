@@ -91,10 +91,16 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Mod
     """Rebuild the objective of a run from its ``config.yaml`` and load its weights (eval mode).
 
     Uses ``weights.safetensors`` (finished runs) or, if absent or ``checkpoint="last"``, the newest
-    checkpoint. Raises ``ValueError`` naming the folder when there is nothing to load.
+    checkpoint; a folder of ``part export --relative-encoder`` (:mod:`part.engine.reference`) is rebuilt from
+    its backbone and relative encoder. Raises ``ValueError`` naming the folder when there is nothing to load.
     """
     run, cfg = read_run_config(run_dir)
     path = run / "weights.safetensors"
+    if not path.is_file() and checkpoint is None:
+        from .reference import is_published, load_published
+
+        if is_published(run):  # part export --relative-encoder: backbone + relative encoder
+            return load_published(run, build_objective(cfg)).eval(), cfg
     if checkpoint == "last" or not path.is_file():
         ckpts = list_checkpoints(run / "checkpoints")
         if not ckpts:

@@ -60,6 +60,9 @@ def register(subparsers) -> None:
     p.add_argument("--run", required=True, help="run folder")
     p.add_argument("--out", help="export folder (default <run>/export); loads with "
                                  "timm.create_model('local-dir:OUT', pretrained=True)")
+    p.add_argument("--relative-encoder", action="store_true",
+                   help="also write config.yaml and relative_encoder.safetensors (a PART pretraining): the folder then "
+                        "rebuilds the whole PART model for part visualize / part probe, timm still reads the backbone")
     p.set_defaults(func=_export)
 
 
@@ -97,6 +100,14 @@ def _evaluate(args) -> str:
 def _export(args) -> str:
     from ..engine.export import export_run
 
+    if args.relative_encoder:
+        from ..engine.reference import export_with_encoder
+
+        if args.out is None:
+            raise ValueError("--relative-encoder needs --out (a folder outside the run)")
+        out = export_with_encoder(args.run, args.out)
+        return (f"wrote export (config.json, model.safetensors, README.md, config.yaml, relative_encoder.safetensors) "
+                f"to {out}")
     out = export_run(args.run, args.out)
     return f"wrote export (config.json, model.safetensors, README.md) to {out}"
 

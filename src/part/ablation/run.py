@@ -80,10 +80,14 @@ def first_difference(old, new, prefix: str = "") -> str:
 
 
 def run_spec(cfg: dict) -> dict:
-    """The spec of a training run's config (a mapping): normal form without :data:`EXEC_KEYS`."""
+    """The spec of a training run's config (a mapping): normal form without :data:`EXEC_KEYS` (and without
+    ``train.epochs`` when ``train.max_steps`` is set: it is then not used)."""
     out = _norm(cfg)
     for section, key in EXEC_KEYS:
         out.get(section, {}).pop(key, None)
+    train = out.get("train", {})
+    if train.get("max_steps") is not None:  # max_steps overrides epochs: epochs computes nothing then
+        train.pop("epochs", None)
     return out
 
 

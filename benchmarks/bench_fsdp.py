@@ -1,10 +1,10 @@
 """FSDP2 against DDP on CPU (gloo), measured in ONE run (issue 27: "fsdp step within 1.3x DDP's at ViT-S,
 memory per rank lower").
 
-Launches ``--nproc`` processes with torchrun. Each builds the same PART objective twice from the same config
-(``--arch``, ``--img``/``--patch``, ``--pairs``), wraps one with ``train.strategy=ddp`` and one with
-``fsdp`` through the trainer's own :mod:`part.engine.strategy`, and times full training steps (forward,
-backward, AdamW) round-robin, ddp then fsdp, so load changes hit both alike; median over ``--steps`` after
+Launches ``--nproc`` processes with torchrun. Each builds the same PART objective three times from the same
+config (``--arch``, ``--img``/``--patch``, ``--pairs``), wraps them with ``train.strategy=ddp``, ``fsdp`` and
+``fsdp`` with ``train.fsdp_reshard=false`` through the trainer's own :mod:`part.engine.strategy`, and times full
+training steps (forward, backward, AdamW) round-robin, so load changes hit all alike; median over ``--steps`` after
 ``--warmup``. Memory per rank: the bytes this rank holds of parameters, gradients and AdamW state (FSDP:
 its shards), which is what sharding saves; activations are the same under both. The load average is printed
 at the start and the end: on a shared machine the ratio is noisy.
@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+VARIANTS = ("ddp", "fsdp", "fsdp-keep")  # fsdp-keep: train.fsdp_reshard false
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 
@@ -88,10 +89,10 @@ def worker(args) -> None:
     di = init_distributed("cpu")
     cfg = config_from_dict(config(args))
     runs = {}
-    for name in ("ddp", "fsdp"):
+    for name in VARIANTS:
         torch.manual_seed(0)
         objective = build_objective(cfg)
-        model = build_strategy(name, di).wrap(objective, None)
+        model = build_strategy(name.split("-")[0], di, fsdp_reshard=name == "fsdp").wrap(objective, None)
         opt = torch.optim.AdamW(param_groups(objective, 0.05), lr=1e-4)
         runs[name] = (model, opt, torch.Generator().manual_seed(di.rank))
     size = cfg.model.img_size
@@ -147,13 +148,17 @@ def main(argv=None) -> dict:
     print(f"FSDP2 vs DDP on CPU gloo: {results['arch']} ViT, {args.nproc} processes x {args.threads} thread(s), "
           f"batch {args.batch} per rank; {os.cpu_count()} CPUs; load average (1/5/15 min) at start {load_start}, "
           f"end {results['load_end']}")
-    print(f"{'strategy':<9} {'step s':>8} {'held MB/rank':>13}")
-    for name, step in (("ddp", ddp), ("fsdp", fsdp)):
+    keep = statistics.mean(r["fsdp-keep"]["step_s"] for r in ranks)
+    results.update({"fsdp_keep_step_s": keep, "ratio_keep": keep / ddp})
+    print(f"{'strategy':<26} {'step s':>8} {'x ddp':>6} {'held MB/rank':>13}")
+    for name, label, step in (("ddp", "ddp", ddp), ("fsdp", "fsdp", fsdp),
+                              ("fsdp-keep", "fsdp, fsdp_reshard false", keep)):
         held = statistics.mean(r[name]["held_mb"] for r in ranks)
-        results[f"{name}_held_mb"] = held
-        print(f"{name:<9} {step:>8.3f} {held:>13.1f}")
-    print(f"fsdp / ddp step time: {results['ratio']:.2f}x; memory held per rank: "
-          f"{results['fsdp_held_mb'] / results['ddp_held_mb']:.2f}x (parameters, gradients, AdamW state)")
+        results[f"{name.replace('-', '_')}_held_mb"] = held
+        print(f"{label:<26} {step:>8.3f} {step / ddp:>6.2f} {held:>13.1f}")
+    print(f"fsdp / ddp step time: {results['ratio']:.2f}x ({results['ratio_keep']:.2f}x with fsdp_reshard false); "
+          f"memory held per rank: {results['fsdp_held_mb'] / results['ddp_held_mb']:.2f}x (parameters, gradients, "
+          "AdamW state between steps)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
         print(f"wrote {args.json}")

@@ -123,6 +123,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | none
     compile: bool = False
     strategy: str = "ddp"  # ddp | fsdp: FSDP2, blocks and root sharded over the torchrun ranks (docs/scaling.md)
+    fsdp_reshard: bool = True  # fsdp: reshard each block after its forward (least memory); false: keep it for backward
     activation_checkpointing: Any = False  # false | true (every block) | k (every k-th block): recompute in backward
     log_every: int = 10
     val_every: float | None = None  # epochs between validation evaluations (fine-tune with a val split); null: off

@@ -155,6 +155,14 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path, shards):
     same_end_state(tmp_path / "ref", run)
 
 
+def test_pipe_urls_pass_through_to_webdataset(tmp_path, shards):
+    pattern = f"pipe:cat {shards}/train-{{000000..000007}}.tar"
+    cfg = load_config(_cfg(tmp_path, pattern, options={"epoch_size": 64, "shuffle_buffer": 16}))
+    got = _epoch(build_dataset(cfg))
+    local = _epoch(build_dataset(load_config(_cfg(tmp_path, shards, name="local.yaml"))))
+    assert [y.tolist() for _, y in got] == [y.tolist() for _, y in local]  # same shards, same order
+
+
 def test_signal_shards(tmp_path):
     x = np.random.default_rng(0).normal(size=(12, 2, 50)).astype(np.float32)
     np.savez(tmp_path / "s.npz", x=x, y=np.arange(12))

@@ -36,7 +36,8 @@ def default_run_dir(config: str | Path | Config | dict | None, root: str | Path 
 
 # keys that may differ between a run's saved config and the command that requeues it (execution only)
 EXECUTION_KEYS = {("train", "threads"), ("train", "device"), ("data", "num_workers"), ("data", "root"),
-                  ("train", "strategy"), ("train", "activation_checkpointing")}
+                  ("train", "strategy"), ("train", "activation_checkpointing"),
+                  ("train", "fsdp_reshard")}
 
 
 def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str = False,

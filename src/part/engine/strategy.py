@@ -83,6 +83,10 @@ class FSDPStrategy(Strategy):
 
     name = "fsdp"
 
+    def __init__(self, di: DistInfo, reshard: bool = True):
+        super().__init__(di)
+        self.reshard = reshard
+
     def wrap(self, objective: nn.Module, dtype: torch.dtype | None) -> nn.Module:
         if not self.di.enabled:
             return objective
@@ -97,8 +101,8 @@ class FSDPStrategy(Strategy):
         self._template = copy.deepcopy(objective).to("cpu") if self.di.is_main else None
         policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32) if dtype else MixedPrecisionPolicy()
         for block in blocks_of(objective):
-            fully_shard(block, mp_policy=policy)
-        fully_shard(objective, mp_policy=policy)
+            fully_shard(block, mp_policy=policy, reshard_after_forward=self.reshard)
+        fully_shard(objective, mp_policy=policy, reshard_after_forward=False)  # backward needs the root first
         return objective
 
     def no_sync(self, model: nn.Module):
@@ -157,12 +161,15 @@ def _gradient_sync_off(model):
         model.set_requires_gradient_sync(True)
 
 
-def build_strategy(name: str, di: DistInfo) -> Strategy:
+def build_strategy(name: str, di: DistInfo, fsdp_reshard: bool = True) -> Strategy:
+    """``train.strategy`` ``name`` on this process; ``fsdp_reshard`` (``train.fsdp_reshard``): each block's
+    parameters are resharded after its forward and gathered again for its backward (least memory, as ZeRO-3);
+    false keeps them gathered from forward to backward (one all-gather less per block and step, more memory)."""
     if name not in STRATEGIES:
         raise ValueError(f"train.strategy must be one of {list(STRATEGIES)}, got {name!r}")
     if name == "fsdp" and not di.enabled and di.is_main:
         print("note: train.strategy=fsdp on one process trains the plain module (nothing to shard)", file=sys.stderr)
-    return (FSDPStrategy if name == "fsdp" else Strategy)(di)
+    return FSDPStrategy(di, fsdp_reshard) if name == "fsdp" else Strategy(di)
 
 
 def _param_names(opt: torch.optim.Optimizer, objective: nn.Module) -> list[str]:

@@ -195,7 +195,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     warmup = cfg.optim.warmup_steps if cfg.optim.warmup_steps is not None else int(cfg.optim.warmup_epochs * steps_per_epoch)
 
     dtype = amp_dtype(t.amp, device)
-    strategy = build_strategy(t.strategy, di)  # ddp | fsdp (engine/strategy.py)
+    strategy = build_strategy(t.strategy, di, t.fsdp_reshard)  # ddp | fsdp (engine/strategy.py)
     model = strategy.wrap(objective, dtype)  # FSDP2 shards the parameters in place: the optimiser comes after
     checkpointed_blocks(objective, int(t.activation_checkpointing))  # recompute those blocks' activations
     # an objective may define its own groups (e.g. layer-wise lr decay: groups carry "lr_scale")

@@ -41,7 +41,7 @@ def _raw(shards, **data):
     return {"model": {"arch": "custom", "embed_dim": 16, "depth": 1, "num_heads": 2, "img_size": 8, "patch_size": 4,
                       "in_chans": 1, "drop_path_rate": 0.0},
             "objective": {"name": "part", "num_pairs": 6},
-            "data": {"kind": "wds", "root": str(shards), "rrc_scale": [0.5, 1.0], "options": {"shuffle_buffer": 16},
+            "data": {"kind": "wds", "root": None if shards is None else str(shards), "rrc_scale": [0.5, 1.0], "options": {"shuffle_buffer": 16},
                      **data},
             "optim": {"lr": 1e-3, "warmup_steps": 2},
             "train": {"max_steps": 12, "batch_size": 8, "log_every": 1, "ckpt_every": 3, "seed": 0, "device": "cpu",
@@ -163,6 +163,15 @@ def test_pipe_urls_pass_through_to_webdataset(tmp_path, shards):
     assert [y.tolist() for _, y in got] == [y.tolist() for _, y in local]  # same shards, same order
 
 
+def test_a_list_of_shards(tmp_path, shards):
+    listed = [str(shards / "train-{000000..000003}.tar"), f"pipe:cat {shards}/train-000004.tar",
+              str(shards / "train-00000{5,6,7}.tar")]
+    cfg = load_config(_cfg(tmp_path, None, options={"shards": listed, "shuffle_buffer": 16}))
+    stream = build_dataset(cfg)
+    assert len(stream.shards) == 8 and len(stream) == 64  # epoch size from the _info.json beside them
+    assert sorted(sum((y.tolist() for _, y in _epoch(stream)), [])) == list(range(64))
+
+
 def test_signal_shards(tmp_path):
     x = np.random.default_rng(0).normal(size=(12, 2, 50)).astype(np.float32)
     np.savez(tmp_path / "s.npz", x=x, y=np.arange(12))
@@ -202,6 +211,31 @@ def test_corrupt_member_names_shard_and_member(tmp_path, shards, capsys):
 
 
 @pytest.mark.bad_input
+def test_truncated_shard_is_one_line_naming_it(tmp_path, shards, capsys):
+    name = shards / "train-000002.tar"
+    name.write_bytes(name.read_bytes()[:3000])  # cut inside a member
+    cfg = _cfg(tmp_path, shards, options={"shuffle_buffer": 0}, train={"max_steps": 8})
+    _one_line_error(capsys, ["pretrain", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"],
+                    str(name))
+
+
+def test_skip_corrupt_skips_the_bad_member(tmp_path, shards):
+    name = shards / "train-000000.tar"
+    with tarfile.open(name) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    victim = next(m.name for m, _ in members if m.name.endswith(".png"))
+    with tarfile.open(name, "w") as tar:
+        for m, data in members:
+            data = b"junk" if m.name == victim else data
+            m.size = len(data)
+            tar.addfile(m, io.BytesIO(data))
+    cfg = load_config(_cfg(tmp_path, shards, skip_corrupt=True, options={"shuffle_buffer": 0}))
+    with pytest.warns(UserWarning, match="skipped a corrupt sample"):
+        labels = sum((y.tolist() for _, y in _epoch(build_dataset(cfg), per_rank=7)), [])
+    assert len(labels) == 63 and len(set(labels)) == 63  # 9 batches of 7 from the 63 good samples
+
+
+@pytest.mark.bad_input
 def test_missing_shard_is_one_line_before_training(tmp_path, shards, capsys):
     (shards / "train-000005.tar").unlink()
     cfg = _cfg(tmp_path, shards)
@@ -220,6 +254,8 @@ def test_missing_shard_is_one_line_before_training(tmp_path, shards, capsys):
     ({"label_fraction": 0.1}, "data.label_fraction must be null for data.kind wds"),
     ({"num_workers": 9}, "8 shards cannot feed 1 ranks x 9 loader workers"),
     ({"root": "/nonexistent/shards"}, "shard does not exist: /nonexistent/shards"),
+    ({"options": {"shards": "a.tar"}}, "data.options.shards must be a non-empty list"),
+    ({"options": {"shards": ["/nowhere/a-{0..1}.tar"]}}, "shard does not exist: /nowhere/a-0.tar; 2 of 2 shards are missing"),
 ])
 def test_bad_wds_inputs(tmp_path, shards, capsys, data, expected):
     cfg = _cfg(tmp_path, shards, **data)

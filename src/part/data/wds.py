@@ -61,6 +61,7 @@ class WdsOptions:
 
     epoch_size: int | None = None  # samples per epoch; default: _info.json's num_samples of the split
     shuffle_buffer: int = 1000  # samples in the shuffle buffer of each loader worker (0: no sample shuffle)
+    shards: list | None = None  # a list of shard paths / brace patterns / pipe: URLs, instead of data.root
 
 
 def wds_options(options: dict) -> WdsOptions:
@@ -77,6 +78,9 @@ def wds_options(options: dict) -> WdsOptions:
         raise ValueError(f"data.options.epoch_size must be a positive integer or null, got {es!r}")
     if isinstance(buf, bool) or not isinstance(buf, int) or buf < 0:
         raise ValueError(f"data.options.shuffle_buffer must be an integer >= 0, got {buf!r}")
+    if opts.shards is not None and (not isinstance(opts.shards, list) or not opts.shards
+                                    or not all(isinstance(x, str) and x for x in opts.shards)):
+        raise ValueError(f"data.options.shards must be a non-empty list of shard paths or patterns, got {opts.shards!r}")
     return opts
 
 
@@ -89,18 +93,24 @@ def _require_webdataset():
 
 
 # --- which shards ------------------------------------------------------------------------------------
-def resolve_shards(root: str, split: str) -> tuple[list[str], dict]:
+def resolve_shards(root: str | list, split: str) -> tuple[list[str], dict]:
     """The shard list of ``split`` and the split's ``_info.json`` record (``{}`` when there is none).
 
     ``root``: a folder with ``_info.json`` (the split's ``filenames``) or ``*.tar`` files (``<split>-*.tar``
     when there are such, else all), or a brace pattern ``shards/train-{000000..000099}.tar`` (``{split}`` is
-    replaced), or ``pipe:``/URL patterns (passed through unchecked). Every local shard must exist: a
+    replaced), or ``pipe:``/URL patterns (passed through unchecked), or a list of such patterns
+    (``data.options.shards``). Every local shard must exist: a
     missing one is a :class:`DatasetNotFoundError` naming it, before any training."""
     _require_webdataset()
     import braceexpand  # webdataset's dependency
 
     if root is None:
         raise ValueError("data.kind wds needs data.root: a shard folder or a pattern such as shards/train-{000000..000009}.tar")
+    if isinstance(root, list):
+        shards = [s for entry in root for s in braceexpand.braceexpand(entry.replace("{split}", split))]
+        local = [s for s in shards if not (s.startswith("pipe:") or "://" in s)]
+        _check_exist(local, len(shards))
+        return shards, (_read_info(Path(local[0]).parent).get("splits", {}).get(split, {}) if local else {})
     root = str(root).replace("{split}", split)
     remote = root.startswith("pipe:") or "://" in root
     folder = Path(root)
@@ -119,10 +129,14 @@ def resolve_shards(root: str, split: str) -> tuple[list[str], dict]:
         if not remote:
             info = _read_info(Path(shards[0]).parent).get("splits", {}).get(split, {})
     if not remote:
-        missing = [s for s in shards if not Path(s).is_file()]
-        if missing:
-            raise missing_path(missing[0], "shard", f"{len(missing)} of {len(shards)} shards are missing" if len(missing) > 1 else None)
+        _check_exist(shards, len(shards))
     return shards, info
+
+
+def _check_exist(shards: list[str], total: int) -> None:
+    missing = [s for s in shards if not Path(s).is_file()]
+    if missing:
+        raise missing_path(missing[0], "shard", f"{len(missing)} of {total} shards are missing" if len(missing) > 1 else None)
 
 
 def _read_info(folder: Path) -> dict:
@@ -209,21 +223,25 @@ class WdsStream(IterableDataset):
 
     def __iter__(self):
         part, skip = self._parts()
-        samples = self.raw_samples(part)
-        try:
-            for pos, sample in enumerate(itertools.islice(samples, skip, None), start=skip):
-                try:
-                    item = self._decode(sample, _mix(self.seed, self.epoch, self.rank, part, pos))
-                except DatasetFormatError:
-                    if not self.skip_corrupt:
-                        raise
-                    warnings.warn(f"skipped a corrupt sample: {sys.exc_info()[1]}", stacklevel=2)
-                    continue
-                yield item
-        except (DatasetFormatError, DatasetNotFoundError):
-            raise
-        except Exception as exc:  # tarfile / gopen errors, annotated by webdataset with the shard's URL
-            raise DatasetFormatError(f"corrupt or unreadable shard: {' '.join(str(a) for a in exc.args) or type(exc).__name__}") from None
+        samples = itertools.islice(self.raw_samples(part), skip, None)
+        for pos in itertools.count(skip):
+            try:
+                sample = next(samples)
+            except StopIteration:
+                return
+            except (DatasetFormatError, DatasetNotFoundError):
+                raise
+            except Exception as exc:  # tarfile / gopen errors, annotated by webdataset with the shard's URL
+                text = " ".join(str(a) for a in exc.args) or type(exc).__name__
+                raise DatasetFormatError(f"corrupt or unreadable shard: {text}") from None
+            try:
+                item = self._decode(sample, _mix(self.seed, self.epoch, self.rank, part, pos))
+            except DatasetFormatError:
+                if not self.skip_corrupt:
+                    raise
+                warnings.warn(f"skipped a corrupt sample: {sys.exc_info()[1]}", stacklevel=2)
+                continue
+            yield item
 
     def _decode(self, sample: dict, seed: int):
         url, key = sample.get("__url__", "?"), sample.get("__key__", "?")

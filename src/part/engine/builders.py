@@ -156,7 +156,7 @@ def _build_wds(cfg: Config, d: DataConfig, split: str, augment: bool, train: boo
         raise ValueError("data.kind wds streams shards for pretraining; evaluation, probing and fine-tuning read an "
                          "indexed kind (imagefolder, npz, ...): give their command that data")
     opts = wds_options(d.options)
-    shards, info = resolve_shards(d.root, split)
+    shards, info = resolve_shards(opts.shards or d.root, split)
     epoch_size = opts.epoch_size or info.get("num_samples")
     if not epoch_size:
         raise ValueError(f"data.kind wds at {d.root}: the epoch size is unknown; set data.options.epoch_size "

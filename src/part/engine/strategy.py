@@ -96,9 +96,13 @@ class FSDPStrategy(Strategy):
         with torch.no_grad():  # rank 0's initial weights everywhere (each rank seeded apart), as DDP does
             for tensor in list(objective.parameters()) + list(objective.buffers()):
                 dist.broadcast(tensor.data, src=0)
-        # an unsharded twin on rank 0 only, for the final weights and the export (fully_shard changes the
-        # module in place)
-        self._template = copy.deepcopy(objective).to("cpu") if self.di.is_main else None
+        # an unsharded twin on rank 0 only, in CPU memory, for the final weights and the export (fully_shard
+        # changes the module in place); copied on the CPU so the GPU never holds two copies
+        self._template = None
+        if self.di.is_main:
+            device = self.di.device
+            self._template = copy.deepcopy(objective.to("cpu"))
+            objective.to(device)
         policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32) if dtype else MixedPrecisionPolicy()
         for block in blocks_of(objective):
             fully_shard(block, mp_policy=policy, reshard_after_forward=self.reshard)

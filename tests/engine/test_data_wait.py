@@ -31,8 +31,8 @@ def _records(run):
 
 def test_slow_loader_shows_a_large_wait_share(tmp_path, npz_data, capsys):
     cfg = config_from_dict(tiny_config(npz_data, max_steps=3))
-    # 8 items x 20 ms = 160 ms of loading per step against a few ms of compute on a 1-block ViT
-    train(cfg, tmp_path / "slow", dataset=_Slow(delay=0.02), progress=False)
+    # 8 items x 50 ms = 400 ms of loading per step against a few ms of compute on a 1-block ViT
+    train(cfg, tmp_path / "slow", dataset=_Slow(delay=0.05), progress=False)
     recs = _records(tmp_path / "slow")
     assert all(0.0 <= r["data_wait"] <= 1.0 for r in recs)
     assert min(r["data_wait"] for r in recs) > 0.5, recs
@@ -46,8 +46,8 @@ def test_slow_step_shows_a_small_wait_share(tmp_path, npz_data):
     objective = build_objective(cfg)
     inner = objective.forward
 
-    def slow_forward(*args, **kwargs):  # 100 ms of "compute" per step against instant items
-        time.sleep(0.1)
+    def slow_forward(*args, **kwargs):  # 200 ms of "compute" per step against instant items
+        time.sleep(0.2)
         return inner(*args, **kwargs)
 
     objective.forward = slow_forward

@@ -129,13 +129,24 @@ def _same(stage: str, old, new) -> bool:
     return canonical(stage, old) == new
 
 
+def _filled_by_engine(old: dict, spec: dict) -> dict:
+    """A run folder's recorded config as the ablation spec states it: ``data.mean`` / ``data.std`` that the
+    engine filled in (signal statistics of the train split, ``part.engine.complete_config``) are dropped where
+    the spec leaves them unset."""
+    old = json.loads(json.dumps(old))
+    for key in ("mean", "std"):
+        if spec.get("data", {}).get(key) is None and key in old.get("data", {}):
+            old["data"][key] = None
+    return old
+
+
 def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, bool]:
     """``(resume, overwrite)`` for the engine on an existing run folder; a folder trained with other
     settings raises ``ValueError``."""
     cfg_path = run / "config.yaml"
     if not cfg_path.is_file():
         return False, run.exists() and any(run.iterdir())
-    old = run_spec(run_folder_config(run).to_dict())
+    old = _filled_by_engine(run_spec(run_folder_config(run).to_dict()), spec)
     if old != spec:
         raise ValueError(
             f"cell {cell}: {run} holds a {what} run with other settings ({first_difference(old, spec)}); "
@@ -245,7 +256,7 @@ def _finetune_stage(cell: Cell, r, cdir: Path, acfg: AblationConfig, spec: dict,
     ft_run = cdir / r.key
     if r.key in stages or (ft_run / "config.yaml").is_file():
         old = (canonical(r.key, stages[r.key]["spec"]) if r.key in stages
-               else run_spec(run_folder_config(ft_run).to_dict()))
+               else _filled_by_engine(run_spec(run_folder_config(ft_run).to_dict()), spec[r.key]))
         new = {k: v for k, v in spec[r.key].items() if k != "test"}
         old = {k: v for k, v in old.items() if k != "test"}
         if old != new:  # a new fine-tune recipe on the same pretrained weights

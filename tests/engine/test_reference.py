@@ -12,7 +12,8 @@ import yaml
 
 import part
 from part.engine import load_run
-from part.engine.reference import ENCODER_FILE, export_with_encoder, is_published
+from part.engine.publish import export_with_encoder
+from part.engine.reference import ENCODER_FILE, is_published
 
 from .conftest import tiny_config
 

@@ -189,17 +189,14 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
     return written
 
 
-def write_page(acfg, cells, summaries: Summaries, path: Path) -> Path:
+def write_page(acfg, planned: list[tuple[str, str]], summaries: Summaries, path: Path) -> Path:
     """Write the results page of ``acfg`` to ``path`` (figures beside it under ``images/results/<name>/``)
-    from ``summaries``; the planned ``cells`` tell which stages are still missing."""
-    from .run import cell_spec
-
+    from ``summaries``; ``planned`` (cell, stage) pairs tell which stages are still missing."""
     found = summaries.all()
     by_stage: dict[str, list[dict]] = {"pretrain": [], "probe": [], "probe_curve": [], "finetune": [],
                                        "pretext": []}
     for s in found:
         by_stage["finetune" if s["stage"].startswith("finetune") else s["stage"]].append(s)
-    planned = [(c.name, st) for c in cells for st, sp in cell_spec(c, acfg).items() if sp is not None]
     have = {(s["cell"], s["stage"]) for s in found}
     missing = [p for p in planned if p not in have]
 

@@ -26,14 +26,15 @@ from ..config import config_from_dict
 from ..engine import RunLock, TrainingDiverged, list_checkpoints
 from ..engine.info import last_record
 from ..engine.runs import run_folder_config
-from ..evaluation import evaluate, finetune, probe
+from ..evaluation import evaluate, finetune
 from ..evaluation.metrics import save_results_json
 from ..io import atomic_write, read_json
 from .plan import Cell, plan_cells
 from .page import write_page
+from .stages import loss_curve, probe_curve, probe_stage, val_curve
 from .summaries import Summaries
 from .plots import make_plots
-from .report import STAGES, aggregate, cell_row, format_markdown, write_csv, write_table
+from .report import aggregate, cell_row, format_markdown, write_csv, write_table
 from .settings import AblationConfig, PretextSettings, ProbeSettings, load_ablation_config
 
 
@@ -107,6 +108,11 @@ def cell_spec(cell: Cell, acfg: AblationConfig) -> dict:
         if not acfg.finetune.test:
             spec[r.key]["test"] = False
     return _norm(spec)
+
+
+def planned_stages(cells: list[Cell], acfg: AblationConfig) -> list[tuple[str, str]]:
+    """Every ``(cell, stage)`` the plan runs (the results page lists those without a summary)."""
+    return [(c.name, st) for c in cells for st, sp in cell_spec(c, acfg).items() if sp is not None]
 
 
 def canonical(stage: str, value) -> Any:
@@ -227,7 +233,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
 
     if spec["probe"] is not None and not done("probe"):
         t0 = time.perf_counter()
-        metrics = _probe_stage(run, cdir, acfg, cell.seed)
+        metrics = probe_stage(run, cdir, acfg, cell.seed)
         record("probe", metrics, time.perf_counter() - t0, cell.seed)
         log(f"  probe: linear top1 {metrics['probe_top1']:.4f}, kNN top1 {metrics['knn_top1']:.4f}"
             + (f" (val: {metrics['val_probe_top1']:.4f}, {metrics['val_knn_top1']:.4f})"
@@ -235,7 +241,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
 
     if spec["probe_curve"] is not None and not done("probe_curve"):
         t0 = time.perf_counter()
-        curve = _probe_curve(run, cdir, acfg, cell.seed)
+        curve = probe_curve(run, cdir, acfg, cell.seed)
         last = curve[-1] if curve else {}
         record("probe_curve", {k: v for k, v in last.items() if k != "epoch"}, time.perf_counter() - t0,
                cell.seed, curve)
@@ -285,100 +291,6 @@ def _finetune_stage(cell: Cell, r, cdir: Path, acfg: AblationConfig, spec: dict,
     record(r.key, metrics, time.perf_counter() - t0, r.seed, curve)
     log(f"  {r.key}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("top1")))
     return None
-
-
-def _probe_data(run: Path, acfg: AblationConfig):
-    """``(config, train, val, test)`` datasets of the probe: the pretraining config's data with the probe's
-    validation carve (``val`` None without one); plain images, no augmentation."""
-    from ..engine import build_dataset
-
-    cfg = run_folder_config(run)
-    if acfg.probe.val_carve is not None:
-        cfg.data.val_carve = acfg.probe.val_carve
-    cfg.data.label_fraction = None
-    train = build_dataset(cfg, train=False, split="train")
-    val = build_dataset(cfg, train=False, split="val") if acfg.probe.val_carve is not None else None
-    test = build_dataset(cfg, train=False, split="test")
-    return cfg, train, val, test
-
-
-def _probe_kwargs(acfg: AblationConfig, seed: int) -> dict:
-    p = acfg.probe
-    return dict(pool=p.pool, k=p.k, temperature=p.temperature, classifier=p.classifier, epochs=p.epochs, lr=p.lr,
-                weight_decay=p.weight_decay, max_train=p.max_train, max_test=p.max_test, batch_size=p.batch_size,
-                seed=seed, verbose=False)
-
-
-def _probe_stage(run: Path, cdir: Path, acfg: AblationConfig, seed: int) -> dict:
-    """Linear probe + kNN of the pretrained backbone: on the test split, and on the validation carve when the
-    probe has one (``val_probe_top1``, ``val_knn_top1``: the numbers choices are made on)."""
-    cfg, train, val, test = _probe_data(run, acfg)
-    res = probe(run, config=cfg, out=cdir / "probe.json", train_data=train, test_data=test,
-                **_probe_kwargs(acfg, seed))
-    metrics = {"probe_top1": res.linear["top1"], "probe_top5": res.linear.get("top5"), "knn_top1": res.knn["top1"]}
-    if val is not None:
-        v = probe(run, config=cfg, out=cdir / "probe_val.json", train_data=train, test_data=val,
-                  **_probe_kwargs(acfg, seed))
-        metrics.update(val_probe_top1=v.linear["top1"], val_knn_top1=v.knn["top1"])
-    return metrics
-
-
-def _probe_curve(run: Path, cdir: Path, acfg: AblationConfig, seed: int) -> list[dict]:
-    """Probe vs pretraining epoch: linear probe and kNN on the validation carve (the test split otherwise)
-    of every kept checkpoint of the pretraining run, oldest first, then of its final weights."""
-    from ..engine.checkpoint import checkpoint_step
-
-    cfg, train, val, test = _probe_data(run, acfg)
-    held = val if val is not None else test
-    prefix = "val_" if val is not None else ""
-    steps_per_epoch = _steps_per_epoch(run)
-    sources = [(checkpoint_step(p), p.with_suffix(".safetensors")) for p in list_checkpoints(run / "checkpoints")]
-    final = last_record(run / "metrics.jsonl").get("step")
-    if final is not None and all(s != final for s, _ in sources):
-        sources.append((int(final), run / "weights.safetensors"))
-    curve = []
-    folder = cdir / "probe_curve"
-    folder.mkdir(exist_ok=True)
-    for step, weights in sources:
-        res = probe(weights, config=cfg, out=folder / f"step_{step:07d}.json", train_data=train, test_data=held,
-                    **_probe_kwargs(acfg, seed))
-        curve.append({"step": step, "epoch": round(step / steps_per_epoch, 3) if steps_per_epoch else None,
-                      f"{prefix}probe_top1": res.linear["top1"], f"{prefix}knn_top1": res.knn["top1"]})
-    return curve
-
-
-def _steps_per_epoch(run: Path) -> float | None:
-    """Steps per epoch of a run, from its ``metrics.jsonl`` (``step / epoch`` of the last record)."""
-    rec = last_record(run / "metrics.jsonl")
-    if rec.get("epoch"):
-        return rec["step"] / rec["epoch"]
-    return None
-
-
-def _records(path: Path) -> list[dict]:
-    out = []
-    if not path.is_file():
-        return out
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue  # a torn last line of a killed run
-    return out
-
-
-def val_curve(path: Path) -> list[dict]:
-    """``[{"epoch", "step", "val_top1"}, ...]``: a fine-tune's validation accuracy at every evaluation."""
-    return [{"epoch": r.get("epoch"), "step": r["step"], "val_top1": r["val_top1"]}
-            for r in _records(path) if "val_top1" in r]
-
-
-def loss_curve(path: Path, points: int = 50) -> list[dict]:
-    """``[{"epoch", "step", "loss"}, ...]``: at most ``points`` records of a training run's loss."""
-    recs = [r for r in _records(path) if "loss" in r]
-    stride = max(1, -(-len(recs) // points))
-    picked = recs[::stride] + ([recs[-1]] if recs and (len(recs) - 1) % stride else [])
-    return [{"epoch": r.get("epoch"), "step": r["step"], "loss": r["loss"]} for r in picked]
 
 
 def _finished_row(result_path: Path, spec: dict) -> dict | None:
@@ -446,7 +358,7 @@ def ablate(
     if report_only:
         if acfg.page is None or acfg.summaries is None:
             raise ValueError("report_only (--report-only) needs page: and summaries: in the ablation config")
-        page = write_page(acfg, all_cells, summaries, Path(acfg.page))
+        page = write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page))
         log(f"results page written from {acfg.summaries}: {page}")
         return AblationResult(out, [], [], "", cells=cells, page=page)
     with RunLock(out):  # one writer per ablation folder (the cells' runs are locked by the engine too)
@@ -483,7 +395,8 @@ def ablate(
         csv_path = write_csv(rows, out / "results.csv")
         table_path = write_table(table, len(rows), out / "table.md", acfg.name)
         plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
-        page = write_page(acfg, all_cells, summaries, Path(acfg.page)) if acfg.page and acfg.summaries else None
+        page = (write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page))
+                if acfg.page and acfg.summaries else None)
         if page is not None:
             log(f"results page: {page}")
         if verbose:

@@ -101,7 +101,7 @@ def _export(args) -> str:
     from ..engine.export import export_run
 
     if args.relative_encoder:
-        from ..engine.reference import export_with_encoder
+        from ..engine.publish import export_with_encoder
 
         if args.out is None:
             raise ValueError("--relative-encoder needs --out (a folder outside the run)")

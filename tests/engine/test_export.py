@@ -36,7 +36,8 @@ def _images(n=5, seed=0):
 def test_export_folder_in_timm_hub_layout(which, runs, tmp_path):
     run = runs[which]
     out = export_run(run, tmp_path / "hub")
-    assert out == tmp_path / "hub" and sorted(p.name for p in out.iterdir()) == sorted(EXPORT_FILES)
+    assert out == tmp_path / "hub" and sorted(p.name for p in out.iterdir()) == sorted(
+        [*EXPORT_FILES, ".part-export.json"])  # + the marker: part made this folder (part.engine.folders)
     objective, cfg = load_run(run)
     state = load_file(str(out / "model.safetensors"))
     assert state.keys() == objective.backbone.state_dict().keys()  # timm names, no "backbone." prefix
@@ -122,7 +123,7 @@ def test_export_errors(runs, tmp_path):
         cli(["export", "--run", str(runs["pretrain"]), "--out", str(tmp_path / "e.safetensors")])
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="busy is a folder with other files"):
+    with pytest.raises(ValueError, match=r"busy holds files part did not make \(notes.txt\)"):
         export_run(runs["pretrain"], tmp_path / "busy")
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
     with pytest.raises(ValueError, match="run folder not found: .*nope"):

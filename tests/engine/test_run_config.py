@@ -19,6 +19,7 @@ def _write_run(tmp_path, objective: dict, arch: str = "custom"):
     run.mkdir()
     model = {"arch": arch, "embed_dim": 16, "depth": 1, "num_heads": 2, "img_size": 16, "patch_size": 4}
     (run / "config.yaml").write_text(yaml.safe_dump({"model": model, "objective": objective}))
+    (run / ".part-run.json").write_text('{"kind": "run"}\n')  # a folder part made (part.engine.folders)
     return run
 
 

@@ -24,6 +24,7 @@ import yaml
 from ..api import pretrain
 from ..config import config_from_dict
 from ..engine import RunLock, TrainingDiverged, list_checkpoints
+from ..engine.folders import check_folder, write_marker
 from ..engine.info import last_record
 from ..engine.runs import run_folder_config
 from ..evaluation import evaluate, finetune
@@ -361,7 +362,10 @@ def ablate(
         page = write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page))
         log(f"results page written from {acfg.summaries}: {page}")
         return AblationResult(out, [], [], "", cells=cells, page=page)
+    check_folder(out, "ablation")  # a folder part did not make is refused before the lock creates anything
     with RunLock(out):  # one writer per ablation folder (the cells' runs are locked by the engine too)
+        check_folder(out, "ablation")
+        write_marker(out, "ablation")
         if not resume and (out / "cells").exists():
             shutil.rmtree(out / "cells")
         out.mkdir(parents=True, exist_ok=True)

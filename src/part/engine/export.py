@@ -25,15 +25,13 @@ the same folder.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch.nn as nn
 
 from ..io import read_json, write_json
 from .checkpoint import load_weights, save_weights
+from .folders import EXPORT_FILES, check_folder, replace_folder, settle
 from .info import format_value, scalar_values
 
 # registered timm ViTs by (embed_dim, depth, num_heads, patch_size); the first match on the dims alone is
@@ -52,7 +50,6 @@ TIMM_VITS = {
 TIMM_BASE_ARCH = "vit_base_patch16_224"  # any other dims: a registered name whose dims model_args override
 EVAL_INTERPOLATION = "bilinear"  # part.data.transforms.Resize (antialiased bilinear)
 EVAL_CROP_PCT = 1.0  # build_transforms(eval_crop_ratio=1.0): resize to the model size, no crop margin
-EXPORT_FILES = ("config.json", "model.safetensors", "README.md")
 PAPER = "How PARTs assemble into wholes: Learning the relative composition of images"
 
 
@@ -197,29 +194,27 @@ def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path
     out = Path(out) if out is not None else run / "export"
     d = data_defaults(cfg)
     one_d = hasattr(objective.backbone.config, "signal_len")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
-        export_backbone(objective.backbone, tmp, mean=None if one_d else d.mean, std=None if one_d else d.std,
+
+    def build(folder: Path) -> None:
+        export_backbone(objective.backbone, folder, mean=None if one_d else d.mean, std=None if one_d else d.std,
                         info=run_info(run, cfg, metrics), label_names=_label_names(run, cfg),
                         preprocessing=_preprocessing(cfg, d))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    # built beside out, then swapped in by a journaled replace (part.engine.folders): a crash at any point
+    # leaves the earlier export or the new one; only a new or empty folder or an export part made is replaced
+    return replace_folder(out, "export", build)
 
 
 def export_run(run: str | Path, out: str | Path | None = None) -> Path:
     """Export the backbone of a run folder (any objective) to the folder ``out`` (default ``<run>/export``)
     in timm's Hub layout (``config.json``, ``model.safetensors``, ``README.md``; see the module docstring).
 
-    ``out`` must be a new or empty folder, or an earlier export (which is replaced). Inside the run folder the
+    ``out`` must be a new or empty folder, or an earlier export made by ``part`` (which is replaced, journaled,
+    keeping files of the user's such as ``.git``; :mod:`part.engine.folders`). Inside the run folder the
     write holds the run's lock, so it fails at once while the run is training. Returns ``out``.
     Load it with ``timm.create_model("local-dir:OUT", pretrained=True)`` or ``part.evaluation.load_backbone``.
     """
-    from .runfolder import writes_into
+    from .runfolder import settle_run, writes_into
     from .runs import load_run
 
     out = Path(out) if out is not None else Path(run) / "export"
@@ -228,8 +223,10 @@ def export_run(run: str | Path, out: str | Path | None = None) -> Path:
                          f"file name {out}")
     if out.is_file():
         raise ValueError(f"--out {out} is a file; name a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
-        raise ValueError(f"--out {out} is a folder with other files in it; name a new folder or an earlier export")
+    if not Path(run).is_file():
+        settle_run(run)  # an interrupted replace of the run (or of its export) is finished or undone first
+    settle(out, "export")
+    check_folder(out, "export")  # before any work: a folder part did not make is refused
     objective, cfg = load_run(run)
     with writes_into(run, out):  # a write inside the run folder: one writer at a time (part.engine.runfolder)
         return write_run_export(run, cfg, objective, out)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..io import read_json
 from .checkpoint import list_checkpoints
+from .runfolder import pending_run_replace
 from .runs import read_run_config
 
 
@@ -32,6 +33,7 @@ class RunInfo:
     results: dict = field(default_factory=dict)
     probe: dict = field(default_factory=dict)
     init: str | None = None
+    replace: list = field(default_factory=list)  # an unfinished replace of the run or its export (one line each)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -61,7 +63,11 @@ def scalar_values(d: dict, keys=None) -> dict:
 
 
 def info(run: str | Path) -> RunInfo:
-    """Summary of the run folder ``run`` (see :class:`RunInfo`); ``ValueError`` if it is not one."""
+    """Summary of the run folder ``run`` (see :class:`RunInfo`); ``ValueError`` if it is not one. An unfinished
+    replace of the run or of its export (:mod:`part.engine.folders`) is reported, not changed."""
+    pending = pending_run_replace(run)
+    if pending and not (Path(run) / "config.yaml").is_file():
+        raise ValueError(f"{run} is not a run folder now: " + pending[0].split(": ", 1)[1])
     run, cfg = read_run_config(run)
     m, o, d, t = cfg.model, cfg.objective, cfg.data, cfg.train
     dims = "/".join(str(v) for v in (m.embed_dim, m.depth, m.num_heads) if v is not None)
@@ -84,7 +90,7 @@ def info(run: str | Path) -> RunInfo:
     if (run / "export" / "config.json").is_file():
         ec = read_json(run / "export" / "config.json")
         export = {"path": str(run / "export"), "architecture": ec.get("architecture"),
-                  "files": sorted(p.name for p in (run / "export").iterdir())}
+                  "files": sorted(p.name for p in (run / "export").iterdir() if not p.name.startswith("."))}
     probe = read_json(run / "probe.json")
     init = read_json(run / "init.json")
     return RunInfo(
@@ -93,7 +99,7 @@ def info(run: str | Path) -> RunInfo:
         results=scalar_values(read_json(run / "results.json"), ("top1", "top5", "kappa", "macro_f1", "err_x", "err_y",
                                                      "err_euclid", "loss", "num_samples")),
         probe={k: scalar_values(probe.get(k, {}), ("top1", "top5", "kappa")) for k in ("linear", "knn") if probe.get(k)},
-        init=(init.get("source") or "none (from scratch)") if init else None,
+        init=(init.get("source") or "none (from scratch)") if init else None, replace=pending,
     )
 
 
@@ -107,6 +113,7 @@ def format_info(ri: RunInfo) -> str:
     state = "finished" if ri.finished else ("not started" if ri.steps == 0 else "unfinished")
     total = f" of {ri.total_steps}" if ri.total_steps else ""
     lines = [f"run          {ri.run}  ({state})"]
+    lines += [f"replace      {line}" for line in ri.replace]
     lines += [f"  {k:<11}{v}" for k, v in ri.config.items()]
     if ri.init:
         lines.append(f"  {'init':<11}{ri.init}")

@@ -6,7 +6,10 @@ process dies (``kill -9`` included), so a crashed run never leaves a stale lock 
 at once with a one-line :class:`RunFolderError` naming the holder.
 
 :func:`plan_run` decides what a command will do with a folder *without changing anything*, so that every
-input can be validated before :func:`replace_run` deletes an old run (validate, then destroy).
+input can be validated before anything changes (validate, then destroy). Which folders are runs, and the
+journaled replace behind ``--overwrite``, live in :mod:`part.engine.folders`: :func:`plan_run` refuses a folder
+that ``part`` did not make, :class:`RunReplacement` trains the new run beside the old one and swaps it in at its
+first verified checkpoint, and :func:`settle_run` finishes or undoes a replace that a crash interrupted.
 """
 
 from __future__ import annotations
@@ -16,17 +19,14 @@ import json
 import os
 import shutil
 import socket
+import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import read_json
-
-LOCK_NAME = ".lock"
-# what a run folder may hold; --overwrite removes exactly these (and nothing else a user put there)
-RUN_FILES = ("config.yaml", "metrics.jsonl", "weights.safetensors", "summary.json", "probe.json",
-             "results.json", "init.json", "data.json")
-RUN_DIRS = ("checkpoints", "export", "plots", "tb", "wandb")
+from .folders import LOCK_NAME, RUN_DIRS, RUN_FILES, FolderError, Replace, check_folder, pending_replace, settle, side
 
 _HELD: dict[str, "RunLock"] = {}  # locks held by this process, by resolved path (re-entrant)
 
@@ -95,6 +95,13 @@ class RunLock:
             except OSError:
                 pass
 
+    def moved_to(self, run: str | Path) -> None:
+        """The locked folder was renamed to ``run`` (a replace swapped it in): keep holding it there."""
+        _HELD.pop(self.key, None)
+        self.run, self.created = Path(run), False
+        self.key = str(self.run.resolve())
+        _HELD[self.key] = self
+
     def __enter__(self) -> "RunLock":
         return self.acquire()
 
@@ -143,6 +150,7 @@ class RunPlan:
 
     mode: str
     run: Path
+    work: Path | None = None  # replace: where the new run is built until it is swapped in
 
 
 def has_run(run: Path) -> bool:
@@ -180,8 +188,7 @@ def plan_run(run: str | Path, resume: bool | str = False, overwrite: bool = Fals
         raise RunFolderError(f"resume must be true, false or 'auto', got {resume!r}")
     if resume and overwrite:
         raise RunFolderError("choose one of --resume and --overwrite, not both")
-    if run.exists() and not run.is_dir():
-        raise RunFolderError(f"--out {run} exists and is not a folder")
+    check_folder(run, "run")  # a folder part did not make is refused, whatever the flags
     exists = has_run(run)
     if resume is True and not exists:
         raise RunFolderError(f"--resume: no run to resume in {run} (no config.yaml)")
@@ -194,25 +201,102 @@ def plan_run(run: str | Path, resume: bool | str = False, overwrite: bool = Fals
     return RunPlan("replace" if exists else "fresh", run)
 
 
-REPLACED = ".replaced"  # the replaced run waits here until its successor has a verified checkpoint
+REPLACED = ".replaced"  # where an --overwrite of part <= 0.1 (before the journal) set the old run aside
 
 
-def replace_run(run: str | Path) -> None:
-    """Set the run in ``run`` aside for ``--overwrite`` (the caller holds the lock and has validated
-    everything it can). Its files move to ``<run>/.replaced/``; :func:`drop_replaced` deletes them once the
-    new run has written a verified checkpoint, :func:`restore_replaced` puts them back if it fails first
-    (an error only found while training, e.g. a corrupt image, loses nothing)."""
+class RunReplacement:
+    """``--overwrite`` of the run in ``run`` (the caller holds its lock ``old_lock`` and validated everything
+    it can): a journaled :class:`~part.engine.folders.Replace`. The new run trains in ``work``
+    (``.<name>.part-new`` beside the run, locked) while the old run stays where it is; :meth:`swap`, called at
+    the new run's first verified checkpoint, puts the new run in its place and deletes the old one (the
+    user's own files in it move over). :meth:`abort` (a failure before that) drops the new run: the old one was
+    never touched."""
+
+    def __init__(self, run: str | Path, old_lock: RunLock):
+        self.run, self.old_lock, self.done, self.committing = Path(run), old_lock, False, False
+        self.replace = Replace(self.run, "run")
+        self.work = self.replace.begin()
+        try:
+            self.lock = RunLock(self.work).acquire()
+        except BaseException:
+            self.replace.abort()
+            raise
+
+    def swap(self) -> Path:
+        self.committing = True  # from here on the journal, not abort(), decides: the swap is rolled forward
+        self.replace.commit()
+        self.done = True
+        self.old_lock.release()
+        self.lock.moved_to(self.run)
+        return self.run
+
+    def fail(self) -> bool:
+        """The command failed before the swap was done: drop the new run (True), or, when the swap had
+        begun, leave its journal for the next command to finish (False)."""
+        if self.committing:
+            self.lock.release()
+            return False
+        self.abort()
+        return True
+
+    def abort(self) -> None:
+        self.lock.release()
+        self.replace.abort()
+
+
+def settle_run(run: str | Path) -> None:
+    """Finish or undo an interrupted replace of the run in ``run`` or of its ``export/`` (each reported in a
+    ``note:`` line), and an interrupted ``--overwrite`` of an earlier version (``.replaced/``). Under
+    ``torchrun`` rank 0 does it while the others wait for it."""
     run = Path(run)
-    trash = run / REPLACED
-    shutil.rmtree(trash, ignore_errors=True)
-    trash.mkdir()
-    for name in (*RUN_DIRS, *RUN_FILES):
-        if (run / name).exists():
-            os.replace(run / name, trash / name)
+    if int(os.environ.get("RANK", "0")) != 0:
+        deadline = time.time() + 120
+        while side(run, "replace.json").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        return
+    settle(run, "run")
+    if (run / REPLACED).is_dir():
+        _settle_replaced(run)
+    if run.is_dir():
+        settle(run / "export", "export")
+
+
+def _settle_replaced(run: Path) -> None:
+    from .checkpoint import verified_checkpoints
+
+    with RunLock(run):
+        if not (run / REPLACED).is_dir():
+            return
+        if verified_checkpoints(run / "checkpoints"):
+            drop_replaced(run)
+            note = (f"an interrupted --overwrite of {run} (an earlier part version) is finished: the new run has a "
+                    f"verified checkpoint, the run it replaced ({REPLACED}/) is deleted")
+        else:
+            restore_replaced(run)
+            note = (f"an interrupted --overwrite of {run} (an earlier part version) is undone: the new run had no "
+                    f"checkpoint, the run it was replacing is back from {REPLACED}/")
+    print(f"note: {note}", file=sys.stderr, flush=True)
+
+
+def pending_run_replace(run: str | Path) -> list[str]:
+    """Lines about an unfinished replace of ``run`` or of its export, for ``part info`` (reads only)."""
+    run = Path(run)
+    lines = []
+    own = pending_replace(run)
+    if own:
+        lines.append(f"{run}: {own}")
+    if (run / REPLACED).is_dir():
+        lines.append(f"{run}: an --overwrite by an earlier part version was interrupted; the run it was replacing "
+                     f"waits in {REPLACED}/; the next part pretrain --out {run} --resume or --overwrite puts it back "
+                     "(or deletes it when the new run has a verified checkpoint)")
+    export = pending_replace(run / "export")
+    if export:
+        lines.append(f"{run / 'export'}: {export}")
+    return lines
 
 
 def restore_replaced(run: str | Path) -> bool:
-    """Undo :func:`replace_run`: remove what the failed new run wrote, move the old run back."""
+    """Undo an earlier version's ``--overwrite``: remove what the failed new run wrote, move the old run back."""
     run = Path(run)
     trash = run / REPLACED
     if not trash.is_dir():
@@ -233,10 +317,10 @@ def restore_replaced(run: str | Path) -> bool:
 
 
 def drop_replaced(run: str | Path) -> None:
-    """The new run has a verified checkpoint: delete the replaced run for good."""
+    """An earlier version's ``--overwrite`` whose new run has a verified checkpoint: delete the replaced run."""
     shutil.rmtree(Path(run) / REPLACED, ignore_errors=True)
 
 
-__all__ = ["RunFolderError", "RunLock", "RunPlan", "plan_run", "replace_run", "restore_replaced", "drop_replaced",
-           "has_run", "is_finished", "check_resume_init", "check_recorded_init",
-           "RUN_FILES", "RUN_DIRS", "LOCK_NAME"]
+__all__ = ["RunFolderError", "FolderError", "RunLock", "RunPlan", "RunReplacement", "plan_run", "settle_run",
+           "pending_run_replace", "restore_replaced", "drop_replaced", "has_run", "is_finished", "check_resume_init",
+           "check_recorded_init", "RUN_FILES", "RUN_DIRS", "LOCK_NAME"]

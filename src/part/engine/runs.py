@@ -13,7 +13,8 @@ from ..objectives.registry import former_positions
 from .builders import build_objective
 from .checkpoint import list_checkpoints, load_state_dict_checked, load_weights
 from .datainfo import complete_config
-from .runfolder import has_run
+from .folders import check_folder
+from .runfolder import has_run, settle_run
 
 
 def resolve_config(config: str | Path | Config | dict | None, overrides: Iterable[str] = ()) -> Config:
@@ -51,6 +52,8 @@ def resolve_run(config, out, overrides: Iterable[str] = (), resume: bool | str =
     agree (apart from execution-only keys such as ``train.threads``), so a requeued job cannot silently
     continue with a changed recipe."""
     run = Path(out) if out is not None else default_run_dir(config)
+    settle_run(run)  # an interrupted replace is finished or undone before the folder is read
+    check_folder(run, "run")  # a folder part did not make is refused before anything is read from it
     exists = has_run(run)
     if not resume or (resume == "auto" and not exists):
         return run, complete_config(resolve_config(config, overrides), init)

@@ -185,14 +185,17 @@ def _import(module: str, extra: str):
                          f"pip install 'part[{extra}]' (or remove {extra} from logging.backends)") from None
 
 
-def build_trackers(cfg, run: Path, resume: bool = False) -> list[Tracker]:
-    """The trackers of ``cfg.logging`` for the run folder ``run``, each given the resolved config."""
+def build_trackers(cfg, run: Path, resume: bool = False, backends=None) -> list[Tracker]:
+    """The trackers of ``cfg.logging`` (only those also in ``backends`` when given) for the run folder ``run``,
+    each given the resolved config."""
     lc = cfg.logging
     check_logging(lc)
     params = flatten(cfg.to_dict())
     out: list[Tracker] = []
     try:
         for name in dict.fromkeys(lc.backends):
+            if backends is not None and name not in backends:
+                continue
             if name == "jsonl":
                 out.append(JsonlTracker(run))
             elif name == "tensorboard":

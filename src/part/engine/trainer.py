@@ -25,9 +25,9 @@ from . import checkpoint as ck
 from .builders import build_batch_augment, build_dataset, build_objective
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed,
                           on_main)
+from .folders import write_marker
 from .loader import ResumableSampler, augment_seed, epoch_loader, one_line_worker_error, training_items
-from .runfolder import (RunLock, check_recorded_init, check_resume_init, drop_replaced, plan_run, replace_run,
-                        restore_replaced)
+from .runfolder import RunLock, RunReplacement, check_recorded_init, check_resume_init, plan_run, settle_run
 from .signals import StopRequests, TrainingStopped
 from .strategy import build_strategy, checkpointed_blocks
 
@@ -131,36 +131,49 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, prov
     if t.threads:
         torch.set_num_threads(t.threads)
 
-    held: list[RunLock] = []  # the lock lives on rank 0 only; the plan reaches every rank
+    held: dict = {}  # the locks live on rank 0 only; the plan reaches every rank
 
     def _plan_and_lock():
+        settle_run(run)  # an interrupted replace of the run or its export is finished or undone first
         p = plan_run(run, resume, overwrite)
-        held.append(RunLock(run).acquire())
+        held["lock"] = RunLock(run).acquire()
+        if p.mode == "replace":  # the new run is built beside the old one (part.engine.folders)
+            try:
+                held["replace"] = RunReplacement(run, held["lock"])
+            except BaseException:
+                held["lock"].release()
+                raise
+            p.work = held["replace"].work
         return p
 
     plan = on_main(_plan_and_lock, di.is_main)
-    lock = held[0] if held else None
+    lock, rep = held.get("lock"), held.get("replace")
     failed = True
     try:
         if plan.mode == "finished":
             failed = False
             return _finished_result(run)
         try:
-            result = _train_locked(cfg, run, plan.mode, init, progress, objective, dataset, provenance, di,
-                                   validate)
+            result = _train_locked(cfg, plan.work or run, plan.mode, init, progress, objective, dataset, provenance,
+                                   di, validate, final=run, swap=rep.swap if rep is not None else None)
         except BaseException:
-            if lock is not None and plan.mode == "replace" and restore_replaced(run):
-                print(f"note: the run that --overwrite was replacing in {run} is restored", file=sys.stderr)
+            if rep is not None and not rep.done and rep.fail():
+                print(f"note: --overwrite stopped before the new run's first checkpoint; {run} still holds the run "
+                      "it was replacing, unchanged", file=sys.stderr)
             raise
         failed = False
         return result
     finally:
-        if lock is not None:
+        if rep is not None and rep.done:
+            rep.lock.release()  # the new run's lock, now the run folder's
+        elif lock is not None:
             lock.release(failed=failed and plan.mode == "fresh")
 
 
 def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance, di: DistInfo,
-                  validate=None) -> TrainResult:
+                  validate=None, final: Path | None = None, swap=None) -> TrainResult:
+    """Train into ``run``. ``mode == "replace"``: ``run`` is where the new run is built; at its first verified
+    checkpoint ``swap()`` (rank 0) puts it in place at ``final``, and the loop goes on there."""
     t = cfg.train
     resuming = mode == "resume"
     torch.manual_seed(t.seed + di.rank)
@@ -225,8 +238,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
 
     # --- everything is valid: now the run folder changes ------------------------------------------------
     def _prepare():
-        if mode == "replace":
-            replace_run(run)
+        write_marker(run, "run")  # part made this folder (part.engine.folders); kept on resume
         ck.atomic_write(run / "config.yaml", lambda tmp: save_config(cfg, tmp))
         if not resuming:
             ck.write_json(run / "init.json", provenance or {"source": None, "from_scratch": True})
@@ -234,7 +246,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
 
     on_main(_prepare, di.is_main)
 
-    logger = _Logger(run, di.is_main, total, step, progress and di.is_main, cfg, resuming)
+    swapping = mode == "replace"  # the new run is swapped in at its first checkpoint
+    logger = _Logger(run, di.is_main, total, step, progress and di.is_main, cfg, resuming, defer=swapping)
     history: list[dict] = []
     objective.train()
     uses_labels = getattr(objective, "uses_labels", False)
@@ -321,8 +334,11 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                     if step % t.ckpt_every == 0 or step == total or stop:
                         _save(run, objective, opt, scaler, gen, step, t, di, interval, track, last, strategy=strategy)
                         saved_at = step
-                        if di.is_main and mode == "replace":
-                            drop_replaced(run)  # the new run has a verified checkpoint
+                        if swapping:  # the new run has a verified checkpoint: it replaces the old one now
+                            run = swap() if di.is_main else final
+                            ckpt_dir = run / "checkpoints"
+                            logger.moved(run)
+                            swapping = False
                     if stop:
                         raise TrainingStopped(
                             f"stopped at step {step} of {total} by {_signal_name(stops.signum)}; checkpoint "
@@ -521,12 +537,17 @@ class _Logger:
     """Rank-0 logging: tqdm bar and the trackers of ``logging.backends`` (:mod:`part.engine.trackers`:
     JSONL lines flushed every record, TensorBoard, MLflow, W&B)."""
 
-    def __init__(self, run: Path, active: bool, total: int, start: int, bar: bool, cfg: Config, resume: bool):
+    def __init__(self, run: Path, active: bool, total: int, start: int, bar: bool, cfg: Config, resume: bool,
+                 defer: bool = False):
         from .trackers import build_trackers
 
-        self.active = active
+        self.active, self.cfg = active, cfg
         self.bar = None
-        self.trackers = build_trackers(cfg, run, resume) if active else []
+        # defer: the run is built beside its final place (--overwrite); only the JSONL log (written through its
+        # open file, which moves with the folder) starts now, the others at moved() with the records so far
+        self.pending = [] if defer and active else None
+        backends = ["jsonl"] if defer else None
+        self.trackers = build_trackers(cfg, run, resume, backends=backends) if active else []
         if active and bar:
             from tqdm import tqdm
 
@@ -538,6 +559,8 @@ class _Logger:
             return
         for t in self.trackers:
             t.log(rec)
+        if self.pending is not None:
+            self.pending.append(rec)
         if self.bar is None or self.bar.disable:
             print(f"step {rec['step']}: loss {rec['loss']:.4f} lr {rec['lr']:.2e} {rec['img_per_s']:.0f} img/s "
                   f"data wait {rec['data_wait']:.0%}", flush=True)
@@ -548,6 +571,20 @@ class _Logger:
             if rec:
                 self.bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.1e}", img_s=f"{rec['img_per_s']:.0f}",
                                      wait=f"{rec.get('data_wait', 0.0):.0%}")  # older checkpoints lack it
+
+    def moved(self, run: Path) -> None:
+        """The run is in its final place now: start the deferred trackers there and give them the records so far."""
+        if self.pending is None:
+            return
+        from .trackers import build_trackers
+
+        rest = [b for b in self.cfg.logging.backends if b != "jsonl"]
+        started = build_trackers(self.cfg, run, False, backends=rest) if rest else []
+        for t in started:
+            for rec in self.pending:
+                t.log(rec)
+        self.trackers += started
+        self.pending = None
 
     def artifacts(self, folder: Path) -> None:
         for t in self.trackers:

@@ -100,6 +100,13 @@ def _foreign_ablation(ws) -> Path:
     return u
 
 
+def _run_with_git_export(ws) -> Path:
+    run = _copy_run(ws, "git_export")
+    (run / "export" / ".git").mkdir()
+    (run / "export" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    return run
+
+
 def _ablation_cfg(ws) -> str:
     return str(write_config(ws["tmp"] / "ab.yaml", {
         "name": "own", "pretrain": tiny_raw(ws["data"], max_steps=2),
@@ -132,6 +139,9 @@ REFUSED = {
     "export --out a run folder": (
         lambda ws: (["export", "--run", str(ws["finished"]), "--out", str(ws["finished"])], ws["finished"]),
         ["made for a run, not for an export"]),
+    "--overwrite of a run whose export/ is a user's git repository": (
+        lambda ws: (["pretrain", "--config", str(ws["new"]), "--out", str(_run_with_git_export(ws)), "--overwrite"],
+                    ws["tmp"] / "git_export"), ["export", "did not make", ".git", "move them out"]),
     "pretrain --out an export folder": (
         lambda ws: (["pretrain", "--config", str(ws["new"]), "--out", str(ws["finished"] / "export"), "--overwrite"],
                     ws["finished"]), ["made for an export, not for a run"]),
@@ -152,7 +162,7 @@ def test_folder_part_did_not_make_is_refused_and_untouched(ws, case, capsys):
     for word in words:
         assert word in lines[0], (word, lines[0])
     assert snapshot(folder) == before
-    assert not (folder / ".lock").exists() or folder == ws["finished"]
+    assert not (folder / ".lock").exists() or folder.name in ("finished", "git_export")
 
 
 # --- inside its own folders part replaces only what it wrote ---------------------------------------------------

@@ -140,6 +140,14 @@ def legacy_kind(folder: str | Path) -> str | None:
     return None
 
 
+def foreign_entries(folder: str | Path, kind: str) -> list[str]:
+    """The entries of the ``kind`` folder ``folder`` that ``part`` did not write (a user's own files)."""
+    try:
+        return sorted(n for n in os.listdir(folder) if not owns(n, kind))
+    except OSError:
+        return []
+
+
 def _listing(names: list[str], limit: int = 4) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names)} entries)" if len(names) > limit else "")
@@ -448,5 +456,5 @@ def replace_folder(target: str | Path, kind: str, build, flag: str = "--out") ->
 
 
 __all__ = ["KINDS", "MARKERS", "OWNED", "RUN_FILES", "RUN_DIRS", "EXPORT_FILES", "FolderError", "owns",
-           "write_marker", "marker_kind", "legacy_kind", "check_folder", "Replace", "settle", "pending_replace",
+           "write_marker", "marker_kind", "foreign_entries", "legacy_kind", "check_folder", "Replace", "settle", "pending_replace",
            "replace_folder", "side"]

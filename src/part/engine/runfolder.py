@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import read_json
-from .folders import LOCK_NAME, RUN_DIRS, RUN_FILES, FolderError, Replace, check_folder, pending_replace, settle, side
+from .folders import (LOCK_NAME, RUN_DIRS, RUN_FILES, FolderError, Replace, check_folder, foreign_entries, pending_replace,
+                      settle, side)
 
 _HELD: dict[str, "RunLock"] = {}  # locks held by this process, by resolved path (re-entrant)
 
@@ -198,6 +199,12 @@ def plan_run(run: str | Path, resume: bool | str = False, overwrite: bool = Fals
         state = "a finished run" if is_finished(run) else "a started run"
         raise RunFolderError(f"{run} already holds {state}; pass --resume to continue it, --resume auto, "
                              "or --overwrite to replace it")
+    if exists and (run / "export").is_dir():  # replaced with the run: it must hold nothing of the user's
+        check_folder(run / "export", "export", "the run's export folder")
+        mine = foreign_entries(run / "export", "export")
+        if mine:
+            raise RunFolderError(f"--overwrite would replace {run / 'export'}, which holds files part did not make "
+                                 f"({', '.join(mine[:4])}); move them out of it first")
     return RunPlan("replace" if exists else "fresh", run)
 
 

@@ -187,6 +187,7 @@ def check_folder(folder: str | Path, kind: str, flag: str = "--out") -> str:
 # --------------------------------------------------------------------------------------------------
 def side(target: Path, what: str) -> Path:
     """``.<name>.part-<what>`` beside ``target``: ``new``, ``old``, ``replace.json`` (journal), ``lock``."""
+    target = Path(os.path.abspath(target))  # "." or "runs/x/" name their folder too
     return target.parent / f".{target.name}.part-{what}"
 
 
@@ -284,7 +285,7 @@ class Replace:
     changed). The caller checked ownership (:func:`check_folder`) and called :func:`settle` first."""
 
     def __init__(self, target: str | Path, kind: str):
-        self.target, self.kind = Path(target), kind
+        self.target, self.kind = Path(os.path.abspath(target)), kind
         self.new, self.old, self.journal = side(self.target, "new"), side(self.target, "old"), side(self.target, "replace.json")
         self.lock = _SideLock(self.target)
         self.started = ""
@@ -387,7 +388,7 @@ def settle(target: str | Path, kind: str) -> str | None:
     when there was nothing to do."""
     import sys
 
-    target = Path(target)
+    target = Path(os.path.abspath(target))
     journal = side(target, "replace.json")
     if not journal.is_file():
         return None

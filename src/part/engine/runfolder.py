@@ -263,6 +263,10 @@ def settle_run(run: str | Path) -> None:
         return
     settle(run, "run")
     if (run / REPLACED).is_dir():
+        try:
+            check_folder(run, "run")  # only in a run: a folder of the user's is refused, never rearranged
+        except FolderError:
+            return
         _settle_replaced(run)
     if run.is_dir():
         settle(run / "export", "export")

@@ -177,6 +177,9 @@ def test_overwrite_keeps_the_users_own_files_in_a_run(ws, capsys):
     assert (run / "analysis" / "fig.png").read_bytes() == b"png"
     assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"] == 2e-3
     assert json.loads((run / "summary.json").read_text())["step"] == 6
+    # the log written while the new run trained beside the old one, and the trackers started at the swap
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+    assert list((run / "tb").iterdir())
     _no_side_files(run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def add_config_args(p: argparse.ArgumentParser, out_help: str = "run folder (default runs/<config name>)") -> None:
+def add_config_args(p: argparse.ArgumentParser, out_help: str = "run folder: new, empty, or a run part made (default runs/<config name>)") -> None:
     p.add_argument("--config", help="YAML config file (see configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
@@ -25,7 +25,8 @@ def add_run_mode_args(p: argparse.ArgumentParser) -> None:
                    help="continue the run in --out exactly from its newest verified checkpoint; "
                         "'--resume auto': continue if --out holds a run, else start it (for requeued jobs)")
     g.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run in --out (only after the new run's inputs are validated)")
+                   help="replace the run in --out: after its inputs are validated the new run trains beside it "
+                        "and takes its place at its first verified checkpoint (journaled; docs/reliability.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

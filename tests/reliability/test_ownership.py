@@ -141,7 +141,7 @@ REFUSED = {
         ["made for a run, not for an export"]),
     "--overwrite of a run whose export/ is a user's git repository": (
         lambda ws: (["pretrain", "--config", str(ws["new"]), "--out", str(_run_with_git_export(ws)), "--overwrite"],
-                    ws["tmp"] / "git_export"), ["export", "did not make", ".git", "move them out"]),
+                    ws["tmp"] / "git_export"), ["export", "did not make", ".git", "--overwrite would delete it", "move them out"]),
     "pretrain --out an export folder": (
         lambda ws: (["pretrain", "--config", str(ws["new"]), "--out", str(ws["finished"] / "export"), "--overwrite"],
                     ws["finished"]), ["made for an export, not for a run"]),

@@ -194,18 +194,33 @@ def plan_run(run: str | Path, resume: bool | str = False, overwrite: bool = Fals
     if resume is True and not exists:
         raise RunFolderError(f"--resume: no run to resume in {run} (no config.yaml)")
     if resume and exists:
+        if not is_finished(run):
+            _check_export(run, replacing=False)
         return RunPlan("finished" if is_finished(run) else "resume", run)
     if exists and not overwrite:
         state = "a finished run" if is_finished(run) else "a started run"
         raise RunFolderError(f"{run} already holds {state}; pass --resume to continue it, --resume auto, "
                              "or --overwrite to replace it")
-    if exists and (run / "export").is_dir():  # replaced with the run: it must hold nothing of the user's
-        check_folder(run / "export", "export", "the run's export folder")
-        mine = foreign_entries(run / "export", "export")
-        if mine:
-            raise RunFolderError(f"--overwrite would replace {run / 'export'}, which holds files part did not make "
-                                 f"({', '.join(mine[:4])}); move them out of it first")
+    if exists:
+        _check_export(run, replacing=True)
     return RunPlan("replace" if exists else "fresh", run)
+
+
+def _check_export(run: Path, replacing: bool) -> None:
+    """Before any work: the run's ``export/`` is rewritten when the run finishes (an export ``part`` made keeps
+    the user's files in it) and deleted with the run by ``--overwrite`` (then it must hold none)."""
+    export = run / "export"
+    if not export.is_dir():
+        return
+    try:
+        check_folder(export, "export")
+        mine = foreign_entries(export, "export") if replacing else []
+    except FolderError:
+        mine = foreign_entries(export, "export")
+    if mine:
+        what = "--overwrite would delete it with the run" if replacing else "the run rewrites it when it finishes"
+        raise RunFolderError(f"{export} holds files part did not make ({', '.join(mine[:4])}); {what}: move them "
+                             "out of it first")
 
 
 REPLACED = ".replaced"  # where an --overwrite of part <= 0.1 (before the journal) set the old run aside

@@ -349,3 +349,17 @@ def test_kill_at_each_step_of_export_replace_is_reported_and_recovered(ws, where
     _no_side_files(run / "export")
     assert main(["info", str(run)]) == 0
     assert "interrupted" not in capsys.readouterr().out
+
+
+def test_published_export_with_its_relative_encoder_is_one_folder(ws, tmp_path):
+    """part export --relative-encoder: the encoder and config.yaml are written into the new export before the
+    swap (one atomic folder), and a published folder of an earlier version (no marker) is replaced."""
+    from part.engine.publish import export_with_encoder
+    from part.engine.reference import is_published
+
+    pub = export_with_encoder(ws["finished"], tmp_path / "pub")
+    assert is_published(pub) and (pub / ".part-export.json").is_file()
+    (pub / ".part-export.json").unlink()  # as published before markers
+    assert main(["export", "--run", str(ws["finished"]), "--out", str(pub), "--relative-encoder"]) == 0
+    assert is_published(pub) and (pub / ".part-export.json").is_file()
+    _no_side_files(pub)

@@ -185,7 +185,7 @@ def _preprocessing(cfg, d) -> dict | None:
 
 
 def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path | None = None,
-                     metrics: dict | None = None) -> Path:
+                     metrics: dict | None = None, extra=None) -> Path:
     """Export ``objective.backbone`` of the run in ``run`` (config ``cfg``) to ``out`` (default
     ``<run>/export``), with the run's data statistics and model card. Replaces ``out`` atomically."""
     from .builders import data_defaults
@@ -199,13 +199,15 @@ def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path
         export_backbone(objective.backbone, folder, mean=None if one_d else d.mean, std=None if one_d else d.std,
                         info=run_info(run, cfg, metrics), label_names=_label_names(run, cfg),
                         preprocessing=_preprocessing(cfg, d))
+        if extra is not None:  # more files of the same folder (part export --relative-encoder)
+            extra(folder)
 
     # built beside out, then swapped in by a journaled replace (part.engine.folders): a crash at any point
     # leaves the earlier export or the new one; only a new or empty folder or an export part made is replaced
     return replace_folder(out, "export", build)
 
 
-def export_run(run: str | Path, out: str | Path | None = None) -> Path:
+def export_run(run: str | Path, out: str | Path | None = None, extra=None) -> Path:
     """Export the backbone of a run folder (any objective) to the folder ``out`` (default ``<run>/export``)
     in timm's Hub layout (``config.json``, ``model.safetensors``, ``README.md``; see the module docstring).
 
@@ -213,6 +215,7 @@ def export_run(run: str | Path, out: str | Path | None = None) -> Path:
     keeping files of the user's such as ``.git``; :mod:`part.engine.folders`). Inside the run folder the
     write holds the run's lock, so it fails at once while the run is training. Returns ``out``.
     Load it with ``timm.create_model("local-dir:OUT", pretrained=True)`` or ``part.evaluation.load_backbone``.
+    ``extra(folder)`` writes more files into the new export before it is swapped in (one atomic folder).
     """
     from .runfolder import settle_run, writes_into
     from .runs import load_run
@@ -229,7 +232,7 @@ def export_run(run: str | Path, out: str | Path | None = None) -> Path:
     check_folder(out, "export")  # before any work: a folder part did not make is refused
     objective, cfg = load_run(run)
     with writes_into(run, out):  # a write inside the run folder: one writer at a time (part.engine.runfolder)
-        return write_run_export(run, cfg, objective, out)
+        return write_run_export(run, cfg, objective, out, extra=extra)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -51,10 +51,11 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "weights.safetensors", "summary.jso
              "results.json", "init.json", "data.json")
 RUN_DIRS = ("checkpoints", "export", "plots", "tb", "wandb")
 EXPORT_FILES = ("config.json", "model.safetensors", "README.md")
+EXPORT_EXTRA = ("config.yaml", "relative_encoder.safetensors")  # part export --relative-encoder (engine.reference)
 ABLATION_NAMES = ("ablation.yaml", "cells", "results.csv", "table.md", "plots")
 OWNED = {
     "run": frozenset((*RUN_FILES, *RUN_DIRS, LOCK_NAME, ".replaced")),
-    "export": frozenset(EXPORT_FILES),
+    "export": frozenset((*EXPORT_FILES, *EXPORT_EXTRA)),
     "ablation": frozenset((*ABLATION_NAMES, LOCK_NAME)),
 }
 _SIDE = re.compile(r"^\..+\.part-(new|old|replace\.json|lock)$")  # a journaled replace of a child folder
@@ -121,14 +122,15 @@ def legacy_kind(folder: str | Path) -> str | None:
     * run: a ``config.yaml`` with ``part``'s sections, ``metrics.jsonl`` and ``checkpoints/`` or
       ``weights.safetensors``; or one killed before its first log line: that ``config.yaml``, ``init.json``
       and nothing but names a run holds;
-    * export: ``config.json`` and ``model.safetensors``, and nothing but the export's files;
+    * export: ``config.json`` and ``model.safetensors``, and nothing but the export's files (those of
+      ``--relative-encoder`` included);
     * ablation: ``ablation.yaml`` and ``cells/``."""
     folder = Path(folder)
     try:
         names = set(os.listdir(folder))
     except OSError:
         return None
-    if {"config.json", "model.safetensors"} <= names and names <= set(EXPORT_FILES):
+    if {"config.json", "model.safetensors"} <= names and names <= OWNED["export"]:
         return "export"
     if "ablation.yaml" in names and (folder / "cells").is_dir():
         return "ablation"
@@ -456,6 +458,6 @@ def replace_folder(target: str | Path, kind: str, build, flag: str = "--out") ->
     return r.commit()
 
 
-__all__ = ["KINDS", "MARKERS", "OWNED", "RUN_FILES", "RUN_DIRS", "EXPORT_FILES", "FolderError", "owns",
+__all__ = ["KINDS", "MARKERS", "OWNED", "RUN_FILES", "RUN_DIRS", "EXPORT_FILES", "EXPORT_EXTRA", "FolderError", "owns",
            "write_marker", "marker_kind", "foreign_entries", "legacy_kind", "check_folder", "Replace", "settle", "pending_replace",
            "replace_folder", "side"]

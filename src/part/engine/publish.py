@@ -29,10 +29,12 @@ def export_with_encoder(run: str | Path, out: str | Path) -> Path:
     if not isinstance(head, nn.Module) or not hasattr(objective, "sampler"):
         raise ValueError(f"--relative-encoder: {run} is a {cfg.objective.name} run, not a PART pretraining "
                          "(no relative encoder to publish)")
-    out = export_run(run, out)
-    save_weights({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, out / ENCODER_FILE)
     d = cfg.to_dict()
     if d["data"].get("root"):
         d["data"]["root"] = Path(str(d["data"]["root"])).name  # never the local directory layout
-    atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(d, sort_keys=False)))
-    return out
+
+    def extra(folder: Path) -> None:  # written into the new export before it is swapped in: one atomic folder
+        save_weights({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, folder / ENCODER_FILE)
+        atomic_write(folder / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(d, sort_keys=False)))
+
+    return export_run(run, out, extra=extra)

@@ -364,7 +364,6 @@ def ablate(
         return AblationResult(out, [], [], "", cells=cells, page=page)
     check_folder(out, "ablation")  # a folder part did not make is refused before the lock creates anything
     with RunLock(out):  # one writer per ablation folder (the cells' runs are locked by the engine too)
-        check_folder(out, "ablation")
         write_marker(out, "ablation")
         if not resume and (out / "cells").exists():
             shutil.rmtree(out / "cells")

@@ -143,6 +143,22 @@ def _claims(acfg, by_stage: dict[str, list[dict]]) -> str:
                    "verdict"], rows)
 
 
+def _finish_axes(ax, xlabel: str, ylabel: str, legend_size: int) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
     import matplotlib
 
@@ -158,15 +174,8 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
             key = "val_probe_top1" if "val_probe_top1" in s["curve"][0] else "probe_top1"
             ax.plot([c["epoch"] for c in s["curve"]], [100 * c[key] for c in s["curve"]], marker="o",
                     label=s["cell"])
-        ax.set_xlabel("pretraining epoch")
-        ax.set_ylabel("linear probe top-1 (%), validation carve")
-        ax.legend(fontsize=6)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = folder / "probe_vs_epoch.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        _finish_axes(ax, "pretraining epoch", "linear probe top-1 (%), validation carve", 6)
+        written.append(_save(fig, folder / "probe_vs_epoch.png"))
     ft = [s for s in by_stage["finetune"] if s.get("curve")]
     fractions = sorted({s.get("fraction") or 1.0 for s in ft})
     if ft:
@@ -177,15 +186,8 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
                     ax.plot([c["epoch"] for c in s["curve"]], [100 * c["val_top1"] for c in s["curve"]],
                             lw=1, label=f"{s['cell']} s{s['seeds'].get('finetune')}")
             ax.set_title(f"{100 * f:g} % of the labels")
-            ax.set_xlabel("fine-tune epoch")
-            ax.set_ylabel("validation top-1 (%)")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=5)
-        fig.tight_layout()
-        path = folder / "finetune_val_curves.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+            _finish_axes(ax, "fine-tune epoch", "validation top-1 (%)", 5)
+        written.append(_save(fig, folder / "finetune_val_curves.png"))
     return written
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .data.images.build import check_image_options
 from .data.randaugment import parse_randaugment
 from .data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
 from .data.subsets import check_subset_options
@@ -245,7 +246,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     key = key.strip()
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"override {item!r}: key {key!r} has an empty part (write section.key=value)")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    value = safe_yaml(raw, f"override {key}") if raw.strip() else None
     # YAML reads "5e-4" as a string; accept scientific notation for numbers
     if isinstance(value, str):
         try:
@@ -300,6 +301,37 @@ def _deep_copy(d):
     return [_deep_copy(v) for v in d] if isinstance(d, list) else d
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses anchors and aliases: an alias chain ("billion laughs") expands to
+    exponentially many nodes from a few lines, and no config of ``part`` needs one."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                                 "allowed in part configs; write the value out")
+        if self.check_event(yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            event = self.peek_event()
+            if getattr(event, "anchor", None) is not None:
+                raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML anchors (&{event.anchor}) are not "
+                                     "allowed in part configs; write the value out")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text, what: str = "YAML"):
+    """``yaml.safe_load`` without anchors or aliases (:class:`_NoAliasLoader`): the one YAML reader of
+    ``part`` (configs, run folders, ``--set`` values). ``text``: a string or an open file. Raises
+    :class:`ConfigError` naming ``what`` on an anchor, an alias or a syntax error."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{what}:{mark.line + 1}:{mark.column + 1}" if mark is not None else what
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        kind = "" if "not allowed" in problem else "YAML syntax error: "
+        raise ConfigError(f"{where}: {kind}{problem}") from None
+
+
 def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
     """The mapping at the top level of a YAML file (empty file: ``{}``). A missing or unreadable file, a
     YAML syntax error (named as ``file:line:col``) or another top-level value raises :class:`ConfigError`
@@ -309,12 +341,7 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
         raise ConfigError(f"{what} not found: {p}")
     try:
         with open(p) as f:
-            loaded = yaml.safe_load(f) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+            loaded = safe_yaml(f, str(p)) or {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {what} {p}: {getattr(exc, 'strerror', None) or exc}") from None
     if not isinstance(loaded, dict):
@@ -428,6 +455,10 @@ def validate_config(cfg: Config) -> None:
         _need(d.val_carve is None and d.label_fraction is None, "data.val_carve" if d.val_carve is not None
               else "data.label_fraction", d.val_carve if d.val_carve is not None else d.label_fraction,
               "null for data.kind wds (a stream has no index to carve)")
+    try:  # the image kinds' options: known keys of the right types (their reader checks the values)
+        check_image_options(d.kind, d.options)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     _need(d.max_samples is None or d.max_samples >= 1, "data.max_samples", d.max_samples, f"{pos} or null")
     try:
         check_subset_options(d.val_carve, d.carve_seed, d.label_fraction, d.label_seed)
@@ -488,5 +519,6 @@ __all__ = [
     "ConfigError", "Config", "ModelConfig", "ObjectiveConfig", "DataConfig", "OptimConfig", "TrainConfig",
     "LoggingConfig", "TRAIN_STRATEGIES", "LOGGING_BACKENDS", "WANDB_MODES", "validate_logging",
     "config_from_dict", "load_config", "apply_overrides", "parse_override", "merge_dicts", "read_yaml_mapping",
+    "safe_yaml",
     "save_config", "validate_config",
 ]

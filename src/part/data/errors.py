@@ -18,7 +18,31 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["DatasetNotFoundError", "DatasetFormatError", "missing_path", "require_extra"]
+__all__ = ["DatasetNotFoundError", "DatasetFormatError", "missing_path", "require_extra", "MAX_CLASSES",
+           "check_label_range"]
+
+MAX_CLASSES = 100_000
+"""The most classes a label array may imply without naming them (largest label + 1): a stray label such as
+1e9 would otherwise size class counts, confusion matrices and classifiers by it. Data with more classes names
+them (``class_names``) or relabels them 0..K-1."""
+
+
+def check_label_range(labels, where: str, named: int | None = None) -> None:
+    """Raise :class:`DatasetFormatError` naming ``where`` when the largest label of ``labels`` (array-like of
+    ints) implies more than :data:`MAX_CLASSES` classes and the data names none (``named``: the number of
+    class names, which bound the labels themselves elsewhere)."""
+    import numpy as np
+
+    y = np.asarray(labels).reshape(-1)
+    if named is not None or y.size == 0:
+        return
+    top = int(y.max())
+    if top >= MAX_CLASSES:
+        i = int(np.argmax(y))
+        present = int(np.unique(y).size)
+        raise DatasetFormatError(f"{where}: label {top} (sample {i}) implies {top + 1} classes, more than the "
+                                 f"{MAX_CLASSES} part accepts without class names ({present} distinct labels are "
+                                 "present); relabel them 0..K-1 or give class_names")
 
 
 class DatasetNotFoundError(FileNotFoundError, ValueError):

@@ -69,7 +69,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import DatasetFormatError, DatasetNotFoundError
+from .errors import DatasetFormatError, DatasetNotFoundError, check_label_range
 from .signal_augment import parse_signal_augment
 
 __all__ = [
@@ -252,6 +252,7 @@ def _read_cached(path_s: str, size: int, mtime_ns: int) -> SignalArrays:
             i = int(np.flatnonzero(y < 0)[0])
             raise DatasetFormatError(f"{path}: 'y' holds the negative label {int(y[i])} (sample {i}); labels are "
                                      "0..K-1 (leave 'y' out for unlabelled data)")
+        check_label_range(y, f"{path}: 'y'", None if class_names is None else len(class_names))
         if class_names is not None and int(y.max()) >= len(class_names):
             i = int(np.argmax(y))
             raise DatasetFormatError(f"{path}: 'y' holds label {int(y[i])} (sample {i}) but 'class_names' names "

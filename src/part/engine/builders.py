@@ -24,7 +24,26 @@ def build_backbone(m: ModelConfig) -> nn.Module:
     2D: ``vit_tiny``/``vit_small``/``vit_base``/``custom``. 1D (paper §5.2): ``vit1d_paper`` (12.9M),
     ``vit1d_tiny``, ``vit1d_custom``, with ``img_size`` = window length T and ``patch_size`` = L samples.
     """
-    from ..models.vit1d import VIT1D_SIZES, ViT1DConfig, VisionTransformer1D
+    from ..models.vit1d import ViT1DConfig, VisionTransformer1D
+
+    arch = backbone_config(m)
+    return VisionTransformer1D(arch) if isinstance(arch, ViT1DConfig) else VisionTransformer(arch)
+
+
+def check_model_fits(m: ModelConfig, weights, where: str, prefix: str = "backbone.") -> None:
+    """Before building: the backbone of ``m`` must be the one whose weights are in the safetensors file
+    ``weights`` (its header only is read; keys under ``prefix``), else a one-line ``ValueError`` naming
+    ``where`` and the argument (:func:`part.models.shapes.check_against_shapes`)."""
+    from ..models.shapes import check_against_shapes
+    from .checkpoint import weight_shapes
+
+    check_against_shapes(backbone_config(m).to_dict(), weight_shapes(weights), where, prefix)
+
+
+def backbone_config(m: ModelConfig):
+    """The architecture arguments (:class:`~part.models.vit.ViTConfig` or
+    :class:`~part.models.vit1d.ViT1DConfig`) that :func:`build_backbone` builds from ``m``; nothing is built."""
+    from ..models.vit1d import VIT1D_SIZES, ViT1DConfig
 
     one_d = m.arch.startswith("vit1d")
     sizes = {f"vit1d_{k}": v for k, v in VIT1D_SIZES.items()} if one_d else {f"vit_{k}": v for k, v in VIT_SIZES.items()}
@@ -47,10 +66,10 @@ def build_backbone(m: ModelConfig) -> nn.Module:
     if one_d:
         if not isinstance(m.img_size, int):
             raise ValueError(f"model.img_size must be the window length T (an int) for 1D models, got {m.img_size}")
-        return VisionTransformer1D(ViT1DConfig(signal_len=m.img_size, patch_len=m.patch_size,
-                                               pos_embed_mask_ratio=m.pos_embed_mask_ratio, **common))
+        return ViT1DConfig(signal_len=m.img_size, patch_len=m.patch_size,
+                           pos_embed_mask_ratio=m.pos_embed_mask_ratio, **common)
     img = m.img_size if isinstance(m.img_size, int) else tuple(m.img_size)
-    return VisionTransformer(ViTConfig(img_size=img, patch_size=m.patch_size, **common))
+    return ViTConfig(img_size=img, patch_size=m.patch_size, **common)
 
 
 def build_objective(cfg: Config, backbone: nn.Module | None = None) -> nn.Module:

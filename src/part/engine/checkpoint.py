@@ -60,6 +60,23 @@ def load_weights(path: str | Path) -> dict:
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def weight_shapes(path: str | Path) -> dict:
+    """``{name: shape}`` of a safetensors file, from its header alone (no tensor is read): what a config's
+    architecture is checked against before the model is built (:func:`part.models.shapes.check_against_shapes`).
+    A missing or unreadable file is a ``ValueError`` naming it."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error type on a bad header
+        raise ValueError(f"{path} is not a readable safetensors weights file: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
 def load_state_dict_checked(module: torch.nn.Module, state: dict, strict: bool = True, what: str = "weights") -> tuple[list, list]:
     """Load ``state`` into ``module``; shape mismatches and (when strict) missing/unexpected keys raise a
     ``ValueError`` that lists them (with the sizes of mismatched tensors)."""

@@ -149,14 +149,14 @@ def run_info(run: Path, cfg, metrics: dict | None = None) -> dict:
     final = metrics if metrics is not None else read_json(run / "summary.json").get("final", {})
     info = {
         "run": run.name, "method": cfg.objective.name, "head": cfg.objective.head if cfg.objective.name.startswith("part") else None,
-        "data": {"kind": d.kind, "root": d.root, "split": d.split, "image_size": d.image_size, "channels": d.channels,
-                 "mean": d.mean, "std": d.std},
+        "data": {"kind": d.kind, "name": shared_name(d.root), "split": d.split, "image_size": d.image_size,
+                 "channels": d.channels, "mean": d.mean, "std": d.std},
         "steps": final.get("step"), "epochs": final.get("epoch"), "batch_size": cfg.train.batch_size,
         "train_metrics": scalar_values(final, None) if final else {},
     }
     init = read_json(run / "init.json")
     if init:
-        info["init"] = init.get("source") or "none (from scratch)"
+        info["init"] = shared_name(init.get("source")) or "none (from scratch)"
     res = read_json(run / "results.json")
     if res:
         info["test_metrics"] = scalar_values(res, ("top1", "top5", "kappa", "macro_f1", "balanced_accuracy",
@@ -165,6 +165,16 @@ def run_info(run: Path, cfg, metrics: dict | None = None) -> dict:
     if probe:
         info["probe"] = {m: scalar_values(probe.get(m, {}), ("top1", "top5", "kappa")) for m in ("linear", "knn")}
     return {k: v for k, v in info.items() if v is not None}
+
+
+def shared_name(path) -> str | None:
+    """How an export names a local path (a dataset root, an ``--init`` source): its last component only
+    (``/home/me/data/cifar-100-python`` -> ``cifar-100-python``), so a folder made to be published carries
+    no absolute path, user name or directory layout of the machine it was made on. None stays None."""
+    if path is None:
+        return None
+    parts = [p for p in Path(str(path)).parts if p not in ("/", "\\", "..", ".")]
+    return parts[-1] if parts else str(path)
 
 
 def _label_names(run: Path, cfg) -> list | None:
@@ -265,7 +275,7 @@ def model_card(config: dict, info: dict) -> str:
         lines.append(f"- **Initialised from:** {info['init']}")
     data = info.get("data", {})
     if data:
-        lines.append(f"- **Data:** `{data.get('kind')}` ({data.get('root') or 'default location'}), split "
+        lines.append(f"- **Data:** `{data.get('kind')}` ({data.get('name') or 'default location'}), split "
                      f"`{data.get('split')}`, image size {data.get('image_size')}, {data.get('channels')} "
                      f"channel(s), normalised with mean {data.get('mean')} and std {data.get('std')}")
     if info.get("steps") is not None:
@@ -306,4 +316,4 @@ def model_card(config: dict, info: dict) -> str:
 
 
 __all__ = ["TIMM_VITS", "TIMM_BASE_ARCH", "EXPORT_FILES", "timm_architecture", "timm_model_args", "timm_config",
-           "export_backbone", "load_exported", "run_info", "write_run_export", "export_run", "model_card"]
+           "export_backbone", "load_exported", "run_info", "shared_name", "write_run_export", "export_run", "model_card"]

@@ -169,13 +169,26 @@ def epoch_loader(items, sampler: ResumableSampler, epoch: int, start_batch: int,
 
 def ignore_stop_signals(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: workers ignore SIGINT (Ctrl-C reaches the whole process group), so the
-    main process can finish its step and write a checkpoint. SIGTERM keeps its default: the DataLoader
-    (and interpreter exit) stop workers with it, so ignoring it could hang a process on its way out. Send
-    a preemption SIGTERM to the main process (Kubernetes does; with SLURM use ``--signal=B:TERM`` and let
-    the batch script forward it) when ``data.num_workers > 0``."""
+    main process can finish its step and write a checkpoint. SIGTERM keeps its default: the DataLoader and
+    the interpreter stop workers with it (a worker ignoring it could hang its process on the way out). A
+    SIGTERM sent to the whole process group (``scancel``) ends the workers too; the main process answers that
+    as the stop request it is (:class:`part.engine.signals.StopRequests` defers the workers' failure to the
+    next batch, where the trainer raises :class:`WorkerStopped`)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class WorkerStopped(RuntimeError):
+    """A DataLoader worker ended while the main process had a stop request (SIGTERM/SIGINT to the whole
+    process group reached a worker before its handlers were set): the trainer stops as for the signal."""
+
+
+def worker_killed_by_signal(exc: BaseException) -> bool:
+    """Whether ``exc`` is PyTorch's report of a worker that a signal ended (or that exited unexpectedly)."""
+    msg = str(exc)
+    return isinstance(exc, RuntimeError) and "DataLoader worker" in msg and (
+        "killed by signal" in msg or "exited unexpectedly" in msg)
 
 
 def one_line_worker_error(exc: BaseException) -> BaseException:

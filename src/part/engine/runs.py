@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from ..config import Config, load_config, read_yaml_mapping, validate_config
 from ..objectives.registry import former_positions
-from .builders import build_objective
+from .builders import build_objective, check_model_fits
 from .checkpoint import list_checkpoints, load_state_dict_checked, load_weights
 from .datainfo import complete_config
 from .folders import check_folder
@@ -110,6 +110,7 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Mod
         if not ckpts:
             raise ValueError(f"run folder {run} has no weights (no weights.safetensors and no checkpoints)")
         path = ckpts[-1].with_suffix(".safetensors")
+    check_model_fits(cfg.model, path, f"{run / 'config.yaml'} (model) against {path}")
     objective = build_objective(cfg)
     load_state_dict_checked(objective, load_weights(path), what=str(path))
     return objective.eval(), cfg

@@ -27,10 +27,17 @@ class TrainingStopped(RuntimeError):
 class StopRequests:
     """Context manager: while active, the first SIGTERM/SIGINT sets :attr:`signum`; a second one raises
     ``KeyboardInterrupt`` at once. Handlers are installed only in the main thread (Python allows no
-    other) and the previous ones are restored on exit."""
+    other) and the previous ones are restored on exit.
+
+    :meth:`defer_worker_failures` (after a DataLoader with workers started): PyTorch's SIGCHLD handler raises
+    a worker's death in the main thread wherever it happens to be (in a forward pass, an optimiser step, a
+    checkpoint write). A SIGTERM to the whole process group ends the workers with the main process, so that
+    error would pre-empt the orderly stop; deferred, it is kept in :attr:`worker_error` for the next batch
+    fetch to answer (the trainer: a stop request when one came, else the error)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.worker_error: BaseException | None = None
         self._previous: dict = {}
 
     @property
@@ -47,6 +54,27 @@ class StopRequests:
             for s in STOP_SIGNALS:
                 self._previous[s] = signal.signal(s, self._handle)
         return self
+
+    def defer_worker_failures(self) -> None:
+        """Wrap the current SIGCHLD handler (PyTorch's, once a DataLoader started workers) so that the error
+        it raises for a dead worker is stored in :attr:`worker_error` instead of interrupting the main thread.
+        Restored on exit. A no-op outside the main thread, or when no Python handler is set."""
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGCHLD"):
+            return
+        current = signal.getsignal(signal.SIGCHLD)
+        if not callable(current) or getattr(current, "_part_deferred", False):
+            return
+
+        def deferred(signum, frame):
+            try:
+                current(signum, frame)
+            except RuntimeError as exc:  # "DataLoader worker (pid X) is killed by signal: ..."
+                if self.worker_error is None:
+                    self.worker_error = exc
+
+        deferred._part_deferred = True
+        self._previous.setdefault(signal.SIGCHLD, current)
+        signal.signal(signal.SIGCHLD, deferred)
 
     def __exit__(self, *exc) -> None:
         for s, h in self._previous.items():

@@ -26,7 +26,8 @@ from .builders import build_batch_augment, build_dataset, build_objective
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed,
                           on_main)
 from .folders import write_marker
-from .loader import ResumableSampler, augment_seed, epoch_loader, one_line_worker_error, training_items
+from .loader import (ResumableSampler, WorkerStopped, augment_seed, epoch_loader, one_line_worker_error,
+                     training_items, worker_killed_by_signal)
 from .runfolder import RunLock, RunReplacement, check_recorded_init, check_resume_init, plan_run, settle_run
 from .signals import StopRequests, TrainingStopped
 from .strategy import build_strategy, checkpointed_blocks
@@ -264,6 +265,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                 t_wait = time.perf_counter()
                 it = iter(loader)  # starting the workers is loader time too
                 waited += time.perf_counter() - t_wait
+                if cfg.data.num_workers and not di.enabled:
+                    stops.defer_worker_failures()  # a worker ended by the group's SIGTERM: answered below
                 while step < total and in_epoch + accum <= sampler.batches_per_epoch:
                     lr = warmup_cosine(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr)
                     if hasattr(objective, "set_progress"):  # schedules inside an objective (DropPos sigma)
@@ -271,9 +274,27 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                     for g in opt.param_groups:  # "frozen_until": lr 0 before that step (LP-FT)
                         g["lr"] = 0.0 if step < g.get("frozen_until", 0) else lr * g.get("lr_scale", 1.0)
                     loss_sum, metric_sum, skipped = torch.zeros((), device=device), {}, False
+                    # a worker ended by the group's stop signal may cut a step short: its RNG state is kept
+                    step_rng = ck.rng_state(gen) if accum > 1 and cfg.data.num_workers else None
                     for micro in range(accum):
                         t_wait = time.perf_counter()
-                        x, y = _next_batch(it)
+                        try:
+                            x, y = _next_batch(it, None if di.enabled else stops)
+                        except WorkerStopped:  # stop before this step, as the signal asked: nothing applied
+                            opt.zero_grad(set_to_none=True)
+                            if step_rng is not None:
+                                ck.set_rng_state(step_rng, gen)
+                            _save(run, objective, opt, scaler, gen, step, t, di, interval, track, last,
+                                  strategy=strategy)
+                            if swapping:  # the new run has a verified checkpoint: it replaces the old one now
+                                run = swap() if di.is_main else final
+                                ckpt_dir = run / "checkpoints"
+                                logger.moved(run)
+                                swapping = False
+                            raise TrainingStopped(
+                                f"stopped at step {step} of {total} by {_signal_name(stops.signum)}; checkpoint "
+                                f"{ckpt_dir / f'step_{step:07d}'}; continue with: part pretrain --out {run} "
+                                "--resume", step, stops.signum or 15) from None
                         waited += time.perf_counter() - t_wait
                         if skipped:  # a skipped step still consumes its batches (same data order)
                             continue
@@ -380,10 +401,21 @@ def _signal_name(signum) -> str:
         return "a signal on another rank"
 
 
-def _next_batch(it):
+def _next_batch(it, stops: StopRequests | None = None, grace: float = 2.0):
+    """The next batch. A worker that a signal ended while this process has (or, within ``grace`` seconds,
+    gets) a stop request raises :class:`WorkerStopped`: the group's SIGTERM reached it before its handlers
+    were set. Other worker errors come back as they would read with ``num_workers: 0``."""
     try:
+        if stops is not None and stops.worker_error is not None:
+            raise stops.worker_error
         return next(it)
     except Exception as exc:
+        if stops is not None and worker_killed_by_signal(exc):
+            deadline = time.monotonic() + grace
+            while not stops.requested and time.monotonic() < deadline:
+                time.sleep(0.01)  # the main process's own handler runs between these
+            if stops.requested:
+                raise WorkerStopped(str(exc).splitlines()[0]) from None
         raise one_line_worker_error(exc) from None
 
 
@@ -449,10 +481,11 @@ def _init_from(objective: nn.Module, init) -> int:
 
 def _save(run, objective, opt, scaler, gen, step, t, di: DistInfo, interval, track, last, strategy) -> None:
     """A verified checkpoint of ``step``. Its manifest records the mean loss since the previous checkpoint
-    and whether it is *good*: finite and at most ``train.spike_factor`` x the best such loss so far. The
-    newest good checkpoint is never pruned, so a loss spike cannot rotate the last good state away."""
+    (over the steps applied in that interval) and whether it is *good* (:func:`_is_good`). The newest good
+    checkpoint is never pruned, so a loss spike cannot rotate the last good state away."""
     rng = ck.rng_state(gen)
-    loss = all_reduce_mean(interval[0] / max(1, interval[1])).item() if interval[1] else None
+    applied = int(interval[1])  # the same on every rank: a skip is agreed over ranks (broadcast_flag)
+    loss = all_reduce_mean(interval[0] / max(1, interval[1])).item() if applied else None
     interval[0], interval[1] = torch.zeros_like(interval[0]), 0
     if di.enabled:  # every rank's RNG, so a resumed DDP run continues each rank's streams
         gathered = [None] * di.world_size
@@ -461,8 +494,11 @@ def _save(run, objective, opt, scaler, gen, step, t, di: DistInfo, interval, tra
     else:
         rng_all = [rng]
     best = track.get("best_loss")
-    good = loss is None or (math.isfinite(loss) and (best is None or loss <= t.spike_factor * best))
-    if good and loss is not None:
+    finite_weights = _weights_finite(objective)
+    if di.enabled:
+        finite_weights = not broadcast_flag(not finite_weights, interval[0].device)
+    good = _is_good(loss, best, t.spike_factor, finite_weights)
+    if good:
         track["best_loss"] = loss if best is None else min(best, loss)
     weights, optim = strategy.model_state(objective), strategy.optim_state(objective, opt)  # full, on rank 0
     if di.is_main:
@@ -472,8 +508,25 @@ def _save(run, objective, opt, scaler, gen, step, t, di: DistInfo, interval, tra
         earlier_good = [p for p in ck.verified_checkpoints(ckpt_dir) if ck.read_manifest(p).get("good", True)]
         protect = ck.checkpoint_step(earlier_good[-1]) if earlier_good and not good else None
         ck.save_checkpoint(ckpt_dir, step, weights, state, t.keep_last,
-                           info={"loss": loss, "good": good}, protect=protect)
+                           info={"loss": loss, "good": good, "applied_steps": applied,
+                                 "finite_weights": finite_weights}, protect=protect)
     barrier()
+
+
+def _is_good(loss: float | None, best: float | None, spike_factor: float, finite_weights: bool) -> bool:
+    """A checkpoint is *good* (one the exit-3 message may send a user back to) when its weights are all
+    finite and its interval applied at least one step (``loss`` is None when every step since the previous
+    checkpoint was skipped by ``train.nan_policy: skip``) whose mean loss is finite and at most
+    ``spike_factor`` x the best good interval's loss so far."""
+    return (finite_weights and loss is not None and math.isfinite(loss)
+            and (best is None or loss <= spike_factor * best))
+
+
+def _weights_finite(module: nn.Module) -> bool:
+    """True when no floating-point parameter or buffer of ``module`` (this rank's shards under FSDP) holds a
+    NaN or an infinity; :func:`_save` agrees the answer over ranks."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return all(bool(torch.isfinite(v).all()) for v in tensors if v.is_floating_point())
 
 
 def _finish(run: Path, cfg: Config, objective: nn.Module, last: dict, step: int) -> None:

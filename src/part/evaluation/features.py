@@ -124,12 +124,12 @@ def source_grid(wpath: Path, num_tokens: int) -> tuple[int, int] | None:
     size = patch = None
     side = export_sidecar(wpath)
     if side is not None:
-        args = json.loads(side.read_text()).get("model_args") or {}
+        args = read_export_config(side).get("model_args") or {}
         size, patch = args.get("img_size"), args.get("patch_size")
     elif _run_config(wpath) is not None:
-        import yaml
+        from ..config import read_yaml_mapping
 
-        model = (yaml.safe_load(_run_config(wpath).read_text()) or {}).get("model") or {}
+        model = read_yaml_mapping(_run_config(wpath), "run config").get("model") or {}
         size, patch = model.get("img_size"), model.get("patch_size")
     if size is None or not patch:
         return None
@@ -138,19 +138,39 @@ def source_grid(wpath: Path, num_tokens: int) -> tuple[int, int] | None:
     return grid if grid[0] * grid[1] == num_tokens else None
 
 
-def _backbone_from_part_config(config: dict, where: str) -> nn.Module:
+def read_export_config(side: Path) -> dict:
+    """The JSON mapping of an export's ``config.json`` / ``FILE.json``; ``ValueError`` naming the file when it
+    cannot be read or is not a JSON object."""
+    try:
+        config = json.loads(side.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{side}: not a readable JSON file ({getattr(exc, 'strerror', None) or exc})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{side}: must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _backbone_from_part_config(config: dict, where: str, weights: Path | None = None) -> nn.Module:
+    """The backbone an export's ``part_config`` describes. Its keys and types are checked first, and, with
+    ``weights``, its shapes against that file's safetensors header, so an edited config cannot make this
+    build a model of any size before a check (:mod:`part.models.shapes`)."""
+    from ..models.shapes import architecture_args, check_against_shapes
+
     part_cfg = config.get("part_config")
     if not isinstance(part_cfg, dict):
         raise ValueError(f"{where}: no 'part_config' with the architecture arguments")
-    if config.get("architecture") == "part_vit1d" or "signal_len" in part_cfg:
+    one_d = config.get("architecture") == "part_vit1d" or "signal_len" in part_cfg
+    args = architecture_args(part_cfg, where, one_d)
+    if weights is not None:
+        shapes = ck.weight_shapes(weights)
+        prefix = BACKBONE_PREFIX if any(k.startswith(BACKBONE_PREFIX) for k in shapes) else ""
+        check_against_shapes(args, shapes, f"{where} against {weights}", prefix, one_d)
+    if one_d:
         from ..models.vit1d import ViT1DConfig, VisionTransformer1D
 
-        return VisionTransformer1D(ViT1DConfig(**part_cfg))
+        return VisionTransformer1D(ViT1DConfig(**args))
     from ..models.vit import ViTConfig, VisionTransformer
 
-    args = dict(part_cfg)
-    if isinstance(args.get("img_size"), list):
-        args["img_size"] = tuple(args["img_size"])
     return VisionTransformer(ViTConfig(**args))
 
 
@@ -198,7 +218,7 @@ def load_backbone(source: str | Path, config=None) -> tuple[nn.Module, object]:
     wpath = resolve_weights_path(path, "source")
     side = export_sidecar(wpath)
     if side is not None:
-        backbone = _backbone_from_part_config(json.loads(side.read_text()), str(side))
+        backbone = _backbone_from_part_config(read_export_config(side), str(side), wpath)
     elif config is not None:
         backbone = build_backbone(config.model)
     elif _run_config(wpath) is not None:  # weights.safetensors / checkpoints/step_*.safetensors of a run

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.errors import check_label_range
 from ..engine.distributed import resolve_device
 from ..engine.runs import resolve_config
 from . import metrics as M
@@ -218,6 +219,7 @@ def probe(
         labels = dataset_labels(train_data)
         if labels is None:
             raise ValueError("cannot tell the number of classes; pass num_classes")
+        check_label_range(labels, "probe train split")
         num_classes = int(labels.max()) + 1
     for name, data in (("train", train_data), ("test", test_data)):
         labels = dataset_labels(data)

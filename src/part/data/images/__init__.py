@@ -28,7 +28,7 @@ malformed file :class:`part.data.errors.DatasetFormatError` (a ``ValueError``).
 
 from ..errors import DatasetFormatError, DatasetNotFoundError
 from .base import ImageDataset, InMemoryImageDataset, convert_channels, fit_image_size, to_unit_float
-from .build import DATASET_KINDS, build_image_dataset
+from .build import DATASET_KINDS, IMAGE_OPTIONS, build_image_dataset, check_image_options
 from .cifar import CIFARDataset
 from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, find_images, read_image
 from .idx import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, IDXDataset, read_idx
@@ -39,6 +39,8 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "IMAGE_EXTENSIONS",
     "DATASET_KINDS",
+    "IMAGE_OPTIONS",
+    "check_image_options",
     "DatasetNotFoundError",
     "DatasetFormatError",
     "ImageDataset",

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..errors import DatasetFormatError
+from ..errors import DatasetFormatError, check_label_range
 from ..transforms import size_pair
 
 __all__ = [
@@ -128,7 +128,8 @@ class ImageDataset(Dataset):
             img = self.transform(img)
         return img, label
 
-    def _set_labels(self, labels: Tensor | None, n: int, num_classes: int | None = None) -> None:
+    def _set_labels(self, labels: Tensor | None, n: int, num_classes: int | None = None,
+                    where: str | None = None) -> None:
         if labels is None:
             self.labels = torch.full((n,), -1, dtype=torch.int64)
             self.num_classes = None
@@ -138,7 +139,8 @@ class ImageDataset(Dataset):
                 self.num_classes = num_classes
             elif self.classes is not None:
                 self.num_classes = len(self.classes)
-            else:
+            else:  # as many classes as the largest label says, within MAX_CLASSES
+                check_label_range(self.labels, f"{where or type(self).__name__}: labels")
                 self.num_classes = int(self.labels.max().item()) + 1 if n else None
 
     def _describe(self) -> str:
@@ -173,7 +175,7 @@ class InMemoryImageDataset(ImageDataset):
                 raise ValueError(f"resize_mode='pad' cannot shrink the {h}x{w} images of {source} "
                                  f"to image_size {th}x{tw}; use resize_mode='resize'")
         self._images = images
-        self._set_labels(labels, n, num_classes)
+        self._set_labels(labels, n, num_classes, source)
 
     def _raw(self, index: int) -> tuple[Tensor, int]:
         return self._images[index], int(self.labels[index])

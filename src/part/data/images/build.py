@@ -12,10 +12,42 @@ from .folder import ImageFolderDataset
 from .idx import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, FASHION_MNIST_HINT, IDXDataset
 from .npz import NpzDataset
 
-__all__ = ["DATASET_KINDS", "build_image_dataset"]
+__all__ = ["DATASET_KINDS", "IMAGE_OPTIONS", "build_image_dataset", "check_image_options"]
 
 DATASET_KINDS = ("idx", "fashion_mnist", "cifar", "imagefolder", "npz")
 """``data.kind`` values served by :func:`build_image_dataset`."""
+
+
+_STR, _OPT_STR, _STRS = "a string", "a string or null", "a list of strings"
+IMAGE_OPTIONS = {
+    "idx": {"resize_mode": _STR, "classes": _STRS},
+    "fashion_mnist": {"resize_mode": _STR, "classes": _STRS},
+    "cifar": {"resize_mode": _STR, "variant": _OPT_STR, "label_type": _STR},
+    "imagefolder": {"resize_mode": _STR, "extensions": _STRS},
+    "npz": {"resize_mode": _STR, "x_key": _OPT_STR, "y_key": _OPT_STR, "layout": _STR},
+}
+"""``data.options`` each image kind takes (keyword arguments of its reader), with the type of each."""
+
+
+def check_image_options(kind: str, options) -> None:
+    """``data.options`` of an image kind: a mapping whose keys are the kind's options (:data:`IMAGE_OPTIONS`)
+    with values of their types; ``ValueError`` naming ``data.options.<key>`` otherwise. Values are checked
+    further by the reader (e.g. ``resize_mode`` must be ``resize`` or ``pad``)."""
+    key = str(kind).lower().replace("-", "_")
+    if key not in IMAGE_OPTIONS:
+        return
+    if not isinstance(options, dict):
+        raise ValueError(f"data.options must be a mapping, got {options!r}")
+    allowed = IMAGE_OPTIONS[key]
+    for name, value in options.items():
+        if name not in allowed:
+            raise ValueError(f"unknown option data.options.{name} for data.kind {kind}; valid options: "
+                             f"{', '.join(allowed) or 'none'}")
+        rule = allowed[name]
+        ok = (isinstance(value, str) if rule == _STR else value is None or isinstance(value, str) if rule == _OPT_STR
+              else isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
+        if not ok:
+            raise ValueError(f"data.options.{name} must be {rule}, got {value!r}")
 
 
 def build_image_dataset(kind: str, root: str | os.PathLike | None = None, split: str | None = "train",

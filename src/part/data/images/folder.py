@@ -15,7 +15,7 @@ from torch import Tensor
 from ..errors import DatasetFormatError, missing_path
 from .base import ImageDataset
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "find_images", "ImageFolderDataset"]
+__all__ = ["IMAGE_EXTENSIONS", "WIDE_MODES", "read_image", "find_images", "ImageFolderDataset"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -23,7 +23,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 def read_image(path: str | os.PathLike, mode: str = "RGB") -> Tensor:
     """Decode one image file fully with Pillow, converted to ``mode`` (``"RGB"`` or ``"L"``).
 
-    Returns a ``uint8`` tensor ``(C, H, W)`` (C = 3 or 1). Raises :class:`DatasetFormatError` naming the
+    Returns a ``uint8`` tensor ``(C, H, W)`` (C = 3 or 1); a 16-bit grayscale image (:data:`WIDE_MODES`)
+    comes back as ``float32`` in [0, 1] (value / 65535: scaled, not clipped at 255). Raises :class:`DatasetFormatError` naming the
     file when Pillow cannot decode it (truncated, corrupt, not an image).
     """
     from PIL import Image
@@ -31,6 +32,8 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> Tensor:
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode in WIDE_MODES:  # 16-bit grayscale: scaled to [0, 1], never clipped at 255
+                return _wide_to_unit(np.array(im), mode)
             arr = np.array(im.convert(mode))  # a writable copy
     except Exception as exc:  # Pillow raises many types on bad input
         raise DatasetFormatError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
@@ -38,17 +41,48 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> Tensor:
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
 
 
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+"""Pillow modes of grayscale images wider than 8 bits (16-bit PNG and TIFF; ``I`` is how older Pillows open a
+16-bit PNG). Pillow's ``convert("L")`` clips them at 255, so :func:`read_image` scales them itself."""
+
+
+def _wide_to_unit(arr: np.ndarray, mode: str) -> Tensor:
+    """A 16-bit grayscale image ``(H, W)`` as float32 ``(C, H, W)`` in [0, 1] (value / 65535); ``mode`` RGB
+    repeats the plane. Values outside 16 bits (a 32-bit ``I`` image) are scaled by the image's own maximum."""
+    a = arr.astype(np.float64)
+    top = 65535.0 if a.size == 0 or (a.min() >= 0 and a.max() <= 65535) else max(float(np.abs(a).max()), 1.0)
+    t = torch.from_numpy(np.clip(a / top, 0.0, 1.0).astype(np.float32)).unsqueeze(0)
+    return t.expand(3, -1, -1).contiguous() if mode == "RGB" else t
+
+
 def find_images(folder: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
     """Image files under ``folder``, recursively (symlinked folders followed), sorted by path.
 
     Hidden files and folders (names starting with ``.``) are skipped; ``extensions`` match
-    case-insensitively.
+    case-insensitively. Every real folder is walked once: a symlink back to a folder already walked (a
+    loop, or a second link to the same folder) is skipped with one warning, so no image is counted twice
+    through it.
     """
     exts = tuple(e.lower() for e in extensions)
     found = []
+    seen = {os.path.realpath(folder)}
+    skipped: list[str] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real in seen:
+                skipped.append(os.path.join(dirpath, d))
+                continue
+            seen.add(real)
+            keep.append(d)
+        dirnames[:] = keep
         found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and f.lower().endswith(exts)]
+    if skipped:
+        warnings.warn(f"{folder}: skipped {len(skipped)} symlinked folder(s) that lead to a folder already read "
+                      f"(a symlink loop or a second link; first: {skipped[0]})", stacklevel=2)
     return sorted(found)
 
 

@@ -185,10 +185,11 @@ class WorkerStopped(RuntimeError):
 
 
 def worker_killed_by_signal(exc: BaseException) -> bool:
-    """Whether ``exc`` is PyTorch's report of a worker that a signal ended (or that exited unexpectedly)."""
+    """Whether ``exc`` is how a batch fetch fails when a worker died: PyTorch's report of a worker that a
+    signal ended (or that exited unexpectedly), or the broken connection of a batch it was sending."""
     msg = str(exc)
-    return isinstance(exc, RuntimeError) and "DataLoader worker" in msg and (
-        "killed by signal" in msg or "exited unexpectedly" in msg)
+    return (isinstance(exc, RuntimeError) and "DataLoader worker" in msg and (
+        "killed by signal" in msg or "exited unexpectedly" in msg)) or isinstance(exc, (ConnectionError, EOFError))
 
 
 def one_line_worker_error(exc: BaseException) -> BaseException:

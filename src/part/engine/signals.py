@@ -61,6 +61,12 @@ class StopRequests:
         Restored on exit. A no-op outside the main thread, or when no Python handler is set."""
         if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGCHLD"):
             return
+        try:  # PyTorch's handler, installed now (it is installed once per process), so no worker starts unwrapped
+            from torch.utils.data._utils import signal_handling
+
+            signal_handling._set_SIGCHLD_handler()
+        except (ImportError, AttributeError):  # another PyTorch: wrap whatever is installed
+            pass
         current = signal.getsignal(signal.SIGCHLD)
         if not callable(current) or getattr(current, "_part_deferred", False):
             return
@@ -78,6 +84,8 @@ class StopRequests:
 
     def __exit__(self, *exc) -> None:
         for s, h in self._previous.items():
+            if s == getattr(signal, "SIGCHLD", None) and self.signum is not None:
+                continue  # stopping: workers the signal ended may still be reaped; their end is no error now
             signal.signal(s, h)
         self._previous.clear()
 

@@ -258,6 +258,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     saved_at = step
     try:
         with StopRequests() as stops:
+            if cfg.data.num_workers and not di.enabled:
+                stops.defer_worker_failures()  # a worker ended by the group's SIGTERM: answered at the next batch
             while step < total:
                 epoch, in_epoch = divmod(step * accum, sampler.batches_per_epoch)
                 loader = epoch_loader(items, sampler, epoch, in_epoch, per_rank, cfg.data.num_workers,
@@ -265,8 +267,6 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
                 t_wait = time.perf_counter()
                 it = iter(loader)  # starting the workers is loader time too
                 waited += time.perf_counter() - t_wait
-                if cfg.data.num_workers and not di.enabled:
-                    stops.defer_worker_failures()  # a worker ended by the group's SIGTERM: answered below
                 while step < total and in_epoch + accum <= sampler.batches_per_epoch:
                     lr = warmup_cosine(step, total, warmup, cfg.optim.lr, cfg.optim.min_lr)
                     if hasattr(objective, "set_progress"):  # schedules inside an objective (DropPos sigma)

@@ -18,6 +18,7 @@ def pretrain(
     overwrite: bool = False,
     init: str | Path | None = None,
     progress: bool = True,
+    allow_data_change: bool = False,
 ):
     """Pretrain with PART (or another objective of the config) and write a run folder.
 
@@ -29,6 +30,8 @@ def pretrain(
             ``"auto"``: continue when ``out`` holds a run, else start one (requeued jobs).
         overwrite: replace an existing run in ``out`` (after everything else was validated).
         init: initialise the weights of a NEW run from a run folder or ``.safetensors`` file.
+        allow_data_change: let ``resume`` continue on data other than the run trained on (refused
+            otherwise); the change is recorded with its step in ``<run>/data_changes.jsonl``.
     Returns:
         :class:`part.engine.TrainResult` with ``run_dir``, ``step``, last ``metrics`` and ``history``.
     """
@@ -38,7 +41,8 @@ def pretrain(
     from .engine.datainfo import write_data_record
 
     run, cfg = resolve_run(config, out, overrides, resume)
-    res = train(cfg, run, resume=resume, overwrite=overwrite, init=init, progress=progress)
+    res = train(cfg, run, resume=resume, overwrite=overwrite, init=init, progress=progress,
+                allow_data_change=allow_data_change)
     if not res.finished_before:
         write_data_record(run, cfg, [cfg.data.split])  # which samples (groups, subjects) it trained on
     return res

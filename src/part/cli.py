@@ -168,7 +168,8 @@ def _pretrain(args) -> str:
 
     check_run_mode(args, "pretrain")
     res = pretrain(args.config, out=args.out, overrides=args.overrides, resume=args.resume,
-                   overwrite=args.overwrite, init=args.init, progress=not args.no_progress)
+                   overwrite=args.overwrite, init=args.init, progress=not args.no_progress,
+                   allow_data_change=args.allow_data_change)
     if res.metrics:
         shown = {k: v for k, v in res.metrics.items() if k in ("loss", "err_x", "err_y", "err_euclid", "err_t")}
         print("final " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))

@@ -27,6 +27,9 @@ def add_run_mode_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out: after its inputs are validated the new run trains beside it "
                         "and takes its place at its first verified checkpoint (journaled; docs/reliability.md)")
+    p.add_argument("--allow-data-change", action="store_true",
+                   help="with --resume: continue on data other than the run trained on (refused otherwise); "
+                        "the change is recorded with its step in RUN/data_changes.jsonl")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -34,6 +37,8 @@ def check_run_mode(args, command: str) -> None:
     """The combinations of --config/--resume/--out/--init that make sense, as one-line errors."""
     if not args.config and args.resume is not True:
         raise ValueError(f"part {command} needs --config (or --resume with --out)")
+    if getattr(args, "allow_data_change", False) and not args.resume:
+        raise ValueError("--allow-data-change only applies to --resume (a new run records its data anyway)")
     if args.resume and not args.out:
         raise ValueError("--resume needs --out RUN_FOLDER")
     if args.resume is True and getattr(args, "init", None):

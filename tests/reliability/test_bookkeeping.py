@@ -5,14 +5,21 @@ change is recorded with its step (``data_changes.jsonl``), never rewriting what 
 
 from __future__ import annotations
 
-import torch
-import pytest
+import json
+from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import part
+from part.cli import main
 from part.config import config_from_dict
 from part.engine import checkpoint as ck
 from part.engine.trainer import TrainingDiverged, train
 
-from .helpers import tiny_raw
+from .helpers import snapshot, tiny_raw
 
 fault = pytest.mark.fault
 
@@ -80,3 +87,86 @@ def test_checkpoint_with_non_finite_weights_is_not_good(tmp_path, data):
     assert manifests["step_0000002.pt"]["good"] is True
     assert manifests["step_0000004.pt"]["good"] is False
     assert manifests["step_0000004.pt"]["finite_weights"] is False
+
+
+# --- the data a run trained on --------------------------------------------------------------------------
+class _Cut(BaseException):
+    """Stands for kill -9 right after a checkpoint."""
+
+
+def _cut_run(tmp_path, data, monkeypatch, at=6):
+    """A 12-step run of ``data``, killed right after its checkpoint at step ``at`` (a run to resume)."""
+    import part.engine.trainer as tr
+
+    real = tr._save
+
+    def save_then_die(run, objective, opt, scaler, gen, step, *a, **k):
+        real(run, objective, opt, scaler, gen, step, *a, **k)
+        if step == at:
+            raise _Cut()
+
+    monkeypatch.setattr(tr, "_save", save_then_die)
+    run = tmp_path / "cut"
+    with pytest.raises(_Cut):
+        part.pretrain(tiny_raw(data), out=run, progress=False)
+    monkeypatch.setattr(tr, "_save", real)
+    return run
+
+
+def _other_data(folder: Path, n: int = 64, seed: int = 1) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    path = folder / "tiny.npz"
+    np.savez(path, x=rng.integers(0, 256, (n, 8, 8), dtype=np.uint8), y=rng.integers(0, 4, n))
+    return path
+
+
+@fault
+@pytest.mark.parametrize("n", [64, 48], ids=["same size, other content", "other number of samples"])
+def test_resume_on_other_data_is_refused_then_recorded_with_allow_data_change(tmp_path, data, monkeypatch,
+                                                                               capsys, n):
+    run = _cut_run(tmp_path, data, monkeypatch)
+    other = _other_data(tmp_path / "other", n=n)
+    before = snapshot(run)
+    capsys.readouterr()
+    rc = main(["pretrain", "--out", str(run), "--resume", "--no-progress", "--set", f"data.root={other}"])
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not ln.startswith(("warning:", "note:"))]
+    assert rc == 2 and len(err) == 1, err
+    assert "data differs" in err[0] and "step 6" in err[0] and "--allow-data-change" in err[0], err
+    assert ("number of samples: 64 -> 48" in err[0]) if n == 48 else ("content" in err[0] or "labels" in err[0])
+    assert snapshot(run) == before  # nothing changed, the recorded config included
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["root"] == str(data)
+
+    rc = main(["pretrain", "--out", str(run), "--resume", "--no-progress", "--allow-data-change",
+               "--set", f"data.root={other}"])
+    assert rc == 0
+    lines = (run / "data_changes.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    assert rec["step"] == 6 and rec["before"]["root"] == str(data) and rec["after"]["root"] == str(other)
+    assert any("data.root" in c for c in rec["changes"])
+    from part.engine.info import format_info, info
+
+    assert "data from  step 6" in format_info(info(run))
+
+
+@fault
+def test_resume_on_the_same_data_moved_elsewhere_continues_and_records_the_move(tmp_path, data, monkeypatch):
+    import shutil
+
+    run = _cut_run(tmp_path, data, monkeypatch)
+    moved = tmp_path / "mnt" / "tiny.npz"
+    moved.parent.mkdir()
+    shutil.copy(data, moved)
+    assert main(["pretrain", "--out", str(run), "--resume", "--no-progress", "--set", f"data.root={moved}"]) == 0
+    rec = json.loads((run / "data_changes.jsonl").read_text())
+    assert rec["step"] == 6 and "moved" in rec["changes"][0]
+    assert rec["before"]["content"] == rec["after"]["content"]
+
+
+@pytest.mark.bad_input
+def test_allow_data_change_without_resume_is_one_line(tmp_path, config, capsys):
+    rc = main(["pretrain", "--config", str(config), "--out", str(tmp_path / "r"), "--allow-data-change"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--allow-data-change" in err[0], err
+    assert not (tmp_path / "r").exists()

@@ -48,7 +48,7 @@ LOCK_NAME = ".lock"  # a folder's writer lock (part.engine.runfolder.RunLock)
 
 # the names part writes into each kind of folder: the only ones it ever deletes or replaces there
 RUN_FILES = ("config.yaml", "metrics.jsonl", "weights.safetensors", "summary.json", "probe.json",
-             "results.json", "init.json", "data.json")
+             "results.json", "init.json", "data.json", "data_changes.jsonl")
 RUN_DIRS = ("checkpoints", "export", "plots", "tb", "wandb")
 EXPORT_FILES = ("config.json", "model.safetensors", "README.md")
 EXPORT_EXTRA = ("config.yaml", "relative_encoder.safetensors")  # part export --relative-encoder (engine.reference)

@@ -34,6 +34,7 @@ class RunInfo:
     probe: dict = field(default_factory=dict)
     init: str | None = None
     replace: list = field(default_factory=list)  # an unfinished replace of the run or its export (one line each)
+    data_changes: list = field(default_factory=list)  # data_changes.jsonl: [{step, changes, ...}]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -100,7 +101,20 @@ def info(run: str | Path) -> RunInfo:
                                                      "err_euclid", "loss", "num_samples")),
         probe={k: scalar_values(probe.get(k, {}), ("top1", "top5", "kappa")) for k in ("linear", "knn") if probe.get(k)},
         init=(init.get("source") or "none (from scratch)") if init else None, replace=pending,
+        data_changes=_data_changes(run / "data_changes.jsonl"),
     )
+
+
+def _data_changes(path: Path) -> list:
+    """The records of ``data_changes.jsonl`` (a line that is not JSON is skipped)."""
+    out = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
 
 
 def format_value(v) -> str:
@@ -117,6 +131,8 @@ def format_info(ri: RunInfo) -> str:
     lines += [f"  {k:<11}{v}" for k, v in ri.config.items()]
     if ri.init:
         lines.append(f"  {'init':<11}{ri.init}")
+    for ch in ri.data_changes:
+        lines.append(f"  {'data from':<11}step {ch.get('step')}: " + "; ".join(map(str, ch.get("changes") or [])))
     epoch = f", epoch {format_value(ri.metrics['epoch'])}" if "epoch" in ri.metrics else ""
     lines.append(f"steps        {ri.steps}{total}{epoch}")
     shown = {k: v for k, v in ri.metrics.items() if k not in ("step", "epoch")}

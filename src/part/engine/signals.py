@@ -33,11 +33,14 @@ class StopRequests:
     a worker's death in the main thread wherever it happens to be (in a forward pass, an optimiser step, a
     checkpoint write). A SIGTERM to the whole process group ends the workers with the main process, so that
     error would pre-empt the orderly stop; deferred, it is kept in :attr:`worker_error` for the next batch
-    fetch to answer (the trainer: a stop request when one came, else the error)."""
+    fetch to answer (the trainer: a stop request when one came, else the error). While the main thread waits
+    for a batch (:attr:`fetching`) the error is raised at once, as PyTorch does: a worker that died in the
+    middle of sending a batch would otherwise leave that read blocked for ever."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self.worker_error: BaseException | None = None
+        self.fetching = False  # the main thread waits for a batch: a worker's death is raised there at once
         self._previous: dict = {}
 
     @property
@@ -75,6 +78,8 @@ class StopRequests:
             try:
                 current(signum, frame)
             except RuntimeError as exc:  # "DataLoader worker (pid X) is killed by signal: ..."
+                if self.fetching:  # blocked on a batch (maybe half sent by the dead worker): interrupt it
+                    raise
                 if self.worker_error is None:
                     self.worker_error = exc
 

@@ -20,15 +20,17 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..config import Config, save_config
+from ..config import Config, DataConfig, read_yaml_mapping, save_config
 from . import checkpoint as ck
 from .builders import build_batch_augment, build_dataset, build_objective
+from .datainfo import IDENTITY_KEYS, data_changes, data_fingerprint
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_flag, cleanup_distributed, init_distributed,
                           on_main)
 from .folders import write_marker
 from .loader import (ResumableSampler, WorkerStopped, augment_seed, epoch_loader, one_line_worker_error,
                      training_items, worker_killed_by_signal)
-from .runfolder import RunLock, RunReplacement, check_recorded_init, check_resume_init, plan_run, settle_run
+from .runfolder import (RunFolderError, RunLock, RunReplacement, check_recorded_init, check_resume_init, plan_run,
+                        settle_run)
 from .signals import StopRequests, TrainingStopped
 from .strategy import build_strategy, checkpointed_blocks
 
@@ -94,6 +96,7 @@ def train(
     dataset=None,
     provenance: dict | None = None,
     validate=None,
+    allow_data_change: bool = False,
 ) -> TrainResult:
     """Train ``cfg.objective`` on ``cfg.data``; write the run folder; return where it wrote.
 
@@ -116,17 +119,20 @@ def train(
         validate: ``objective -> {name: number}``, called on rank 0 (eval mode, no gradients, the RNG state
             kept) every ``train.val_every`` epochs and at the last step; the numbers join that step's record
             as ``val_<name>`` (``metrics.jsonl``, trackers). Fine-tuning passes the validation carve's accuracy.
+        allow_data_change: ``resume`` on data other than the run trained on (kind, samples, labels, content:
+            :func:`part.engine.datainfo.data_changes`) is refused unless this is true; then the change is
+            appended to ``<run>/data_changes.jsonl`` with its step.
     """
     dist_info = init_distributed(cfg.train.device)
     try:
         return _train(cfg, Path(out_dir), resume, overwrite, init, progress, objective, dataset, provenance,
-                      dist_info, validate)
+                      dist_info, validate, allow_data_change)
     finally:
         cleanup_distributed()
 
 
 def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, provenance, di: DistInfo,
-           validate=None) -> TrainResult:
+           validate=None, allow_data_change=False) -> TrainResult:
     t = cfg.train
     check_resume_init(resume, init)
     if t.threads:
@@ -156,7 +162,8 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, prov
             return _finished_result(run)
         try:
             result = _train_locked(cfg, plan.work or run, plan.mode, init, progress, objective, dataset, provenance,
-                                   di, validate, final=run, swap=rep.swap if rep is not None else None)
+                                   di, validate, final=run, swap=rep.swap if rep is not None else None,
+                                   allow_data_change=allow_data_change)
         except BaseException:
             if rep is not None and not rep.done and rep.fail():
                 print(f"note: --overwrite stopped before the new run's first checkpoint; {run} still holds the run "
@@ -172,7 +179,7 @@ def _train(cfg, run, resume, overwrite, init, progress, objective, dataset, prov
 
 
 def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance, di: DistInfo,
-                  validate=None, final: Path | None = None, swap=None) -> TrainResult:
+                  validate=None, final: Path | None = None, swap=None, allow_data_change=False) -> TrainResult:
     """Train into ``run``. ``mode == "replace"``: ``run`` is where the new run is built; at its first verified
     checkpoint ``swap()`` (rank 0) puts it in place at ``final``, and the loop goes on there."""
     t = cfg.train
@@ -224,6 +231,7 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
     torch.manual_seed(t.seed * 104_729 + di.rank + 1)
 
     step, last, track = 0, {}, {"best_loss": None, "nan_skips": 0}
+    fingerprint, data_note = data_fingerprint(cfg, dataset), None
     ckpt_dir = run / "checkpoints"
     if resuming:
         # rank 0 picks the newest verified checkpoint (setting corrupt ones aside); every rank loads it
@@ -236,6 +244,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
             step = int(state["step"])
             last = dict(state.get("last") or {})
             track.update(state.get("track") or {})
+            data_note = _check_data(run, cfg, track.get("data"), fingerprint, step, allow_data_change)
+    track["data"] = fingerprint  # saved with every checkpoint: what the run trains on from here
 
     # --- everything is valid: now the run folder changes ------------------------------------------------
     def _prepare():
@@ -243,6 +253,8 @@ def _train_locked(cfg, run, mode, init, progress, objective, dataset, provenance
         ck.atomic_write(run / "config.yaml", lambda tmp: save_config(cfg, tmp))
         if not resuming:
             ck.write_json(run / "init.json", provenance or {"source": None, "from_scratch": True})
+        if data_note is not None:
+            _record_data_change(run, data_note)
         _truncate_jsonl(run / "metrics.jsonl", step)
 
     on_main(_prepare, di.is_main)
@@ -392,6 +404,39 @@ def _validation(objective: nn.Module, validate) -> dict:
     return {f"val_{k}": float(v) for k, v in res.items()}
 
 
+def _check_data(run: Path, cfg: Config, recorded: dict | None, now: dict, step: int, allowed: bool) -> dict | None:
+    """``--resume`` at ``step``: compare the data the run trained on (the fingerprint ``recorded`` with its
+    checkpoint, and the ``data`` section of its ``config.yaml``) with the data it would continue on (``cfg``,
+    fingerprint ``now``). Other data raises :class:`RunFolderError` naming the first difference unless
+    ``allowed``; returns the record of a change or of a move (the same data at another root), else None."""
+    import dataclasses
+
+    saved = read_yaml_mapping(run / "config.yaml", "run config").get("data") or {}
+    before = {**dataclasses.asdict(DataConfig()), **(saved if isinstance(saved, dict) else {})}
+    after = cfg.to_dict()["data"]
+    changes = data_changes(before, after, recorded, now)
+    if changes and not allowed:
+        more = f" and {len(changes) - 1} more" if len(changes) > 1 else ""
+        raise RunFolderError(f"--resume: the data differs from what {run} trained on up to step {step} "
+                             f"({changes[0]}{more}); resume with the run's own data, or pass --allow-data-change "
+                             "to continue on this data (the change is recorded in data_changes.jsonl)")
+    if not changes and before.get("root") == after.get("root"):
+        return None
+    return {"step": step, "changes": changes or [f"data.root: {before.get('root')!r} -> {after.get('root')!r} "
+                                                 "(the same data, moved)"],
+            "before": recorded or {k: before.get(k) for k in IDENTITY_KEYS}, "after": now,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _record_data_change(run: Path, note: dict) -> None:
+    """Append ``note`` to ``<run>/data_changes.jsonl`` (atomic: the earlier lines are kept as they are)."""
+    path = run / "data_changes.jsonl"
+    earlier = path.read_text() if path.is_file() else ""
+    ck.atomic_write(path, lambda tmp: Path(tmp).write_text(earlier + json.dumps(note, default=str) + "\n"))
+    print(f"note: {run}: from step {note['step']} the run continues on other data ({note['changes'][0]}); "
+          f"recorded in {path}", file=sys.stderr)
+
+
 def _signal_name(signum) -> str:
     import signal
 
@@ -406,9 +451,15 @@ def _next_batch(it, stops: StopRequests | None = None, grace: float = 2.0):
     gets) a stop request raises :class:`WorkerStopped`: the group's SIGTERM reached it before its handlers
     were set. Other worker errors come back as they would read with ``num_workers: 0``."""
     try:
-        if stops is not None and stops.worker_error is not None:
+        if stops is None:
+            return next(it)
+        if stops.worker_error is not None:
             raise stops.worker_error
-        return next(it)
+        stops.fetching = True
+        try:
+            return next(it)
+        finally:
+            stops.fetching = False
     except Exception as exc:
         if stops is not None and worker_killed_by_signal(exc):
             deadline = time.monotonic() + grace

@@ -73,7 +73,8 @@ def _finetune(args) -> str:
     if not args.resume and not args.init:
         raise ValueError("part finetune needs --init RUN_OR_WEIGHTS (or --init none to train from scratch)")
     res = finetune(args.config, init=args.init, out=args.out, overrides=args.overrides, resume=args.resume,
-                   overwrite=args.overwrite, progress=not args.no_progress, evaluate=not args.no_eval)
+                   overwrite=args.overwrite, progress=not args.no_progress, evaluate=not args.no_eval,
+                   allow_data_change=args.allow_data_change)
     if res.results:
         return f"wrote run and test results (top1 {res.results['top1']:.4f}) to {res.run_dir}"
     return f"wrote run to {res.run_dir}"

@@ -78,6 +78,7 @@ def finetune(
     evaluate: bool = True,
     eval_batch_size: int = EVAL_BATCH_SIZE,
     validate: bool = True,
+    allow_data_change: bool = False,
 ) -> FinetuneResult:
     """Fine-tune (or train from scratch) a classifier and evaluate it on the test split.
 
@@ -96,6 +97,8 @@ def finetune(
             ``val_groups``), evaluate it every ``train.val_every`` epochs (``val_top1`` ... in
             ``metrics.jsonl``: the learning curve) and after training (``results.json`` ``val``). Every choice
             (epochs, learning rate) is made on these numbers, never on the test split's.
+        allow_data_change: let ``resume`` continue on data other than the run trained on (refused
+            otherwise); the change is recorded with its step in ``<run>/data_changes.jsonl``.
     Returns:
         :class:`FinetuneResult`.
     """
@@ -137,7 +140,8 @@ def finetune(
     res = train(cfg, run, resume=resume, overwrite=overwrite, init=None, progress=progress,
                 objective=objective, dataset=train_data,
                 provenance=report or {"source": None, "from_scratch": True},
-                validate=None if val_data is None else _val_fn(val_data, eval_batch_size))
+                validate=None if val_data is None else _val_fn(val_data, eval_batch_size),
+                allow_data_change=allow_data_change)
     is_main = int(os.environ.get("RANK", "0")) == 0
     if not res.finished_before:  # which samples (groups, subjects) it trained and is tested on
         write_data_record(run, cfg, [cfg.data.split] + (["test"] if evaluate else []))

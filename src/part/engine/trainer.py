@@ -466,7 +466,7 @@ def _next_batch(it, stops: StopRequests | None = None, grace: float = 2.0):
             while not stops.requested and time.monotonic() < deadline:
                 time.sleep(0.01)  # the main process's own handler runs between these
             if stops.requested:
-                raise WorkerStopped(str(exc).splitlines()[0]) from None
+                raise WorkerStopped((str(exc).splitlines() or [type(exc).__name__])[0]) from None
         raise one_line_worker_error(exc) from None
 
 

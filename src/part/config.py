@@ -21,6 +21,7 @@ from .data.randaugment import parse_randaugment
 from .data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
 from .data.subsets import check_subset_options
 from .data.wds import WDS_KIND, wds_options
+from .io import safe_yaml
 from .objectives.registry import resolve_objective_config
 from .sampling.boxes import POSITIONS
 
@@ -299,37 +300,6 @@ def _deep_copy(d):
     if isinstance(d, dict):
         return {k: _deep_copy(v) for k, v in d.items()}
     return [_deep_copy(v) for v in d] if isinstance(d, list) else d
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses anchors and aliases: an alias chain ("billion laughs") expands to
-    exponentially many nodes from a few lines, and no config of ``part`` needs one."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
-                                 "allowed in part configs; write the value out")
-        if self.check_event(yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent):
-            event = self.peek_event()
-            if getattr(event, "anchor", None) is not None:
-                raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML anchors (&{event.anchor}) are not "
-                                     "allowed in part configs; write the value out")
-        return super().compose_node(parent, index)
-
-
-def safe_yaml(text, what: str = "YAML"):
-    """``yaml.safe_load`` without anchors or aliases (:class:`_NoAliasLoader`): the one YAML reader of
-    ``part`` (configs, run folders, ``--set`` values). ``text``: a string or an open file. Raises
-    :class:`ConfigError` naming ``what`` on an anchor, an alias or a syntax error."""
-    try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{what}:{mark.line + 1}:{mark.column + 1}" if mark is not None else what
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        kind = "" if "not allowed" in problem else "YAML syntax error: "
-        raise ConfigError(f"{where}: {kind}{problem}") from None
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:

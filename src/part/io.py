@@ -3,8 +3,9 @@ written: checkpoints and run files (:mod:`part.engine.checkpoint` re-exports the
 (:mod:`part.data.sleep.cache`), results JSON (:mod:`part.evaluation.metrics`) and ablation tables.
 
 Every file is written to a temporary file in the same folder, fsynced, ``os.replace``-d over the target and
-the folder is fsynced, so a crash in the middle of a write leaves the previous file intact. This module
-imports nothing of ``part``: any layer may use it.
+the folder is fsynced, so a crash in the middle of a write leaves the previous file intact. It also holds
+the one YAML reader of ``part`` (:func:`safe_yaml`: no anchors or aliases). This module imports nothing of
+``part``: any layer may use it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import os
 from pathlib import Path
 from typing import Callable
+
+import yaml
 
 
 class WriteError(OSError):
@@ -82,4 +85,35 @@ def read_json(path: str | Path, missing=None):
         return {} if missing is None else missing
 
 
-__all__ = ["WriteError", "fsync_dir", "atomic_write", "write_json", "read_json"]
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses anchors and aliases: an alias chain ("billion laughs") expands to
+    exponentially many nodes from a few lines, and no config of ``part`` needs one."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                                 "allowed in part configs; write the value out")
+        if self.check_event(yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            event = self.peek_event()
+            if getattr(event, "anchor", None) is not None:
+                raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML anchors (&{event.anchor}) are not "
+                                     "allowed in part configs; write the value out")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text, what: str = "YAML"):
+    """``yaml.safe_load`` without anchors or aliases (:class:`_NoAliasLoader`): the one YAML reader of
+    ``part`` (configs, run folders, ``--set`` values). ``text``: a string or an open file. Raises
+    :class:`ValueError` naming ``what`` on an anchor, an alias or a syntax error."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{what}:{mark.line + 1}:{mark.column + 1}" if mark is not None else what
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        kind = "" if "not allowed" in problem else "YAML syntax error: "
+        raise ValueError(f"{where}: {kind}{problem}") from None
+
+
+__all__ = ["WriteError", "fsync_dir", "atomic_write", "write_json", "read_json", "safe_yaml"]

@@ -453,10 +453,10 @@ def _next_batch(it, stops: StopRequests | None = None, grace: float = 2.0):
     try:
         if stops is None:
             return next(it)
-        if stops.worker_error is not None:
-            raise stops.worker_error
-        stops.fetching = True
+        stops.fetching = True  # first: a worker's death from here on is raised, one before was stored
         try:
+            if stops.worker_error is not None:
+                raise stops.worker_error
             return next(it)
         finally:
             stops.fetching = False

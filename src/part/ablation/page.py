@@ -129,8 +129,7 @@ def _claims(acfg, by_stage: dict[str, list[dict]]) -> str:
         metric = c["metric"]
         pool = by_stage["finetune"] if metric == "finetune_top1" else by_stage["probe"]
         vals = _values(pool, metric)
-        worse = c["worse"] if isinstance(c["worse"], str) else None
-        names = [w.strip() for w in c["worse"].split("|")] if worse else []
+        names = [w.strip() for w in c["worse"].split("|")]  # "a|b|c": the best of them
         present = [w for w in names if vals.get(w)]
         best = max(present, key=lambda w: sum(vals[w]) / len(vals[w])) if present else names[0]
         a, b = vals.get(c["better"], []), vals.get(best, [])

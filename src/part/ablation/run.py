@@ -257,6 +257,12 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
     return stages
 
 
+def _training_spec(spec: dict) -> dict:
+    """A fine-tune stage's spec without ``test`` (whether the test split is read after training): what its
+    run folder trains."""
+    return {k: v for k, v in spec.items() if k != "test"}
+
+
 def _finetune_stage(cell: Cell, r, cdir: Path, acfg: AblationConfig, spec: dict, stages: dict, run: Path,
                     progress: bool, log, record) -> str | None:
     """One fine-tune run of ``cell`` into ``<cell>/<key>/``; returns an error line when it diverged."""
@@ -264,14 +270,13 @@ def _finetune_stage(cell: Cell, r, cdir: Path, acfg: AblationConfig, spec: dict,
     if r.key in stages or (ft_run / "config.yaml").is_file():
         old = (canonical(r.key, stages[r.key]["spec"]) if r.key in stages
                else _filled_by_engine(run_spec(run_folder_config(ft_run).to_dict()), spec[r.key]))
-        new = {k: v for k, v in spec[r.key].items() if k != "test"}
-        old = {k: v for k, v in old.items() if k != "test"}
+        new = _training_spec(spec[r.key])
+        old = _training_spec(old)
         if old != new:  # a new fine-tune recipe on the same pretrained weights
             log(f"  {r.key} settings changed ({first_difference(old, new)}): fine-tuning again")
             shutil.rmtree(ft_run, ignore_errors=True)
             stages.pop(r.key, None)
-    resume, overwrite = _run_dir_state(ft_run, {k: v for k, v in spec[r.key].items() if k != "test"},
-                                       "fine-tuning", cell.name)
+    resume, overwrite = _run_dir_state(ft_run, _training_spec(spec[r.key]), "fine-tuning", cell.name)
     init = run if cell.pretrain is not None else None
     what = "" if r.fraction is None else f" at {r.fraction:g} of the labels, seed {r.seed}"
     log(f"  {r.key}: " + ("from scratch" if init is None else "from the pretrained backbone") + what

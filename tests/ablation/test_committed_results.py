@@ -1,0 +1,43 @@
+"""The committed stage summaries under ``results/`` stay valid: every summary of a protocol config
+(``configs/results_*.yaml``) holds the spec today's code plans for that stage, so rerunning the protocol
+skips it (issue 24: a protocol spread over sessions and machines). A change to the config schema, its
+defaults or the spec's normal form that would silently rerun hours of finished stages fails here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from part.ablation.plan import plan_cells
+from part.ablation.run import _same, cell_spec
+from part.ablation.settings import load_ablation_config
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTOCOLS = sorted((ROOT / "configs").glob("results_*.yaml"))
+
+
+def _summaries(folder: Path) -> dict:
+    return {(p.parent.name, p.stem): json.loads(p.read_text()) for p in sorted(folder.glob("*/*.json"))}
+
+
+@pytest.mark.parametrize("config", PROTOCOLS, ids=lambda p: p.stem)
+def test_every_committed_summary_matches_todays_plan(config):
+    acfg = load_ablation_config(config)
+    assert acfg.summaries, f"{config.name} names no summaries folder"
+    folder = ROOT / acfg.summaries
+    found = _summaries(folder) if folder.is_dir() else {}
+    planned = {c.name: cell_spec(c, acfg) for c in plan_cells(acfg)}
+    stale = []
+    for (cell, stage), summ in found.items():
+        spec = planned.get(cell, {}).get(stage)
+        if spec is None:
+            stale.append(f"{cell}/{stage}: not in today's plan")
+        elif not _same(stage, summ["spec"], spec):
+            stale.append(f"{cell}/{stage}: spec differs")
+    assert not stale, f"{len(stale)} of {len(found)} summaries in {folder} would be rerun: {stale[:5]}"
+
+
+def test_the_protocols_are_found():
+    assert {p.stem for p in PROTOCOLS} >= {"results_fmnist", "results_blink", "results_fingermovements"}

@@ -133,6 +133,34 @@ def test_shards_partition_the_cells(root, tmp_path):
     assert sorted(halves[0] + halves[1]) == sorted(names) and not set(halves[0]) & set(halves[1])
 
 
+
+@pytest.mark.slow
+def test_a_priority_pass_runs_only_the_named_fractions_and_the_next_call_the_rest(root, tmp_path):
+    cfg = protocol(root, tmp_path, claims=[], page=None, grid=[{"objectives": ["part"], "heads": RECORDED_HEADS,
+                                                                   "num_pairs": [4]}])
+    cell = tmp_path / "summaries" / f"{PART_ROW}-s0"
+    part.ablate(cfg, out=tmp_path / "run", verbose=False, progress=False, fractions=[0.5])
+    first = {p.name: p.stat().st_mtime_ns for p in cell.iterdir()}
+    assert sorted(n for n in first if n.startswith("finetune")) == ["finetune-f0.5-s0.json", "finetune-f0.5-s1.json"]
+    part.ablate(cfg, out=tmp_path / "run", verbose=False, progress=False)
+    after = {p.name: p.stat().st_mtime_ns for p in cell.iterdir()}
+    assert {n: after[n] for n in first} == first  # nothing of the first pass ran again (pretraining included)
+    assert sorted(set(after) - set(first)) == ["finetune-f1-s0.json", "finetune-f1-s1.json"]
+
+
+@pytest.mark.bad_input
+def test_a_fraction_the_plan_does_not_have_is_refused(root, tmp_path):
+    with pytest.raises(ValueError, match=r"fractions: \[0.3\]"):
+        part.ablate(protocol(root, tmp_path), dry_run=True, verbose=False, fractions=[0.3])
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("fractions", ["x", "0", "0.1,2", ""])
+def test_bad_fractions_flag_is_one_line_exit_2(fractions):
+    r = subprocess.run([sys.executable, "-m", "part", "ablate", "--config", "configs/results_fmnist.yaml",
+                        "--fractions", fractions, "--dry-run"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--fractions" in r.stderr and "Traceback" not in r.stderr
+
 @pytest.mark.bad_input
 @pytest.mark.parametrize("top,match", [
     ({"finetune": {"num_classes": 4, "fractions": [0]}}, "fractions"),

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--shard", type=_shard, metavar="K/N",
                    help="run only every N-th cell from the K-th (0-based), e.g. two processes with --shard 0/2 "
                         "and --shard 1/2 and their own --out; their stage summaries meet in summaries:")
+    p.add_argument("--fractions", type=_fractions, metavar="F[,F]",
+                   help="run only the fine-tunes at these label fractions this time (e.g. 0.01,0.1: a priority "
+                        "pass; the others stay missing for a later call)")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: write the results page (page:) from the committed stage summaries (summaries:)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
@@ -49,9 +52,21 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+def _fractions(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"--fractions must be label fractions in (0, 1] separated by commas "
+                                         f"(e.g. 0.01,0.1), got {text!r}")
+    return values
+
+
 def _ablate(args) -> str:
     res = ablate(args.config, out=args.out, resume=not args.no_resume, overrides=args.overrides,
-                 progress=args.progress, dry_run=args.dry_run, report_only=args.report_only, shard=args.shard)
+                 progress=args.progress, dry_run=args.dry_run, report_only=args.report_only, shard=args.shard,
+                 fractions=args.fractions)
     if args.report_only:
         return f"wrote the results page {res.page} from the stage summaries"
     if args.dry_run:

@@ -324,6 +324,7 @@ def ablate(
     verbose: bool = True,
     report_only: bool = False,
     shard: tuple[int, int] | None = None,
+    fractions: Iterable[float] | None = None,
 ) -> AblationResult:
     """Run an ablation grid: every cell pretrain -> pretext errors -> probe -> fine-tune, then the
     CSV, the mean ± std table and the plots (paper Tab. 2-7, Fig. 8).
@@ -342,17 +343,15 @@ def ablate(
             (``summaries``) alone.
         shard: ``(k, n)``: run only the cells ``k, k + n, k + 2n, ...`` of the plan (0-based), so ``n``
             processes with their own ``out`` share the CPU cores; their stage summaries meet in ``summaries``.
+        fractions: run only the fine-tunes at these label fractions (of ``finetune.fractions``) this time; the
+            others stay missing for a later call. A priority pass (``make results`` runs the 1 % and 10 %
+            fine-tunes of every cell before any 100 % one); nothing of a stage's spec changes.
     Returns:
         :class:`AblationResult`.
     """
     acfg = load_ablation_config(config, overrides)
     all_cells = plan_cells(acfg)
-    cells = all_cells
-    if shard is not None:
-        k, n = shard
-        if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):
-            raise ValueError(f"shard must be K/N with 0 <= K < N, got {k}/{n}")
-        cells = all_cells[k::n]
+    cells = select_cells(all_cells, shard, fractions)
     out = Path(out) if out is not None else Path("runs") / acfg.name
     log = (lambda msg: print(msg, flush=True)) if verbose else (lambda msg: None)
     if dry_run:
@@ -375,29 +374,8 @@ def ablate(
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "ablation.yaml",
                      lambda tmp: Path(tmp).write_text(yaml.safe_dump(_norm(acfg.to_dict()), sort_keys=False)))
-
-        rows, ran, skipped = [], [], []
         t_all = time.perf_counter()
-        for i, cell in enumerate(cells, 1):
-            cdir = out / "cells" / cell.name
-            spec = cell_spec(cell, acfg)
-            row = _finished_row(cdir / "result.json", spec)
-            if row is not None:
-                rows.append(row)
-                skipped.append(cell.name)
-                log(f"[{i}/{len(cells)}] {cell.name}: finished earlier, skipped")
-                continue
-            log(f"[{i}/{len(cells)}] {cell.name}")
-            stages = run_cell(cell, cdir, acfg, spec, progress, log, summaries)
-            row = cell_row(cell, stages)
-            rows.append(row)
-            ran.append(cell.name)
-            if "error" in stages:
-                log(f"  {stages['error']}")
-            else:
-                save_results_json(cdir / "result.json", {"spec": spec, "row": row})
-            log(f"  done in {row['wall_s'] or 0:.1f} s")
-
+        rows, ran, skipped = _run_cells(cells, out, acfg, progress, log, summaries)
         groups = aggregate(rows)
         table = format_markdown(groups)
         csv_path = write_csv(rows, out / "results.csv")
@@ -414,5 +392,49 @@ def ablate(
         return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells, page)
 
 
-__all__ = ["ablate", "AblationResult", "run_cell", "cell_spec", "run_spec", "canonical", "first_difference",
+def select_cells(cells: list[Cell], shard: tuple[int, int] | None = None,
+                 fractions: Iterable[float] | None = None) -> list[Cell]:
+    """The cells one call runs: every ``n``-th from the ``k``-th for ``shard=(k, n)``, and of each only the
+    fine-tunes at ``fractions`` (None: all). A fraction no cell fine-tunes at is a ``ValueError`` naming it."""
+    if shard is not None:
+        k, n = shard
+        if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):
+            raise ValueError(f"shard must be K/N with 0 <= K < N, got {k}/{n}")
+        cells = cells[k::n]
+    if fractions is None:
+        return cells
+    wanted = [float(f) for f in fractions]
+    known = sorted({r.fraction for c in cells for r in c.finetunes if r.fraction is not None})
+    unknown = [f for f in wanted if f not in known]
+    if unknown or not wanted:
+        raise ValueError(f"fractions: {unknown or wanted} not among the label fractions of this plan {known}")
+    return [dataclasses.replace(c, finetunes=[r for r in c.finetunes if r.fraction in wanted]) for c in cells]
+
+
+def _run_cells(cells: list[Cell], out: Path, acfg: AblationConfig, progress: bool, log: Callable[[str], None],
+               summaries: Summaries) -> tuple[list, list, list]:
+    """Run (or skip, when finished earlier) every cell in ``<out>/cells``; returns ``(rows, ran, skipped)``."""
+    rows, ran, skipped = [], [], []
+    for i, cell in enumerate(cells, 1):
+        cdir = out / "cells" / cell.name
+        spec = cell_spec(cell, acfg)
+        row = _finished_row(cdir / "result.json", spec)
+        if row is not None:
+            rows.append(row)
+            skipped.append(cell.name)
+            log(f"[{i}/{len(cells)}] {cell.name}: finished earlier, skipped")
+            continue
+        log(f"[{i}/{len(cells)}] {cell.name}")
+        stages = run_cell(cell, cdir, acfg, spec, progress, log, summaries)
+        row = cell_row(cell, stages)
+        rows.append(row)
+        ran.append(cell.name)
+        if "error" in stages:
+            log(f"  {stages['error']}")
+        else:
+            save_results_json(cdir / "result.json", {"spec": spec, "row": row})
+        log(f"  done in {row['wall_s'] or 0:.1f} s")
+    return rows, ran, skipped
+
+__all__ = ["ablate", "AblationResult", "select_cells", "run_cell", "cell_spec", "run_spec", "canonical", "first_difference",
            "EXEC_KEYS"]

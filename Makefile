@@ -85,7 +85,7 @@ bench: setup
 # its own folder; their stage summaries (results/fmnist/, committed) meet, and rerunning skips every stage whose
 # summary matches, on any machine. Stop it any time (Ctrl-C / SIGTERM checkpoint); rerun to continue.
 # Two passes: every pretraining, probe and 1 % / 10 % fine-tune first (the claims at few labels), then the 100 %
-# fine-tunes (the longest stages). Two single-thread processes beat one of two threads by ~18 % here
+# fine-tunes (the longest stages). Two single-thread processes give ~1.4x the throughput of one of two threads
 # (benchmarks/bench_cpu_levers.py, docs/results_protocol.md).
 RESULTS_CFG := configs/results_fmnist.yaml
 comma := ,

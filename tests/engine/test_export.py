@@ -84,7 +84,7 @@ def test_model_card(runs, tmp_path):
     c = json.loads((out / "config.json").read_text())
     assert text.startswith("---\ntags:\n") and "library_name: timm" in text
     for words in ("`part` objective", "relative encoder `cross_attention_paper`", "`npz`", "2 steps", "train/loss",
-                  'timm.create_model("local-dir:', "checkpoint_path=", "resolve_data_config", "load_backbone"):
+                  'timm.create_model("local-dir:', "checkpoint_path=", "resolve_data_config", "part.load("):
         assert words in text, words
     assert f"| train/loss | {c['part']['train_metrics']['loss']:.4g} |" in text
     # a probe of the run shows up in the card of a later export

@@ -9,7 +9,8 @@ import yaml
 
 from part.config import load_config
 from part.engine.runs import read_run_config, resolve_run, run_folder_config
-from part.objectives.registry import RECORDED_POSITIONS, former_positions
+from part.engine.migrations import former_positions
+from part.objectives.registry import RECORDED_POSITIONS
 from part.sampling import WINDOW_SAMPLERS
 from part.sampling.samplers import SAMPLERS
 
@@ -66,3 +67,23 @@ def test_recorded_positions_are_the_samplers_defaults_in_2d_and_1d():
     for table in (SAMPLERS, WINDOW_SAMPLERS):
         for name, recorded in RECORDED_POSITIONS.items():
             assert inspect.signature(table[name].__init__).parameters["positions"].default == recorded, name
+
+
+def test_migrations_live_in_one_engine_module(tmp_path):
+    """Old run folders of a non-PART objective recorded every PART field at its default of the time: the
+    migration drops them (the raw file is not rewritten); a new config with them is an error."""
+    from part.engine.migrations import migrate_run_config
+
+    objective = {"name": "supervised", "head": "cross_attention", "num_pairs": 2048, "self_pairs": False,
+                 "options": {"num_classes": 3}}
+    run = _write_run(tmp_path, objective)
+    cfg = run_folder_config(run)
+    assert (cfg.objective.head, cfg.objective.num_pairs, cfg.objective.self_pairs) == (None, None, None)
+    assert yaml.safe_load((run / "config.yaml").read_text())["objective"]["head"] == "cross_attention"
+    raw = {"objective": dict(objective)}
+    assert migrate_run_config(raw) is not raw and raw["objective"] == objective
+    with pytest.raises(ValueError, match="objective.head='cross_attention'"):
+        load_config(None, base={"objective": objective})
+    import part.objectives.registry as registry
+
+    assert not hasattr(registry, "FORMER_POSITIONS") and not hasattr(registry, "former_positions")

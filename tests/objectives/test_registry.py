@@ -120,14 +120,30 @@ def test_part_defaults_are_filled_and_recorded():
 
 def test_old_run_configs_with_recorded_part_defaults_still_load():
     """Run folders written before the check recorded every PART default for every objective: the head default
-    of then (cross_attention) and of now are both accepted; another head is still an error."""
+    of then (cross_attention) and of now are both dropped by the run-folder migration
+    (:mod:`part.engine.migrations`); another head is still an error, and so is a default in a new config."""
+    from part.engine.migrations import migrate_run_config
+
     for head in ("cross_attention", "cross_attention_paper"):
-        section = ObjectiveConfig(name="supervised", head=head, num_pairs=2048, scale_range=[0.5, 2.0],
-                                  options={"num_classes": 10})
-        resolve_objective_config(section)
+        raw = {"objective": {"name": "supervised", "head": head, "num_pairs": 2048, "scale_range": [0.5, 2.0],
+                             "options": {"num_classes": 10}}}
+        section = load_config(None, base=migrate_run_config(raw)).objective
         assert section.head is None and section.num_pairs is None and section.scale_range is None
+        assert raw["objective"]["head"] == head  # the raw mapping is not changed
+    raw = {"objective": {"name": "supervised", "head": "pairwise_mlp", "options": {"num_classes": 10}}}
     with pytest.raises(ValueError, match="objective.head='pairwise_mlp'.*PART objectives"):
-        resolve_objective_config(ObjectiveConfig(name="supervised", head="pairwise_mlp", options={"num_classes": 10}))
+        load_config(None, base=migrate_run_config(raw))
+    with pytest.raises(ValueError, match="objective.head='cross_attention_paper'.*PART objectives"):
+        resolve_objective_config(ObjectiveConfig(name="supervised", head="cross_attention_paper",
+                                                 options={"num_classes": 10}))
+
+
+def test_resolving_a_section_never_changes_it():
+    section = ObjectiveConfig(name="part_scale")
+    resolved = resolve_objective_config(section)
+    assert (section.head, section.num_pairs, section.positions, section.scale_range) == (None, None, None, None)
+    assert (resolved.head, resolved.num_pairs, resolved.scale_range) == ("cross_attention_paper", 2048, [0.5, 2.0])
+    assert resolved.options is not section.options
 
 
 def test_builder_passes_new_fields(tmp_path):

@@ -14,7 +14,7 @@ from ..data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
 from ..data.wds import WDS_KIND
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
 from ..objectives.registry import build_objective as build_named
-from ..objectives.registry import objective_kwargs, resolve_objective_config
+from ..objectives.registry import objective_kwargs
 from .loader import RepeatedAugmentation
 
 
@@ -75,11 +75,10 @@ def backbone_config(m: ModelConfig):
 def build_objective(cfg: Config, backbone: nn.Module | None = None) -> nn.Module:
     """``Config`` -> pretext objective module (images in, loss + metrics out), via the registry.
 
-    ``cfg.objective`` is checked and its PART defaults filled in place
-    (:func:`~part.objectives.registry.resolve_objective_config`, also run by :func:`part.config.validate_config`),
-    so the run's saved ``config.yaml`` records them.
+    ``cfg`` is read, never changed: its objective section was checked and resolved at load
+    (:func:`part.config.validate_config`); an unset PART field is the constructor's default. The objective
+    checks its own arguments (e.g. ``num_pairs`` against its number of patches).
     """
-    resolve_objective_config(cfg.objective)
     backbone = backbone if backbone is not None else build_backbone(cfg.model)
     return build_named(cfg.objective.name, backbone, **objective_kwargs(cfg.objective))
 

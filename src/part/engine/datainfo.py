@@ -13,12 +13,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
-from ..config import Config, config_from_dict, load_config, validate_config
+from ..config import Config, config_from_dict, validate_config
 from ..data.signal_npz import SIGNAL_NPZ_KIND, SignalNpzData
 
 __all__ = ["complete_config", "data_records", "write_data_record", "RECORDED_KINDS", "IDENTITY_KEYS",
@@ -29,25 +28,17 @@ RECORDED_KINDS = (SIGNAL_NPZ_KIND, "sleep_synthetic", "physionet2018", "sleep_ed
 
 
 def _init_stats(init, channels: int) -> tuple[list, list, str] | None:
-    """``(mean, std, where)`` recorded by an ``--init`` source: a run folder's ``config.yaml`` (or that of the
-    run holding a weights file) with ``normalize: dataset``, or an export's ``preprocessing``; else None."""
+    """``(mean, std, where)`` recorded by an ``--init`` source (:func:`part.engine.resolve.resolve`: a run
+    folder, a weights file of a run, an export) whose inputs were normalised with ``normalize: dataset``
+    statistics of ``channels`` channels; else None."""
     if init is None or str(init).lower() == "none":
         return None
-    path = Path(init)
-    if path.is_file():  # an export's architecture JSON beside the weights may carry them
-        for side in (path.with_suffix(".json"), path.parent / "config.json"):
-            if side.is_file():
-                pre = json.loads(side.read_text()).get("preprocessing") or {}
-                if pre.get("normalize") == "dataset" and len(pre.get("mean") or ()) == channels:
-                    return list(pre["mean"]), list(pre["std"]), str(side)
-    folders = [path] if path.is_dir() else [path.parent, path.parent.parent] if path.is_file() else []
-    for folder in folders:  # a run folder, or the run holding weights.safetensors / checkpoints / export
-        if (folder / "config.yaml").is_file():
-            d = load_config(folder / "config.yaml").data
-            if (d.kind == SIGNAL_NPZ_KIND and d.options.get("normalize", "dataset") == "dataset" and d.mean
-                    and len(d.mean) == channels):
-                return list(d.mean), list(d.std), str(folder / "config.yaml")
-            return None
+    from .resolve import resolve
+
+    src = resolve(init, "--init")
+    pre = src.preprocessing
+    if pre.get("normalize") == "dataset" and pre.get("mean") and len(pre["mean"]) == channels:
+        return list(pre["mean"]), list(pre["std"]), str(src.where)
     return None
 
 
@@ -83,8 +74,7 @@ def complete_config(cfg: Config, init: str | os.PathLike | None = None) -> Confi
             print(f"data.mean / data.std: the per-channel statistics recorded in {where}", file=sys.stderr)
         else:
             d.mean, d.std = data.channel_stats()
-    validate_config(out)
-    return out
+    return validate_config(out)
 
 
 def data_records(cfg: Config, splits) -> dict:

@@ -29,10 +29,12 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from ..data.signal_npz import SIGNAL_NPZ_KIND
 from ..io import read_json, write_json
 from .checkpoint import load_weights, save_weights
 from .folders import EXPORT_FILES, check_folder, replace_folder, settle
 from .info import format_value, scalar_values
+from .resolve import run_preprocessing
 
 # registered timm ViTs by (embed_dim, depth, num_heads, patch_size); the first match on the dims alone is
 # used when the patch size differs (model_args carry the real one)
@@ -182,18 +184,6 @@ def _label_names(run: Path, cfg) -> list | None:
     return res.get("class_names") if isinstance(res.get("class_names"), list) else None
 
 
-def _preprocessing(cfg, d) -> dict | None:
-    """What a user must do to raw signals before a ``signal_npz`` run's backbone sees them."""
-    from ..data.signal_npz import SIGNAL_NPZ_KIND
-
-    if d.kind != SIGNAL_NPZ_KIND:
-        return None
-    o = d.options
-    return {"kind": d.kind, "normalize": o.get("normalize", "dataset"), "mean": d.mean, "std": d.std,
-            "length_policy": o.get("length_policy", "none"), "signal_len": cfg.model.img_size,
-            "in_chans": cfg.model.in_chans}
-
-
 def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path | None = None,
                      metrics: dict | None = None, extra=None) -> Path:
     """Export ``objective.backbone`` of the run in ``run`` (config ``cfg``) to ``out`` (default
@@ -208,7 +198,7 @@ def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path
     def build(folder: Path) -> None:
         export_backbone(objective.backbone, folder, mean=None if one_d else d.mean, std=None if one_d else d.std,
                         info=run_info(run, cfg, metrics), label_names=_label_names(run, cfg),
-                        preprocessing=_preprocessing(cfg, d))
+                        preprocessing=run_preprocessing(cfg) if d.kind == SIGNAL_NPZ_KIND else None)
         if extra is not None:  # more files of the same folder (part export --relative-encoder)
             extra(folder)
 
@@ -224,7 +214,7 @@ def export_run(run: str | Path, out: str | Path | None = None, extra=None) -> Pa
     ``out`` must be a new or empty folder, or an earlier export made by ``part`` (which is replaced, journaled,
     keeping files of the user's such as ``.git``; :mod:`part.engine.folders`). Inside the run folder the
     write holds the run's lock, so it fails at once while the run is training. Returns ``out``.
-    Load it with ``timm.create_model("local-dir:OUT", pretrained=True)`` or ``part.evaluation.load_backbone``.
+    Load it with ``timm.create_model("local-dir:OUT", pretrained=True)`` or :func:`part.load`.
     ``extra(folder)`` writes more files into the new export before it is swapped in (one atomic folder).
     """
     from .runfolder import settle_run, writes_into
@@ -308,8 +298,12 @@ def model_card(config: dict, info: dict) -> str:
             f"({pc['interpolation']}, crop_pct {pc['crop_pct']}) and normalised with mean {pc['mean']}, std "
             f"{pc['std']}." + (" Other image sizes work: learnt position embeddings are resampled bicubically "
                                "(`dynamic_img_size`)." if args.get("dynamic_img_size") else ""), ""]
-    lines += ["With part (features, probe, fine-tuning):", "", "```python", "from part.evaluation import load_backbone",
-              'backbone, _ = load_backbone("PATH/TO/THIS/FOLDER/model.safetensors")', "```", "",
+    scores = ["scores = model.logits(x)             # (B, num_classes) class scores"] if config["num_classes"] else []
+    lines += ["With part (this folder alone; features, class scores, probe, fine-tuning):", "", "```python",
+              "import part", "", 'model = part.load("PATH/TO/THIS/FOLDER")',
+              "x = model.normalize(raw)             # the recorded preprocessing (mean / std)",
+              f"features = model.features(x)        # (B, {config['num_features']}), pooled by "
+              f"`{config.get('global_pool')}` as recorded", *scores, "```", "",
               "```bash", "part probe --run PATH/TO/THIS/FOLDER --config DATA.yaml",
               "part finetune --config FINETUNE.yaml --init PATH/TO/THIS/FOLDER", "```", ""]
     return "\n".join(lines)

@@ -8,12 +8,11 @@ from typing import Iterable
 
 import torch.nn as nn
 
-from ..config import Config, load_config, read_yaml_mapping, validate_config
-from ..objectives.registry import former_positions
-from .builders import build_objective, check_model_fits
-from .checkpoint import list_checkpoints, load_state_dict_checked, load_weights
+from ..config import Config, load_config, validate_config
 from .datainfo import complete_config
 from .folders import check_folder
+from .migrations import read_run_folder_config
+from .resolve import load_objective, resolve
 from .runfolder import has_run, settle_run
 
 
@@ -21,13 +20,11 @@ def resolve_config(config: str | Path | Config | dict | None, overrides: Iterabl
     """A :class:`Config` from a YAML path, a mapping, a Config, or None (defaults), plus dotted overrides."""
     if isinstance(config, Config):
         if not overrides:
-            return config
+            return validate_config(config)  # a resolved copy: the PART defaults filled, so config.yaml records them
         config = config.to_dict()
     if isinstance(config, dict):
         return load_config(None, overrides, base=config)
-    cfg = load_config(config, overrides)
-    validate_config(cfg)
-    return cfg
+    return load_config(config, overrides)
 
 
 def default_run_dir(config: str | Path | Config | dict | None, root: str | Path = "runs") -> Path:
@@ -85,35 +82,28 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, Config]:
 
 def run_folder_config(run: Path, overrides: Iterable[str] = ()) -> Config:
     """The config a run folder was made with: its ``config.yaml`` (plus ``overrides``), with the fields it
-    predates read as they were then (:func:`part.objectives.registry.former_positions`), never with a later
-    default."""
-    raw = former_positions(read_yaml_mapping(run / "config.yaml"))
-    return load_config(None, overrides, base=raw)
+    predates read as they were then (:mod:`part.engine.migrations`), never with a later default."""
+    return read_run_folder_config(run, overrides)
 
 
 def load_run(run_dir: str | Path, checkpoint: str | None = None) -> tuple[nn.Module, Config]:
-    """Rebuild the objective of a run from its ``config.yaml`` and load its weights (eval mode).
+    """``(objective, config)``: the objective of a run rebuilt from its ``config.yaml`` and loaded with its
+    weights (eval mode), and the run's config.
 
-    Uses ``weights.safetensors`` (finished runs) or, if absent or ``checkpoint="last"``, the newest
-    checkpoint; a folder of ``part export --relative-encoder`` (:mod:`part.engine.reference`) is rebuilt from
-    its backbone and relative encoder. Raises ``ValueError`` naming the folder when there is nothing to load.
+    The weights are found by :func:`part.engine.resolve.resolve`: ``weights.safetensors`` (finished runs) or,
+    if absent or ``checkpoint="last"``, the newest checkpoint; a folder of ``part export --relative-encoder``
+    (:mod:`part.engine.reference`) is rebuilt from its backbone and relative encoder. Raises ``ValueError``
+    naming the folder when it is missing, is not a run folder or has nothing to load.
     """
-    run, cfg = read_run_config(run_dir)
-    path = run / "weights.safetensors"
-    if not path.is_file() and checkpoint is None:
-        from .reference import is_published, load_published
-
-        if is_published(run):  # part export --relative-encoder: backbone + relative encoder
-            return load_published(run, build_objective(cfg)).eval(), cfg
-    if checkpoint == "last" or not path.is_file():
-        ckpts = list_checkpoints(run / "checkpoints")
-        if not ckpts:
-            raise ValueError(f"run folder {run} has no weights (no weights.safetensors and no checkpoints)")
-        path = ckpts[-1].with_suffix(".safetensors")
-    check_model_fits(cfg.model, path, f"{run / 'config.yaml'} (model) against {path}")
-    objective = build_objective(cfg)
-    load_state_dict_checked(objective, load_weights(path), what=str(path))
-    return objective.eval(), cfg
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ValueError(f"run folder not found: {run}")
+    if not (run / "config.yaml").is_file():
+        raise ValueError(f"{run} is not a part run folder (no config.yaml)")
+    src = resolve(run, "run", checkpoint)
+    if src.kind not in ("run", "published"):
+        raise ValueError(f"run folder {run} has no weights (no weights.safetensors and no checkpoints)")
+    return load_objective(src), src.config
 
 
 __all__ = ["resolve_config", "default_run_dir", "EXECUTION_KEYS", "resolve_run", "read_run_config", "load_run",

@@ -23,8 +23,13 @@ def register(subparsers) -> None:
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
     p.set_defaults(func=_finetune)
 
-    p = subparsers.add_parser("probe", help="linear probe + kNN on frozen features of a backbone")
-    p.add_argument("--run", required=True, help="run folder (any objective) or .safetensors weights / export")
+    p = subparsers.add_parser("probe", help="linear probe + kNN on frozen features of a backbone (or of a randomly "
+                                            "initialised one: --random, the baseline of every probe number)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run folder (any objective), export folder or .safetensors weights")
+    source.add_argument("--random", action="store_true",
+                        help="probe the --config's model randomly initialised (seed train.seed); needs --config "
+                             "and --out")
     add_config_args(p, "JSON file or folder for probe.json (default: <run>/probe.json)")
     p.add_argument("--pool", choices=list(POOLS), default=DEFAULT_POOL,
                    help="features: mean of patch tokens (default) or the [CLS] token")
@@ -83,7 +88,11 @@ def _finetune(args) -> str:
 def _probe(args) -> str:
     from .probing import probe
 
-    res = probe(args.run, config=args.config, out=args.out, overrides=args.overrides, pool=args.pool, k=args.k,
+    if args.random and not args.config:
+        raise ValueError("part probe --random needs --config (its model section is the encoder, its data the probe's)")
+    if args.random and not args.out:
+        raise ValueError("part probe --random needs --out (the JSON file or folder for probe.json)")
+    res = probe(args.run, random=args.random, config=args.config, out=args.out, overrides=args.overrides, pool=args.pool, k=args.k,
                 temperature=args.temperature, classifier=args.classifier, epochs=args.epochs,
                 weight_decay=args.weight_decay, max_train=args.max_train, max_test=args.max_test,
                 batch_size=args.batch_size, device=args.device)

@@ -1,7 +1,8 @@
-"""Backbones out of run folders / weight files, and frozen features for probing.
+"""Backbones out of run folders / weight files / exports, labels, and frozen features for probing.
 
 Shared by fine-tuning (:mod:`part.evaluation.finetuning`: which weights initialise the encoder), the linear
-probe and kNN (:mod:`part.evaluation.probing`, :mod:`part.evaluation.knn`) and export.
+probe and kNN (:mod:`part.evaluation.probing`, :mod:`part.evaluation.knn`) and evaluation. Where the weights
+are is found by the one resolver, :mod:`part.engine.resolve` (its names are re-exported here).
 
 Sources of a backbone (paper §4 "Supervised finetuning": the relative encoder is eliminated, only the ViT
 is kept):
@@ -16,8 +17,6 @@ is kept):
 
 from __future__ import annotations
 
-import json
-import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -27,214 +26,33 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..engine import checkpoint as ck
+from ..engine.pretrained import load_source_backbone
 from ..engine.progress import progress
+from ..engine.resolve import (BACKBONE_PREFIX, export_sidecar, load_backbone_weights, resolve,  # noqa: F401
+                              resolve_weights_path, split_backbone_state)
 
-BACKBONE_PREFIX = "backbone."
 EVAL_BATCH_SIZE = 256  # items per forward pass when evaluating, probing, extracting features
 POOLS = ("avg", "token")  # frozen features: mean of the patch tokens or the [CLS] token
 DEFAULT_POOL = "avg"  # PART's [CLS] token is read by no loss during pretraining
 
 
 # --------------------------------------------------------------------------------------------------
-# weights
+# backbones (found by part.engine.resolve, the one resolver)
 # --------------------------------------------------------------------------------------------------
-def resolve_weights_path(source: str | Path, what: str = "--init") -> Path:
-    """The ``.safetensors`` file behind ``source``: the file itself, or in a folder ``weights.safetensors``
-    (finished run), ``model.safetensors`` (export folder), ``export/model.safetensors`` or the newest
-    checkpoint. Raises ``ValueError`` naming ``source`` when nothing is there."""
-    path = Path(source)
-    if not path.exists():
-        raise ValueError(f"{what} path not found: {path}")
-    if path.is_file():
-        if path.suffix != ".safetensors":
-            raise ValueError(f"{what} {path}: expected a .safetensors file or a run folder")
-        return path
-    for rel in ("weights.safetensors", "model.safetensors", "export/model.safetensors"):
-        if (path / rel).is_file():
-            return path / rel
-    ckpts = ck.list_checkpoints(path / "checkpoints")
-    if ckpts:
-        return ckpts[-1].with_suffix(".safetensors")
-    raise ValueError(f"{what} {path}: no weights found (looked for weights.safetensors, model.safetensors, "
-                     "export/model.safetensors and checkpoints/step_*.safetensors)")
-
-
-def split_backbone_state(state: dict) -> tuple[dict, list[str]]:
-    """Objective or export weights -> ``(backbone state with timm names, dropped keys)``.
-
-    Objective weights have the encoder under ``backbone.``; every other key (e.g. PART's relative encoder
-    ``head.*``) is dropped. Weights without any ``backbone.`` key are taken as a bare backbone (export).
-    """
-    if any(k.startswith(BACKBONE_PREFIX) for k in state):
-        keep = {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
-        return keep, sorted(k for k in state if not k.startswith(BACKBONE_PREFIX))
-    return dict(state), []
-
-
-def load_backbone_weights(backbone: nn.Module, source: str | Path, what: str = "--init") -> dict:
-    """Initialise ``backbone`` from a run folder / weights file (paper §4 "Supervised finetuning").
-
-    Loaded: every encoder tensor (patch embedding, CLS token, blocks, final norm). Kept as the model has
-    them (freshly initialised): the classifier ``head.*`` always, and ``pos_embed`` when the source has
-    none (PART pretrains without position embeddings, so fine-tuning adds random learnable ones) or when
-    the model does not use one. Dropped: the objective's other parts (PART's relative encoder ``head.*``).
-
-    Raises ``ValueError``: path missing; tensors of another size (the sizes are named); encoder keys the
-    source lacks or has in excess (listed) — e.g. a backbone of another depth.
-
-    Learnt position embeddings of another patch grid (the source was fine-tuned at another image size) are
-    resampled to this backbone's grid (:func:`part.models.pos_embed.resample_abs_pos_embed`: bicubic, CLS
-    position kept), as timm does when it loads weights at another ``img_size``.
-
-    Returns a report: ``source`` (file), ``loaded`` (keys), ``fresh`` (keys kept as initialised),
-    ``dropped`` (source keys not used), ``resampled`` (keys resized to this grid).
-    """
-    path = resolve_weights_path(source, what)
-    state, dropped = split_backbone_state(ck.load_weights(path))
-    own = backbone.state_dict()
-    fresh = [k for k in own if k.startswith("head.")]
-    dropped += [k for k in state if k.startswith("head.")]  # a source classifier (fine-tuned / export)
-    state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    resampled = []
-    if "pos_embed" in own and "pos_embed" not in state:
-        fresh.append("pos_embed")
-    elif "pos_embed" in state and "pos_embed" not in own:
-        dropped.append("pos_embed")
-        state.pop("pos_embed")
-    elif "pos_embed" in state and state["pos_embed"].shape != own["pos_embed"].shape and hasattr(backbone, "grid_size"):
-        # fine-tuning / evaluating at another image size or patch grid: resample (bicubic, timm semantics)
-        from ..models.pos_embed import resample_abs_pos_embed
-
-        prefix = backbone.num_prefix_tokens
-        state["pos_embed"] = resample_abs_pos_embed(state["pos_embed"], backbone.grid_size,
-                                                    source_grid(path, state["pos_embed"].shape[1] - prefix), prefix)
-        resampled.append("pos_embed")
-    full = dict(state)
-    full.update({k: own[k] for k in fresh})  # the strict check below then lists real gaps only
-    ck.load_state_dict_checked(backbone, full, strict=True, what=f"{what} {path}")
-    return {"source": str(path), "loaded": sorted(state), "fresh": sorted(fresh), "dropped": sorted(dropped),
-            "resampled": resampled}
-
-
-def source_grid(wpath: Path, num_tokens: int) -> tuple[int, int] | None:
-    """The patch grid ``(rows, cols)`` that the position embeddings of a weights file were learnt on: from the
-    export's ``config.json``/``FILE.json`` (``model_args``) or the run's ``config.yaml`` (``model``); None
-    (square, as timm assumes) when neither says, or when theirs does not have ``num_tokens`` positions."""
-    size = patch = None
-    side = export_sidecar(wpath)
-    if side is not None:
-        args = read_export_config(side).get("model_args") or {}
-        size, patch = args.get("img_size"), args.get("patch_size")
-    elif _run_config(wpath) is not None:
-        from ..config import read_yaml_mapping
-
-        model = read_yaml_mapping(_run_config(wpath), "run config").get("model") or {}
-        size, patch = model.get("img_size"), model.get("patch_size")
-    if size is None or not patch:
-        return None
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    grid = (int(h) // int(patch), int(w) // int(patch))
-    return grid if grid[0] * grid[1] == num_tokens else None
-
-
-def read_export_config(side: Path) -> dict:
-    """The JSON mapping of an export's ``config.json`` / ``FILE.json``; ``ValueError`` naming the file when it
-    cannot be read or is not a JSON object."""
-    try:
-        config = json.loads(side.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"{side}: not a readable JSON file ({getattr(exc, 'strerror', None) or exc})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{side}: must hold a JSON object, got {type(config).__name__}")
-    return config
-
-
-def _backbone_from_part_config(config: dict, where: str, weights: Path | None = None) -> nn.Module:
-    """The backbone an export's ``part_config`` describes. Its keys and types are checked first, and, with
-    ``weights``, its shapes against that file's safetensors header, so an edited config cannot make this
-    build a model of any size before a check (:mod:`part.models.shapes`)."""
-    from ..models.shapes import architecture_args, check_against_shapes
-
-    part_cfg = config.get("part_config")
-    if not isinstance(part_cfg, dict):
-        raise ValueError(f"{where}: no 'part_config' with the architecture arguments")
-    one_d = config.get("architecture") == "part_vit1d" or "signal_len" in part_cfg
-    args = architecture_args(part_cfg, where, one_d)
-    if weights is not None:
-        shapes = ck.weight_shapes(weights)
-        prefix = BACKBONE_PREFIX if any(k.startswith(BACKBONE_PREFIX) for k in shapes) else ""
-        check_against_shapes(args, shapes, f"{where} against {weights}", prefix, one_d)
-    if one_d:
-        from ..models.vit1d import ViT1DConfig, VisionTransformer1D
-
-        return VisionTransformer1D(ViT1DConfig(**args))
-    from ..models.vit import ViTConfig, VisionTransformer
-
-    return VisionTransformer(ViTConfig(**args))
-
-
-_STEP_FILE = re.compile(r"step_\d+\.json")
-
-
-def export_sidecar(path: Path) -> Path | None:
-    """The architecture JSON of an exported weights file: ``FILE.json`` or ``config.json`` beside it (a
-    checkpoint's ``step_*.json`` manifest is not one: an architecture JSON names ``part_config``)."""
-    for cand in (path.with_suffix(".json"), path.parent / "config.json"):
-        if cand.is_file():
-            if cand.name != "config.json" and _STEP_FILE.fullmatch(cand.name):
-                continue
-            return cand
-    return None
-
-
-def _run_config(wpath: Path) -> Path | None:
-    for folder in (wpath.parent, wpath.parent.parent):
-        if (folder / "config.yaml").is_file():
-            return folder / "config.yaml"
-    return None
-
-
 def load_backbone(source: str | Path, config=None) -> tuple[nn.Module, object]:
-    """``(backbone in eval mode, Config or None)`` from a run folder or a weights file.
+    """``(backbone in eval mode, Config or None)`` from a run folder, an export or a weights file.
 
-    * run folder: :func:`part.engine.load_run` (any objective), its ``.backbone`` and its config;
-    * weights file with an architecture JSON beside it (``part export`` output): rebuilt from that JSON;
-    * any other weights file: the architecture comes from ``config`` (a :class:`~part.config.Config`,
-      its ``model`` section), or else from the ``config.yaml`` of the run folder holding the file.
+    The source is found by :func:`part.engine.resolve.resolve` and its encoder loaded by
+    :func:`part.engine.pretrained.load_source_backbone`: a run's objective (any objective) and its config; an
+    export rebuilt from its ``config.json`` / ``FILE.json``; any other weights file on ``config.model`` (a
+    :class:`~part.config.Config`), else on the ``config.yaml`` of the run folder holding the file.
 
     The classifier of the source (if any) is dropped: features are the pooled tokens.
     """
-    from ..engine import build_backbone, load_run
-
-    path = Path(source)
-    if not path.exists():
-        raise ValueError(f"run folder or weights file not found: {path}")
-    if path.is_dir() and (path / "config.yaml").is_file():
-        objective, cfg = load_run(path)
-        bb = objective.backbone
-        bb.reset_classifier(0)
-        return bb.eval(), cfg
-    wpath = resolve_weights_path(path, "source")
-    side = export_sidecar(wpath)
-    if side is not None:
-        backbone = _backbone_from_part_config(read_export_config(side), str(side), wpath)
-    elif config is not None:
-        backbone = build_backbone(config.model)
-    elif _run_config(wpath) is not None:  # weights.safetensors / checkpoints/step_*.safetensors of a run
-        from ..config import load_config
-
-        config = load_config(_run_config(wpath))
-        backbone = build_backbone(config.model)
-    else:
-        raise ValueError(f"{wpath}: no architecture JSON beside it (FILE.json or config.json); pass a config "
-                         "whose model section describes this backbone")
-    state, _ = split_backbone_state(ck.load_weights(wpath))
-    if "pos_embed" in state:
-        backbone.enable_pos_embed()
+    src = resolve(source, "source")
+    backbone = load_source_backbone(src, config)
     backbone.reset_classifier(0)
-    load_backbone_weights(backbone, wpath, what="weights")
-    return backbone.eval(), config
+    return backbone.eval(), src.config if src.config is not None else config
 
 
 # --------------------------------------------------------------------------------------------------

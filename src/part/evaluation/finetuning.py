@@ -35,7 +35,8 @@ from ..engine.runfolder import check_recorded_init, check_resume_init
 from ..io import read_json
 from . import metrics as M
 from .heldout import evaluate_classifier, summary_row
-from .features import EVAL_BATCH_SIZE, check_dataset_labels, load_backbone_weights, resolve_weights_path
+from ..engine.resolve import load_backbone_weights, resolve_weights_path
+from .features import EVAL_BATCH_SIZE, check_dataset_labels
 
 
 @dataclass

@@ -147,7 +147,7 @@ class ProbeResult:
 
 
 def probe(
-    source: str | Path,
+    source: str | Path | None = None,
     config=None,
     out: str | Path | None = None,
     overrides: Iterable[str] = (),
@@ -167,14 +167,19 @@ def probe(
     device: str | None = None,
     seed: int = 0,
     verbose: bool = True,
+    random: bool = False,
 ) -> ProbeResult:
-    """Linear probe + kNN of the frozen backbone of ``source`` (run folder or weights file).
+    """Linear probe + kNN of the frozen backbone of ``source`` (run folder or weights file), or of a randomly
+    initialised one (``random=True``: the baseline every probe number needs).
 
     Args:
-        source: run folder of any objective, an objective weights file, or an export (``part export``).
+        source: run folder of any objective, an objective weights file, or an export (``part export``); found
+            by :func:`part.engine.resolve.resolve`. None with ``random=True``.
         config: YAML path / mapping / Config for the data (and, for a bare weights file without a JSON
-            beside it, the architecture). Default: the run's own config. ``overrides`` apply on top.
-        out: JSON file or folder for ``probe.json`` (default: ``<run>/probe.json``, or beside the weights).
+            beside it or with ``random=True``, the architecture). Default: the run's own config.
+            ``overrides`` apply on top.
+        out: JSON file or folder for ``probe.json`` (default: ``<run>/probe.json``, or beside the weights;
+            required with ``random=True``).
         pool: ``"avg"`` (mean of patch tokens) or ``"token"`` ([CLS]).
         k, temperature: kNN neighbours and vote temperature (DINO: 20, 0.07).
         classifier, epochs, lr, weight_decay: logistic regression (:func:`train_logistic_regression`).
@@ -182,18 +187,74 @@ def probe(
         num_classes: default: the dataset's ``num_classes``, else the largest train label + 1.
         train_data, test_data: ready datasets of ``(x, label)`` instead of ``cfg.data`` (Python API; e.g.
             1D sleep windows), both required together.
+        random: probe ``config``'s ``model`` freshly initialised (seeded with its ``train.seed``; no position
+            embeddings, the pretraining form) instead of a trained source.
     Returns:
         :class:`ProbeResult`; the results are also written as JSON and printed as a table.
     """
-    from ..engine import build_dataset, check_writer, writes_into
+    from ..engine import check_writer, writes_into
 
-    src = Path(source)
-    run = src if src.is_dir() else None
-    out = Path(out) if out is not None else (run or src.parent) / "probe.json"
-    if out.suffix != ".json":
-        out = out / "probe.json"
+    run, out = _probe_out(source, out, random)
     check_writer(run, out)  # fails now, not after the probe, while the run is in use
+    backbone, cfg, info = _probe_backbone(source, config, overrides, random)
+    train_data, test_data, num_classes = _probe_data(cfg, source, train_data, test_data, max_train, max_test,
+                                                     num_classes)
+    dev = resolve_device(device or (cfg.train.device if cfg is not None else "auto"),
+                         field="--device" if device else "train.device")
+    backbone.to(dev)
+    train_x, train_y = extract_features(backbone, train_data, pool, batch_size, dev)
+    test_x, test_y = extract_features(backbone, test_data, pool, batch_size, dev)
+    check_labels(train_y, num_classes, "probe train split")
+    check_labels(test_y, num_classes, "probe test split")
+    torch.manual_seed(seed)
+    names = getattr(train_data, "classes", None) or getattr(getattr(train_data, "dataset", None), "classes", None)
+    lin = linear_probe(train_x, train_y, test_x, test_y, num_classes, names, optimizer=classifier, epochs=epochs,
+                       lr=lr, weight_decay=weight_decay, seed=seed)
+    knn = knn_probe(train_x, train_y, test_x, test_y, num_classes, k=k, temperature=temperature, class_names=names)
+    info.update({"pool": pool, "num_train": int(train_x.shape[0]), "num_test": int(test_x.shape[0]),
+                 "feature_dim": int(train_x.shape[1]), "num_classes": int(num_classes), "classifier": classifier,
+                 "epochs": epochs, "weight_decay": weight_decay, "seed": seed})
+    records = {name: data.record() for name, data in (("train", train_data), ("test", test_data))
+               if hasattr(data, "record")}
+    if records:  # which samples (file, groups, subjects) the probe was fitted and tested on
+        info["data"] = records
+    with writes_into(run, out):  # one writer per run folder (part.engine.runfolder)
+        M.save_results_json(out, {**info, "linear": lin, "knn": knn})
+    if verbose:
+        cols = ["method", "top1"] + (["top5"] if "top5" in lin else []) + ["kappa", "macro_f1"]
+        rows = [{"method": "linear probe", **lin}, {"method": f"kNN (k={knn['k']})", **knn}]
+        print(M.format_table(rows, cols))
+    return ProbeResult(lin, knn, out, info)
+
+
+def _probe_out(source, out, random: bool) -> tuple[Path | None, Path]:
+    """``(run folder written into or None, probe.json path)``; the source / ``random`` choice checked."""
+    if random and source is not None:
+        raise ValueError("probe: give a source (--run) or random=True (--random), not both")
+    if not random and source is None:
+        raise ValueError("probe: give a source (--run RUN_OR_EXPORT_OR_WEIGHTS) or random=True (--random) for the "
+                         "randomly initialised baseline")
+    if random and out is None:
+        raise ValueError("probe of a random encoder: give out (--out), the JSON file or folder for probe.json")
+    src = Path(source) if source is not None else None
+    run = src if src is not None and src.is_dir() else None
+    out = Path(out) if out is not None else (run or src.parent) / "probe.json"
+    return run, out if out.suffix == ".json" else out / "probe.json"
+
+
+def _probe_backbone(source, config, overrides, random: bool):
+    """``(frozen backbone, Config or None, info)``: the trained encoder of ``source`` (and the config the data
+    comes from: ``config``, else the run's own), or with ``random`` ``config``'s model freshly initialised."""
+    from ..engine import build_backbone
+
     cfg = resolve_config(config, overrides) if config is not None else None
+    if random:
+        if cfg is None:
+            raise ValueError("probe of a random encoder: give config (--config), whose model section is the encoder "
+                             "and whose data the probe reads")
+        torch.manual_seed(cfg.train.seed)
+        backbone = build_backbone(cfg.model).eval()
+        return backbone, cfg, {"source": "random", "init_seed": cfg.train.seed}
     if cfg is not None:  # signal_npz: the source run's recorded data.mean / data.std, when it has them
         from ..engine.datainfo import complete_config
 
@@ -201,6 +262,14 @@ def probe(
     backbone, run_cfg = load_backbone(source, cfg)
     if cfg is None and run_cfg is not None:
         cfg = resolve_config(run_cfg, overrides)
+    return backbone, cfg, {"source": str(source)}
+
+
+def _probe_data(cfg, source, train_data, test_data, max_train, max_test, num_classes):
+    """``(train, test, num_classes)``: the given datasets or ``cfg.data``'s splits (no augmentation), limited;
+    labels checked against the number of classes."""
+    from ..engine import build_dataset
+
     if (train_data is None) != (test_data is None):
         raise ValueError("pass both train_data and test_data, or neither")
     if train_data is None:
@@ -225,33 +294,7 @@ def probe(
         labels = dataset_labels(data)
         if labels is not None:
             check_labels(labels, num_classes, f"probe {name} split")
-
-    dev = resolve_device(device or (cfg.train.device if cfg is not None else "auto"),
-                         field="--device" if device else "train.device")
-    backbone.to(dev)
-    train_x, train_y = extract_features(backbone, train_data, pool, batch_size, dev)
-    test_x, test_y = extract_features(backbone, test_data, pool, batch_size, dev)
-    check_labels(train_y, num_classes, "probe train split")
-    check_labels(test_y, num_classes, "probe test split")
-    torch.manual_seed(seed)
-    names = getattr(train_data, "classes", None) or getattr(getattr(train_data, "dataset", None), "classes", None)
-    lin = linear_probe(train_x, train_y, test_x, test_y, num_classes, names, optimizer=classifier, epochs=epochs,
-                       lr=lr, weight_decay=weight_decay, seed=seed)
-    knn = knn_probe(train_x, train_y, test_x, test_y, num_classes, k=k, temperature=temperature, class_names=names)
-    info = {"source": str(source), "pool": pool, "num_train": int(train_x.shape[0]), "num_test": int(test_x.shape[0]),
-            "feature_dim": int(train_x.shape[1]), "num_classes": int(num_classes), "classifier": classifier,
-            "epochs": epochs, "weight_decay": weight_decay, "seed": seed}
-    records = {name: data.record() for name, data in (("train", train_data), ("test", test_data))
-               if hasattr(data, "record")}
-    if records:  # which samples (file, groups, subjects) the probe was fitted and tested on
-        info["data"] = records
-    with writes_into(run, out):  # one writer per run folder (part.engine.runfolder)
-        M.save_results_json(out, {**info, "linear": lin, "knn": knn})
-    if verbose:
-        cols = ["method", "top1"] + (["top5"] if "top5" in lin else []) + ["kappa", "macro_f1"]
-        rows = [{"method": "linear probe", **lin}, {"method": f"kNN (k={knn['k']})", **knn}]
-        print(M.format_table(rows, cols))
-    return ProbeResult(lin, knn, out, info)
+    return train_data, test_data, num_classes
 
 
 __all__ = ["standardize", "train_logistic_regression", "linear_probe", "knn_probe", "probe", "ProbeResult",

@@ -126,7 +126,6 @@ class PARTModel(nn.Module):
         self.sampler = sampler
         self.target_dim = sampler.target_dim
         self.spatial_dims = getattr(sampler, "spatial_dims", 2)
-        validate_num_pairs(num_pairs)
         if not isinstance(self_pairs, bool):
             raise ValueError(f"self_pairs must be true or false, got {self_pairs!r}")
         self.num_pairs = num_pairs
@@ -134,8 +133,10 @@ class PARTModel(nn.Module):
         self.check_inputs = check_inputs
         n_fixed = self._fixed_num_patches()
         self.num_patches = n_fixed  # N per image for the backbone's input size (as the baselines expose it)
-        if n_fixed is not None:
-            resolve_num_pairs(num_pairs, n_fixed, self_pairs)  # fail at construction, not at the first step
+        if n_fixed is None:  # num_pairs checked once, at construction (:mod:`part.targets` holds the rule)
+            validate_num_pairs(num_pairs)
+        else:  # and against the fixed N: fail now, not at the first step
+            resolve_num_pairs(num_pairs, n_fixed, self_pairs)
         if isinstance(head, str):
             head = build_head(head, backbone.embed_dim, out_dim=self.target_dim,
                               **self._head_options(head, head_heads, head_hidden, n_fixed))
@@ -186,7 +187,6 @@ class PARTModel(nn.Module):
         patches, boxes = self.sample(images, generator)
         b, n = boxes.shape[:2]
         if pairs is None:
-            resolve_num_pairs(self.num_pairs, n, self.self_pairs)  # clear error when too many pairs for N patches
             pairs = sample_pairs(b, n, self.num_pairs, generator, device=images.device, self_pairs=self.self_pairs)
         tokens = self.backbone.patch_tokens(self.backbone.forward_patches(patches, pos_embed=False))
         pred = self.head(tokens, pairs)

@@ -21,12 +21,16 @@ This table is the one list of objectives and of the sampler each PART name fixes
 config section (:class:`part.config.ObjectiveConfig`) holds PART's own options (:data:`PART_FIELDS`, the
 keyword arguments of :class:`PARTModel` of the same names); :func:`resolve_objective_config` checks a section
 against this table (PART fields only for PART objectives, options known to the objective) and fills the PART
-defaults from :class:`PARTModel`'s signature, their one home.
+defaults from :class:`PARTModel`'s signature, their one home. Every other option is typed by its objective's
+constructor: :func:`options_type` is the dataclass the config checks ``objective.options`` against.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
+import typing
 from typing import Any
 
 import torch.nn as nn
@@ -71,17 +75,6 @@ RECORDED_POSITIONS = {
     if "positions" in (params := inspect.signature(cls.__init__).parameters)
 }
 
-#: ``positions`` of run folders written before it was recorded (config without the field): the sampler
-#: defaults of that time, 2D off-grid continuous (until issue 18), 1D off-grid integer, scale continuous.
-#: Key: (sampler, one_d).
-FORMER_POSITIONS = {("offgrid", False): "continuous", ("offgrid", True): "integer",
-                    ("scale", False): "continuous", ("scale", True): "continuous"}
-
-#: Earlier defaults of recorded PART fields: run folders written under them hold these values, also for
-#: non-PART objectives (see :func:`resolve_objective_config`). ``head`` was ``cross_attention`` until issue 18.
-_FORMER_DEFAULTS: dict[str, tuple] = {"head": ("cross_attention",)}
-
-
 def objective_names() -> list[str]:
     """The names :func:`build_objective` accepts."""
     return list(OBJECTIVES)
@@ -106,14 +99,9 @@ def part_defaults() -> dict[str, Any]:
     return out
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return list(a) == list(b)
-    return type(a) is type(b) and a == b
-
-
-def resolve_objective_config(section) -> None:
-    """Check an ``objective`` config section against the objective table and fill PART defaults, in place.
+def resolve_objective_config(section):
+    """An ``objective`` config section checked against the objective table, PART defaults filled: a new
+    section (``dataclasses.replace``); ``section`` itself is never changed.
 
     ``section`` has ``name``, ``options`` (a mapping) and the :data:`PART_FIELDS` as attributes
     (:class:`part.config.ObjectiveConfig`). Raises ``ValueError`` naming the field for: an unknown ``name``;
@@ -121,70 +109,76 @@ def resolve_objective_config(section) -> None:
     field given under ``options`` of a PART objective. For PART objectives the unset ``head``, ``num_pairs``
     and ``self_pairs`` are filled with :class:`PARTModel`'s defaults (and ``scale_range`` for ``part_scale``),
     and ``positions`` with its sampler's default (:data:`RECORDED_POSITIONS`), so a run folder's
-    ``config.yaml`` records them.
-
-    Run folders written before this check recorded every PART field for every objective; a non-PART section
-    holding exactly a PART default, current or former (:data:`_FORMER_DEFAULTS`, e.g. ``head:
-    cross_attention``), is accepted and the field cleared.
+    ``config.yaml`` records them. Run folders of earlier versions are read through
+    :mod:`part.engine.migrations` first. The types of ``options`` are checked by the config against
+    :func:`options_type`, their ranges by the objective's constructor.
     """
     name = section.name
     if name not in OBJECTIVES:
         raise ValueError(f"objective.name: unknown objective {name!r}; choose one of {objective_names()}")
     options = dict(section.options or {})
-    defaults = part_defaults()
+    filled = {}
     if name in part_objectives():
         misplaced = sorted(set(options) & set(PART_FIELDS))
         if misplaced:
             raise ValueError(f"objective.options.{misplaced[0]}: set it as objective.{misplaced[0]} (a typed PART field)")
-        valid = [o for o in objective_options(name) if o not in PART_FIELDS]
-        fill = _RECORDED + (("scale_range",) if objective_sampler(name) == "scale" else ())
-        for f in fill:
-            if getattr(section, f) is None:
-                setattr(section, f, defaults[f])
+        defaults = part_defaults()
         sampler = objective_sampler(name)
+        for f in _RECORDED + (("scale_range",) if sampler == "scale" else ()):
+            if getattr(section, f) is None:
+                filled[f] = defaults[f]
         if section.positions is None and sampler in RECORDED_POSITIONS:
-            section.positions = RECORDED_POSITIONS[sampler]
+            filled["positions"] = RECORDED_POSITIONS[sampler]
     else:
         for f in PART_FIELDS:
             value = getattr(section, f)
-            if value is None:
-                continue
-            if _same(value, defaults[f]) or any(_same(value, old) for old in _FORMER_DEFAULTS.get(f, ())):
-                setattr(section, f, None)
-                continue
-            raise ValueError(
-                f"objective.{f}={value!r} is used only by the PART objectives {part_objectives()}, not by "
-                f"objective {name!r}; remove it ({name}'s own options go under objective.options)"
-            )
-        valid = objective_options(name)
+            if value is not None:
+                raise ValueError(
+                    f"objective.{f}={value!r} is used only by the PART objectives {part_objectives()}, not by "
+                    f"objective {name!r}; remove it ({name}'s own options go under objective.options)"
+                )
+    valid = list(options_fields(name))
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"objective.options.{unknown[0]}: objective {name!r} does not take it; its options: {valid}")
+    return dataclasses.replace(section, options=options, **filled)
 
 
-def former_positions(raw: dict) -> dict:
-    """A run folder's raw config mapping (as read from its ``config.yaml``) with ``objective.positions`` set
-    to the default of the time it was written when it holds none (:data:`FORMER_POSITIONS`): such a folder
-    predates the recording of ``positions``, and reading it with today's default would change the run.
-    Returns ``raw`` itself when nothing is missing, else a copy."""
-    obj = raw.get("objective") if isinstance(raw, dict) else None
-    if not isinstance(obj, dict) or obj.get("positions") is not None:
-        return raw
-    name = obj.get("name", "part")
-    sampler = objective_sampler(name) if name in OBJECTIVES else None
-    if sampler not in RECORDED_POSITIONS:
-        return raw
-    one_d = str((raw.get("model") or {}).get("arch", "")).startswith("vit1d")
-    return {**raw, "objective": {**obj, "positions": FORMER_POSITIONS[(sampler, one_d)]}}
+@functools.cache
+def options_type(name: str) -> type:
+    """The typed options of objective ``name`` (what goes under ``objective.options``): a frozen dataclass
+    with one field per keyword of its constructor that is neither fixed by the name (a PART sampler) nor a
+    typed PART field, with the constructor's type hint and default, their one home (a required keyword,
+    e.g. ``num_classes`` of ``supervised``, has none). The config checks the given options' types against
+    these fields at load (:func:`part.config.validate_config`), with the errors of its typed fields."""
+    cls, _ = _lookup(name)
+    hints = typing.get_type_hints(cls.__init__)
+    params = inspect.signature(cls.__init__).parameters
+    required, optional = [], []
+    for p in objective_options(name):
+        if p in PART_FIELDS:
+            continue
+        if params[p].default is inspect.Parameter.empty:
+            required.append((p, hints.get(p, Any)))
+        else:
+            optional.append((p, hints.get(p, Any), dataclasses.field(default=params[p].default)))
+    return dataclasses.make_dataclass(f"{cls.__name__}Options", required + optional, frozen=True)
+
+
+def options_fields(name: str) -> dict[str, Any]:
+    """``{option: type hint}`` of :func:`options_type`: the keys ``objective.options`` of ``name`` may hold."""
+    return {f.name: f.type for f in dataclasses.fields(options_type(name))}
 
 
 def objective_kwargs(section) -> dict[str, Any]:
-    """The keyword arguments of :func:`build_objective` for a resolved ``objective`` config section: the PART
-    fields (as :class:`PARTModel` takes them) for PART objectives, then ``options``."""
+    """The keyword arguments of :func:`build_objective` for an ``objective`` config section: the PART fields
+    that are set (as :class:`PARTModel` takes them; an unset one keeps the constructor's default) for PART
+    objectives, then ``options``. Nothing is checked here: the config was checked at load, and the objective
+    checks its own arguments."""
     kwargs: dict[str, Any] = {}
     if section.name in part_objectives():
-        kwargs = {f: getattr(section, f) for f in PART_FIELDS}
-        if kwargs["scale_range"] is not None:
+        kwargs = {f: getattr(section, f) for f in PART_FIELDS if getattr(section, f) is not None}
+        if "scale_range" in kwargs:
             kwargs["scale_range"] = tuple(kwargs["scale_range"])
     kwargs.update(section.options or {})
     return kwargs
@@ -230,5 +224,6 @@ def build_objective(name: str, backbone: nn.Module, **cfg) -> nn.Module:
 
 __all__ = [
     "OBJECTIVES", "PART_FIELDS", "build_objective", "objective_kwargs", "objective_names", "objective_options",
-    "objective_sampler", "part_defaults", "part_objectives", "resolve_objective_config",
+    "objective_sampler", "options_fields", "options_type", "part_defaults", "part_objectives", "RECORDED_POSITIONS",
+    "resolve_objective_config",
 ]

@@ -43,7 +43,7 @@ from ..data.images import (
 )
 from ..data.transforms import size_pair
 from ..engine import check_writer, data_defaults, load_run, writes_into
-from ..engine.reference import is_published
+from ..engine.resolve import resolve
 from ..evaluation.metrics import save_results_json
 from .plots import Display, plot_reconstruction, plot_symmetry, plot_uncertainty
 from .reconstruct import INFORMATIVE_STD, reconstruct
@@ -98,8 +98,9 @@ class VisualizationOutput:
 def load_model(model_or_run) -> tuple[Any, dict[str, Any], str]:
     """Resolve ``model_or_run`` to ``(model, data_settings, description)``.
 
-    A path is a run folder written by ``part pretrain``: it must hold ``config.yaml`` and weights
-    (``weights.safetensors`` or a checkpoint), or a folder of ``part export --relative-encoder`` and is loaded with :func:`part.engine.load_run`;
+    A path is a run folder written by ``part pretrain`` (``config.yaml`` and weights: ``weights.safetensors``
+    or a checkpoint) or a folder of ``part export --relative-encoder``, found by
+    :func:`part.engine.resolve.resolve` and loaded with :func:`part.engine.load_run`;
     ``data_settings`` then holds the config's ``data`` fields ``image_size``, ``channels``, ``mean``,
     ``std``, with unset ones resolved as training resolved them (:func:`part.engine.data_defaults`).
     Any other object is used as the model itself (empty settings).
@@ -113,14 +114,11 @@ def load_model(model_or_run) -> tuple[Any, dict[str, Any], str]:
         raise missing_path(run, "run folder")
     if not run.is_dir():
         raise ValueError(f"run must be a run folder written by `part pretrain`, got a file: {run}")
-    has_ckpt = (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("*.safetensors"))
-    if not (run / "weights.safetensors").is_file() and not has_ckpt and not is_published(run):
-        raise ValueError(
-            f"run folder {run} has no weights (no weights.safetensors and no checkpoints/*.safetensors); "
-            f"pretrain first (`part pretrain ... --out {run}`) or pass a folder that has them"
-        )
-    if not (run / "config.yaml").is_file():
-        raise ValueError(f"run folder {run} has no config.yaml; cannot rebuild the model")
+    src = resolve(run, "run")  # the one resolver: a run folder without weights fails here, naming them
+    if src.kind not in ("run", "published"):
+        why = "has no config.yaml; cannot rebuild the model" if not (run / "config.yaml").is_file() else "has no weights"
+        raise ValueError(f"run folder {run} {why} (an export of the backbone alone has no relative encoder; "
+                         "pass a run folder or a folder of part export --relative-encoder)")
     model, config = load_run(run)
     data = data_defaults(config)  # unset fields as training resolved them (model size, dataset statistics)
     settings = {"image_size": data.image_size, "channels": data.channels, "mean": data.mean, "std": data.std}

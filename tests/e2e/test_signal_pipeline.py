@@ -177,3 +177,30 @@ def test_finetune_errors_are_one_line(tmp_path, capsys, case, words):
     for w in words:
         assert w in err, (w, err)
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_part_load_of_the_export_alone_as_docs_signals_md_shows(five, tmp_path):
+    """docs/signals.md "Using the exported model": part.load on the export folder alone normalises raw signals as
+    the run did, pools as the export records, and gives the fine-tuned class scores of the run's objective."""
+    import shutil
+
+    import torch
+
+    import part
+    from part.engine import load_run
+
+    alone = tmp_path / "model"
+    shutil.copytree(five["tmp"] / "model", alone)
+    model = part.load(alone)
+    side = json.loads((alone / "config.json").read_text())
+    assert model.pool == side["global_pool"] and model.class_names == list(NAMES) and model.num_classes == 3
+    raw, _ = signals(6, seed=2)
+    x = model.normalize(torch.from_numpy(raw))
+    pre = side["preprocessing"]
+    expected = (raw - np.array(pre["mean"])[:, None]) / np.array(pre["std"])[:, None]
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-5, atol=1e-5)
+    objective, cfg = load_run(five["ft"])
+    torch.testing.assert_close(model.logits(x), objective.logits(x))
+    with torch.no_grad():
+        tokens = objective.backbone.forward_features(x)
+    torch.testing.assert_close(model.features(x), objective.backbone.pool(tokens, side["global_pool"]))

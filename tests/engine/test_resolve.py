@@ -103,7 +103,7 @@ def test_every_command_reads_through_the_resolver(runs, tmp_path):
     (lambda p: (p / "notes.txt").write_text("x") and p / "notes.txt", ["expected a .safetensors file"]),
     (lambda p: (p / "empty").mkdir() or p / "empty", ["no weights found", "not a run folder"]),
     (lambda p: (p / "nojson").mkdir() or (p / "nojson" / "model.safetensors").write_bytes(b"x") and p / "nojson",
-     ["without config.json"]),
+     ["no architecture JSON beside it"]),
 ])
 def test_bad_paths_are_one_line(tmp_path, make, words):
     with pytest.raises(ValueError) as info:

@@ -157,7 +157,7 @@ def test_probe_label_outside_range_is_named(pretrain_run, tmp_path):
 
 
 def test_probe_errors(tmp_path, pretrain_run):
-    with pytest.raises(ValueError, match="run folder or weights file not found: .*missing"):
+    with pytest.raises(ValueError, match="source path not found: .*missing"):
         probe(tmp_path / "missing")
     torch.manual_seed(0)
     bare = tmp_path / "bare" / "w.safetensors"

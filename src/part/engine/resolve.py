@@ -119,11 +119,11 @@ def resolve(source: str | Path, what: str = "source", checkpoint: str | None = N
     if (path / "config.yaml").is_file():
         return _run(path, what, checkpoint)
     if (path / BACKBONE_FILE).is_file():
-        return _export_folder(path, what)
+        return _export_folder(path)
     if (path / "weights.safetensors").is_file():
         return _weights_file(path, path / "weights.safetensors")
     if (path / "export" / BACKBONE_FILE).is_file():
-        return _export_folder(path / "export", what)
+        return _export_folder(path / "export")
     ckpts = ck.list_checkpoints(path / "checkpoints")
     if ckpts:
         return _weights_file(path, ckpts[-1].with_suffix(".safetensors"))
@@ -146,15 +146,15 @@ def _run(path: Path, what: str, checkpoint: str | None) -> Source:
     if ckpts:
         return Source(path, "run", ckpts[-1].with_suffix(".safetensors"), path)
     if checkpoint is None and (path / "export" / BACKBONE_FILE).is_file():
-        return _export_folder(path / "export", what)
+        return _export_folder(path / "export")
     raise ValueError(f"run folder {path} has no weights (no weights.safetensors and no checkpoints)")
 
 
-def _export_folder(path: Path, what: str) -> Source:
+def _export_folder(path: Path) -> Source:
+    """An export folder; without its ``config.json`` the weights alone (the architecture must then be given)."""
     side = path / "config.json"
     if not side.is_file():
-        raise ValueError(f"{what} {path}: {BACKBONE_FILE} without config.json (the export's architecture); "
-                         "export the run again with part export")
+        return Source(path, "weights", path / BACKBONE_FILE)
     return Source(path, "export", path / BACKBONE_FILE, export=read_export_config(side), export_file=side)
 
 

@@ -104,8 +104,7 @@ def finetune(
         :class:`FinetuneResult`.
     """
     from ..engine.runs import resolve_run
-    from ..engine import (RunLock, build_dataset, build_objective, load_state_dict_checked, load_weights, train,
-                          write_run_export)
+    from ..engine import build_dataset, build_objective, train
     from ..engine.datainfo import write_data_record
 
     from_scratch = init is None or str(init).lower() == "none"
@@ -147,31 +146,37 @@ def finetune(
     if not res.finished_before:  # which samples (groups, subjects) it trained and is tested on
         write_data_record(run, cfg, [cfg.data.split] + (["test"] if evaluate else []))
     results: dict = {}
-    wants = evaluate or val_data is not None
-    if wants and is_main and res.finished_before and (run / "results.json").is_file():
-        results = json.loads((run / "results.json").read_text())  # a finished run is read-only to --resume
-    elif wants and is_main:
-        with RunLock(run):
-            if res.finished_before:  # finished, but killed before its results were written
-                load_state_dict_checked(objective, load_weights(run / "weights.safetensors"),
-                                        what=str(run / "weights.safetensors"))
-            scores = {}
-            if test_data is not None:
-                scores = evaluate_classifier(objective, test_data, eval_batch_size,
-                                             what=f"test split of {cfg.data.kind}")
-            results = {"task": "classification", "run": str(run), "split": "test" if evaluate else "val",
-                       "objective": "supervised", "init": _init_source(run, report), "step": res.step, **scores}
-            if val_data is not None:
-                results["val"] = evaluate_classifier(objective, val_data, eval_batch_size,
-                                                     what=f"validation split of {cfg.data.kind}")
-                if not evaluate:
-                    results.update({k: v for k, v in results["val"].items() if k in ("top1", "top5", "kappa",
-                                                                                     "macro_f1")})
-            M.save_results_json(run / "results.json", results)
-            write_run_export(run, cfg, objective)  # the export's model card gains the test results and labels
-        print(M.format_table([summary_row(run.name, {k: results[k] for k in ("top1", "top5", "kappa", "macro_f1")
-                                                     if k in results})]))
+    if (evaluate or val_data is not None) and is_main:
+        results = _results(run, cfg, objective, res, _init_source(run, report), test_data, val_data, eval_batch_size)
     return FinetuneResult(run, res, results, report)
+
+
+def _results(run: Path, cfg, objective, res, init: str | None, test_data, val_data, batch_size: int) -> dict:
+    """``results.json`` of a fine-tune (test split, and the validation split when there is one), written with
+    the run's export (its model card then shows them) and printed; a finished run's are read, not rewritten."""
+    from ..engine import RunLock, load_state_dict_checked, load_weights, write_run_export
+
+    if res.finished_before and (run / "results.json").is_file():
+        return json.loads((run / "results.json").read_text())  # a finished run is read-only to --resume
+    with RunLock(run):
+        if res.finished_before:  # finished, but killed before its results were written
+            load_state_dict_checked(objective, load_weights(run / "weights.safetensors"),
+                                    what=str(run / "weights.safetensors"))
+        scores = {}
+        if test_data is not None:
+            scores = evaluate_classifier(objective, test_data, batch_size, what=f"test split of {cfg.data.kind}")
+        results = {"task": "classification", "run": str(run), "split": "test" if test_data is not None else "val",
+                   "objective": "supervised", "init": init, "step": res.step, **scores}
+        if val_data is not None:
+            results["val"] = evaluate_classifier(objective, val_data, batch_size,
+                                                 what=f"validation split of {cfg.data.kind}")
+            if test_data is None:
+                results.update({k: v for k, v in results["val"].items() if k in ("top1", "top5", "kappa", "macro_f1")})
+        M.save_results_json(run / "results.json", results)
+        write_run_export(run, cfg, objective)  # the export's model card gains the test results and labels
+    print(M.format_table([summary_row(run.name, {k: results[k] for k in ("top1", "top5", "kappa", "macro_f1")
+                                                 if k in results})]))
+    return results
 
 
 def validation_split(cfg):

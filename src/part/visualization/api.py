@@ -310,32 +310,11 @@ def visualize(
             f"model_or_run must be a PART objective with sample() and predict_matrix() (an nn.Module with "
             f"backbone and sampler, e.g. part.PARTModel); got {type(model).__name__}"
         )
-    patch, model_chans, model_size = _model_geometry(model)
     mean = mean if mean is not None else settings.get("mean")
     std = std if std is not None else settings.get("std")
-    if (mean is None) != (std is None):
-        raise ValueError(f"give both mean and std or neither (mean={mean!r}, std={std!r})")
-    channels = channels or settings.get("channels") or model_chans
-    size = image_size if image_size is not None else settings.get("image_size")
-    size = model_size if size is None else size_pair(size, "image_size")
-
-    raw, names = load_images(images, channels, size, num_images, min_size=patch)
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    else:
-        model = model.to(device)
-    raw = raw.to(device)
-    if mean is not None and not images_normalized:
-        c = raw.shape[1]
-        mt = torch.tensor([float(m) for m in mean], device=device)
-        st = torch.tensor([float(s) for s in std], device=device)
-        if mt.numel() not in (1, c) or st.numel() not in (1, c):
-            raise ValueError(f"mean/std have {mt.numel()}/{st.numel()} entries but the images have {c} channels")
-        x = (raw - mt.view(1, -1, 1, 1)) / st.view(1, -1, 1, 1)
-    else:
-        x = raw
-
+    model, x, names = _inputs(model, images, num_images, mean, std, channels or settings.get("channels"),
+                              image_size if image_size is not None else settings.get("image_size"),
+                              images_normalized, device)
     gen = torch.Generator().manual_seed(seed)
     common = dict(sampler=sampler, num_patches=num_patches, predict_fn=predict_fn)
     if kind == "reconstruct":
@@ -346,50 +325,67 @@ def visualize(
     else:
         res = symmetry(model, x, gen, row_height=row_height, informative_std=informative_std, **common)
     res = _to_cpu(res)
+    chosen = {"reference": reference if not isinstance(reference, torch.Tensor) else "tensor",
+                "sampler": sampler or model.sampler.name, "anchor": anchor, "margin": margin, "measure": measure,
+                "row_height": row_height, "informative_std": informative_std,
+                "mean": list(mean) if mean is not None else None, "std": list(std) if std is not None else None}
+    head = {"kind": kind, "model": model_desc,
+            "images": str(images) if not isinstance(images, torch.Tensor) else "tensor"}
+    with writes_into(run, Path(out_dir)):  # one writer per run folder (part.engine.runfolder)
+        return _write(kind, res, x, names, Path(out_dir), mean, std, targets, head, seed, chosen)
 
-    out_dir = Path(out_dir)
-    with writes_into(run, out_dir):  # one writer per run folder (part.engine.runfolder)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        figures, per_image = [], []
-        x_cpu = x.detach().cpu()
-        for b in range(x_cpu.shape[0]):
-            path = out_dir / f"{kind}_{b:03d}.png"
-            display = Display.fit(x_cpu[b], mean, std)
-            if kind == "reconstruct":
-                plot_reconstruction(res, b, x_cpu[b], display, path)
-                extra = {"reference": int(res.reference[b]),
-                         "patch_error_px": res.error_px[b], "patch_lsq_error_px": res.lsq_error_px[b],
-                         "patch_informative": res.informative[b].tolist()}
-            elif kind == "uncertainty":
-                plot_uncertainty(res, b, x_cpu[b], display, path, targets=targets)
-                extra = {"patch_median_dist_px": res.median_dist[b], "patch_trace_cov_px2": res.trace_cov[b]}
-            else:
-                plot_symmetry(res, b, path)
-                extra = {"patch_informative": res.informative[b].tolist()}
-            figures.append(path)
-            per_image.append({"index": b, "name": names[b], "figure": path.name, **_per_image(res.metrics, b), **extra})
 
-        summary = _summary(per_image, list(res.metrics))
-        results = {
-            "kind": kind,
-            "model": model_desc,
-            "images": str(images) if not isinstance(images, torch.Tensor) else "tensor",
-            "num_images": len(per_image),
-            "image_size": list(x.shape[-2:]),
-            "channels": int(x.shape[1]),
-            "num_patches": int(res.boxes.shape[1]),
-            "seed": seed,
-            "settings": {"reference": reference if not isinstance(reference, torch.Tensor) else "tensor",
-                         "sampler": sampler or model.sampler.name,
-                         "anchor": anchor, "margin": margin, "measure": measure, "row_height": row_height,
-                         "informative_std": informative_std,
-                         "mean": list(mean) if mean is not None else None,
-                         "std": list(std) if std is not None else None},
-            "units": _UNITS[kind],
-            "summary": summary,
-            "per_image": per_image,
-        }
-        json_path = save_results_json(out_dir / f"{kind}.json", results)
+def _inputs(model, images, num_images, mean, std, channels, size, images_normalized: bool, device):
+    """``(model on device, x (B, C, H, W) as the model sees them, names)``: images read at the model's (or the
+    given) size and channels, normalised with ``mean`` / ``std`` unless ``images_normalized``."""
+    patch, model_chans, model_size = _model_geometry(model)
+    if (mean is None) != (std is None):
+        raise ValueError(f"give both mean and std or neither (mean={mean!r}, std={std!r})")
+    size = model_size if size is None else size_pair(size, "image_size")
+    raw, names = load_images(images, channels or model_chans, size, num_images, min_size=patch)
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    else:
+        model = model.to(device)
+    raw = raw.to(device)
+    if mean is None or images_normalized:
+        return model, raw, names
+    c = raw.shape[1]
+    mt = torch.tensor([float(m) for m in mean], device=device)
+    st = torch.tensor([float(s) for s in std], device=device)
+    if mt.numel() not in (1, c) or st.numel() not in (1, c):
+        raise ValueError(f"mean/std have {mt.numel()}/{st.numel()} entries but the images have {c} channels")
+    return model, (raw - mt.view(1, -1, 1, 1)) / st.view(1, -1, 1, 1), names
+
+
+def _write(kind: str, res, x: torch.Tensor, names: list[str], out_dir: Path, mean, std, targets, head: dict,
+           seed: int, settings: dict) -> VisualizationOutput:
+    """One PNG per image and ``<kind>.json`` (numbers per image and their means) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures, per_image = [], []
+    x_cpu = x.detach().cpu()
+    for b in range(x_cpu.shape[0]):
+        path = out_dir / f"{kind}_{b:03d}.png"
+        display = Display.fit(x_cpu[b], mean, std)
+        if kind == "reconstruct":
+            plot_reconstruction(res, b, x_cpu[b], display, path)
+            extra = {"reference": int(res.reference[b]),
+                     "patch_error_px": res.error_px[b], "patch_lsq_error_px": res.lsq_error_px[b],
+                     "patch_informative": res.informative[b].tolist()}
+        elif kind == "uncertainty":
+            plot_uncertainty(res, b, x_cpu[b], display, path, targets=targets)
+            extra = {"patch_median_dist_px": res.median_dist[b], "patch_trace_cov_px2": res.trace_cov[b]}
+        else:
+            plot_symmetry(res, b, path)
+            extra = {"patch_informative": res.informative[b].tolist()}
+        figures.append(path)
+        per_image.append({"index": b, "name": names[b], "figure": path.name, **_per_image(res.metrics, b), **extra})
+    summary = _summary(per_image, list(res.metrics))
+    results = {**head, "num_images": len(per_image), "image_size": list(x.shape[-2:]), "channels": int(x.shape[1]),
+               "num_patches": int(res.boxes.shape[1]), "seed": seed, "settings": settings, "units": _UNITS[kind],
+               "summary": summary, "per_image": per_image}
+    json_path = save_results_json(out_dir / f"{kind}.json", results)
     return VisualizationOutput(kind, figures, json_path, summary, per_image, res)
 
 

@@ -390,8 +390,13 @@ def validate_logging(lg: "LoggingConfig") -> None:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
+    """Write ``cfg`` as YAML, its objective section resolved (the PART defaults it runs with recorded, as
+    :func:`validate_config` resolves them), so that a run folder's ``config.yaml`` never depends on a later
+    default, also when ``cfg`` was built without validation (``config_from_dict``); ``cfg`` is unchanged."""
+    d = cfg.to_dict()
+    d["objective"] = dataclasses.asdict(resolve_objective_config(cfg.objective))
     with open(path, "w") as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+        yaml.safe_dump(d, f, sort_keys=False)
 
 
 __all__ = [

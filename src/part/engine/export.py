@@ -31,6 +31,7 @@ import torch.nn as nn
 
 from ..data.signal_npz import SIGNAL_NPZ_KIND
 from ..io import read_json, write_json
+from ..objectives.registry import resolve_objective_config
 from .checkpoint import load_weights, save_weights
 from .folders import EXPORT_FILES, check_folder, replace_folder, settle
 from .info import format_value, scalar_values
@@ -150,7 +151,8 @@ def run_info(run: Path, cfg, metrics: dict | None = None) -> dict:
     d = data_defaults(cfg)
     final = metrics if metrics is not None else read_json(run / "summary.json").get("final", {})
     info = {
-        "run": run.name, "method": cfg.objective.name, "head": cfg.objective.head if cfg.objective.name.startswith("part") else None,
+        "run": run.name, "method": cfg.objective.name,
+        "head": resolve_objective_config(cfg.objective).head if cfg.objective.name.startswith("part") else None,
         "data": {"kind": d.kind, "name": shared_name(d.root), "split": d.split, "image_size": d.image_size,
                  "channels": d.channels, "mean": d.mean, "std": d.std},
         "steps": final.get("step"), "epochs": final.get("epoch"), "batch_size": cfg.train.batch_size,

@@ -100,10 +100,10 @@ def load(path: str | Path, config: Config | None = None) -> LoadedModel:
 
 def load_source_backbone(src: Source, config: Config | None = None) -> nn.Module:
     """The trained encoder of ``src`` (eval mode), its classifier kept: a run's objective's backbone
-    (:func:`~part.engine.resolve.load_objective`), an export's backbone with every tensor of
-    ``model.safetensors``, or a weights file's encoder on ``config.model`` (classifier and relative encoder
-    dropped, :func:`~part.engine.resolve.load_backbone_weights`)."""
-    if src.export is None and config is None and src.config is not None:
+    (:func:`~part.engine.resolve.load_objective`; also a weights file of a run when no ``config`` is given), an
+    export's backbone with every tensor of ``model.safetensors``, or a weights file's encoder on
+    ``config.model`` (classifier and relative encoder dropped, :func:`~part.engine.resolve.load_backbone_weights`)."""
+    if src.kind in ("run", "published") or (src.kind == "weights" and config is None and src.config is not None):
         return load_objective(src).backbone.eval()
     backbone = source_backbone(src, config)
     state, _ = split_backbone_state(ck.load_weights(src.weights))

@@ -133,3 +133,23 @@ def test_typed_options_come_from_the_constructors():
             assert (f.default is dataclasses.MISSING) if default is inspect.Parameter.empty else f.default == default
     cfg = load_config(None, ["objective.name=supervised", "objective.options={num_classes: 3, mixup: 1}"])
     assert cfg.to_dict()["objective"]["options"] == {"num_classes": 3, "mixup": 1}  # as given: no defaults filled
+
+
+def test_nothing_downstream_changes_the_config_and_a_saved_one_records_its_defaults(tmp_path):
+    """build_objective reads the config (no fill-in in place); save_config writes the resolved objective section,
+    so a run folder records the PART defaults it ran with even for a config built without validation."""
+    import yaml
+
+    from part.config import save_config
+    from part.engine import build_objective
+
+    cfg = config_from_dict({"model": {"arch": "custom", "embed_dim": 16, "depth": 1, "num_heads": 2, "img_size": 8,
+                                      "patch_size": 4, "in_chans": 1}, "objective": {"name": "part", "num_pairs": 6}})
+    before = cfg.to_dict()
+    obj = build_objective(cfg)
+    assert cfg.to_dict() == before and obj.sampler.positions == "integer" and obj.num_pairs == 6
+    save_config(cfg, tmp_path / "c.yaml")
+    saved = yaml.safe_load((tmp_path / "c.yaml").read_text())["objective"]
+    assert (saved["head"], saved["positions"], saved["self_pairs"]) == ("cross_attention_paper", "integer", False)
+    assert cfg.to_dict() == before
+    assert load_config(tmp_path / "c.yaml").to_dict() == load_config(None, base=before).to_dict()

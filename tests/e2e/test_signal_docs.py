@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from part.cli import main
 
@@ -60,3 +61,15 @@ def test_the_five_commands_of_the_docs(tmp_path, monkeypatch, capsys):
     x = np.load(tmp_path / "mydata" / "train.npz")["x"]
     assert np.allclose(side["preprocessing"]["mean"], x.mean(axis=(0, 2)), atol=1e-4)
     assert (tmp_path / "runs" / "my-model" / "model.safetensors").is_file()
+    # "Using the exported model": the load-back block as written, on the test signals
+    block = re.search(r"<!-- load-back.*?```python\n(.*?)```", (ROOT / "docs" / "signals.md").read_text(), re.S)
+    assert block, "docs/signals.md lost its load-back block"
+    x_test = np.load(tmp_path / "mydata" / "test.npz")["x"]
+    scope = {"x_new": x_test}
+    exec(block.group(1), scope)
+    from part.engine import load_run
+
+    objective, _ = load_run(tmp_path / "runs" / "my-ft")
+    assert scope["scores"].shape == (10, 2) and scope["features"].shape[0] == 10
+    torch.testing.assert_close(scope["scores"], objective.logits(scope["x"]))
+    assert scope["model"].class_names == ["rest", "move"] and scope["model"].pool == side["global_pool"]

@@ -70,8 +70,8 @@ class ObjectiveConfig:
 
 @dataclass
 class DataConfig:
-    """Dataset and augmentation. ``kind``: ``fashion_mnist``, ``idx``, ``cifar``, ``imagefolder``, ``npz``
-    (images), or a sleep source (``sleep_synthetic``, ``physionet2018``, ``sleep_edf``, ``sleep_npz``)."""
+    """Dataset and augmentation. ``kind``: a row of :data:`part.data.kinds.DATA_KINDS` (image readers, ``signal_npz``,
+    the sleep sources, ``wds`` shards); ``options``: that kind's typed options, checked at load."""
 
     kind: str = "fashion_mnist"
     root: str | None = None

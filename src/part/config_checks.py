@@ -7,11 +7,9 @@ from :mod:`part.config` (the typed sections, YAML and overrides), which re-expor
 
 from __future__ import annotations
 
-from .data.images.build import check_image_options
+from .data.kinds import check_data_kind
 from .data.randaugment import parse_randaugment
-from .data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
 from .data.subsets import check_subset_options
-from .data.wds import WDS_KIND, wds_options
 
 TRAIN_STRATEGIES = ("ddp", "fsdp")
 
@@ -82,20 +80,8 @@ def check_data(d) -> None:
             raise ConfigError(f"data.randaugment: {exc}") from None
     need(0 <= d.reprob <= 1, "data.reprob", d.reprob, "in [0, 1]")
     need(d.repeated_aug >= 1, "data.repeated_aug", d.repeated_aug, f"{POSITIVE} (1: off; DeiT: 3)")
-    one_d = d.kind.startswith("sleep") or d.kind in ("physionet2018", "sleep_edf", SIGNAL_NPZ_KIND)
-    need(not one_d or d.randaugment is None, "data.randaugment", d.randaugment,
-         f"null for the signal source {d.kind} (an image augmentation)")
-    need(not one_d or d.reprob == 0, "data.reprob", d.reprob, f"0 for the signal source {d.kind} (an image augmentation)")
-    if d.kind == SIGNAL_NPZ_KIND and isinstance(d.options, dict):
-        reader_check(signal_npz_options, d.options)  # every option of the kind (augment included)
-    if d.kind == WDS_KIND:  # streamed shards: options by the kind's reader; no index-based wrappers
-        reader_check(wds_options, d.options)
-        need(d.max_samples is None, "data.max_samples", d.max_samples, "null for data.kind wds (use data.options.epoch_size)")
-        need(d.repeated_aug == 1, "data.repeated_aug", d.repeated_aug, "1 for data.kind wds")
-        need(d.val_carve is None and d.label_fraction is None, "data.val_carve" if d.val_carve is not None
-             else "data.label_fraction", d.val_carve if d.val_carve is not None else d.label_fraction,
-             "null for data.kind wds (a stream has no index to carve)")
-    reader_check(check_image_options, d.kind, d.options)  # the image kinds' options: known keys and types
+    # the kind's rules: a known kind, its typed options, what its data cannot take (part.data.kinds)
+    reader_check(check_data_kind, d)
     need(d.max_samples is None or d.max_samples >= 1, "data.max_samples", d.max_samples, f"{POSITIVE} or null")
     reader_check(check_subset_options, d.val_carve, d.carve_seed, d.label_fraction, d.label_seed)
     need(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")

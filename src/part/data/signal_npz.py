@@ -32,10 +32,11 @@ Options (``data.options``; an unknown one is an error listing the valid ones):
 
 * ``split_by``: ``null`` (default; the folder form) or ``group``;
 * ``test_groups``, ``val_groups``: lists of group ids (``split_by: group``);
-* ``normalize``: ``dataset`` (default: per-channel mean and std of the *train* split, over all its samples
-  and time steps; the values go to ``data.mean`` / ``data.std`` of the run's config, so fine-tuning,
-  probing, evaluation and export reuse them), ``window`` (zero mean, unit std per sample and channel, as the
-  paper's instance normalisation of EEG windows, App. 8.1) or ``none``;
+* ``normalize`` (the vocabulary of every 1D kind, :mod:`part.data.signal_options`): ``dataset`` (default:
+  per-channel mean and std of the *train* split, over all its samples and time steps; the values go to
+  ``data.mean`` / ``data.std`` of the run's config, so fine-tuning, probing, evaluation and export reuse
+  them), ``window`` (zero mean, unit std per sample and channel, as the paper's instance normalisation of EEG
+  windows, App. 8.1) or ``none``;
 * ``length_policy``: how a data length ``T`` reaches the model's ``model.img_size``: ``none`` (default;
   they must be equal), ``crop`` (keep the first ``model.img_size`` samples; needs ``T >= img_size``) or
   ``pad`` (repeat each channel's last value at the end; needs ``T <= img_size``). Normalisation sees the
@@ -71,6 +72,7 @@ from torch.utils.data import Dataset
 
 from .errors import DatasetFormatError, DatasetNotFoundError, check_label_range
 from .signal_augment import parse_signal_augment
+from .signal_options import NORMALIZE_MODES, normalize_mode, split_name
 
 __all__ = [
     "SIGNAL_NPZ_KIND", "SIGNAL_SPLITS", "NORMALIZE_MODES", "LENGTH_POLICIES", "SIGNAL_ARRAYS",
@@ -81,7 +83,6 @@ __all__ = [
 
 SIGNAL_NPZ_KIND = "signal_npz"
 SIGNAL_SPLITS: tuple[str, ...] = ("train", "val", "test")
-NORMALIZE_MODES: tuple[str, ...] = ("none", "window", "dataset")
 LENGTH_POLICIES: tuple[str, ...] = ("none", "crop", "pad")
 SIGNAL_ARRAYS: tuple[str, ...] = ("x", "y", "class_names", "channel_names", "fs", "group")
 _EPS = 1e-6
@@ -117,13 +118,13 @@ def signal_npz_options(given: dict | None) -> SignalNpzOptions:
     unknown = sorted(set(given) - set(valid), key=str)
     if unknown:
         raise ValueError(f"unknown data.options {unknown} for data.kind='signal_npz'; valid options: {valid}")
+    if "normalize" in given:
+        given["normalize"] = normalize_mode(given["normalize"], SIGNAL_NPZ_KIND)
     o = SignalNpzOptions(**{**given, "test_groups": _group_list("test_groups", given.get("test_groups")),
                             "val_groups": _group_list("val_groups", given.get("val_groups")),
                             "augment": parse_signal_augment(given.get("augment"))})
     if o.split_by not in (None, "group"):
         raise ValueError(f"data.options.split_by must be null or 'group', got {o.split_by!r}")
-    if o.normalize not in NORMALIZE_MODES:
-        raise ValueError(f"data.options.normalize must be one of {list(NORMALIZE_MODES)}, got {o.normalize!r}")
     if o.length_policy not in LENGTH_POLICIES:
         raise ValueError(f"data.options.length_policy must be one of {list(LENGTH_POLICIES)}, "
                          f"got {o.length_policy!r}")
@@ -350,9 +351,8 @@ class SignalNpzData:
                              "samples are left")
 
     def split_rows(self, split: str) -> tuple[SignalArrays, np.ndarray]:
-        """``(file arrays, rows int64 sorted)`` of ``split`` in ``train`` / ``val`` / ``test``."""
-        if split not in SIGNAL_SPLITS:
-            raise ValueError(f"data.split={split!r} is not a signal_npz split; choose one of {list(SIGNAL_SPLITS)}")
+        """``(file arrays, rows int64 sorted)`` of ``split`` in ``train`` (= ``pretrain``) / ``val`` / ``test``."""
+        split = split_name(split, SIGNAL_SPLITS, SIGNAL_NPZ_KIND)
         if self.single:
             a = self.reference
             if self.options.split_by is None:
@@ -492,6 +492,7 @@ class SignalDataset(Dataset):
 
     def __init__(self, data: SignalNpzData, split: str = "train", length: int | None = None,
                  channels: int | None = None, mean=None, std=None, max_samples: int | None = None):
+        split = split_name(split, SIGNAL_SPLITS, SIGNAL_NPZ_KIND)
         a, rows = data.split_rows(split)
         o = data.options
         if max_samples is not None:
@@ -563,14 +564,14 @@ class SignalDataset(Dataset):
                 f"classes={self.num_classes}, normalize={self.normalize!r}, file={str(self.file)!r})")
 
 
-def build_signal_dataset(d, split: str | None = None) -> SignalDataset:
+def build_signal_dataset(d, split: str | None = None, options: SignalNpzOptions | None = None) -> SignalDataset:
     """The ``split`` (default ``d.split``) of a :class:`part.config.DataConfig` with ``kind: signal_npz``.
 
-    Uses ``d.root``, ``d.options``, ``d.image_size`` (the model's ``T``), ``d.channels`` (``C``),
-    ``d.mean`` / ``d.std`` (``normalize: dataset``; computed from the train split when both are unset) and
-    ``d.max_samples``.
+    Uses ``d.root``, ``d.options`` (or ``options``, the same already read by :func:`signal_npz_options`),
+    ``d.image_size`` (the model's ``T``), ``d.channels`` (``C``), ``d.mean`` / ``d.std`` (``normalize:
+    dataset``; computed from the train split when both are unset) and ``d.max_samples``.
     """
-    data = SignalNpzData(d.root, d.options)
+    data = SignalNpzData(d.root, d.options if options is None else options)
     length = d.image_size
     if length is not None and (isinstance(length, bool) or not isinstance(length, int)):
         raise ValueError(f"model.img_size must be the signal length T (an int) for data.kind=signal_npz, got {length!r}")

@@ -47,6 +47,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from ..io import write_json
 from .errors import DatasetFormatError, DatasetNotFoundError, missing_path
 from .images.base import convert_channels, fit_image_size, to_unit_float
+from .images.build import image_transform
 from .images.folder import IMAGE_EXTENSIONS, find_images, read_image
 
 WDS_KIND = "wds"
@@ -82,6 +83,30 @@ def wds_options(options: dict) -> WdsOptions:
                                     or not all(isinstance(x, str) and x for x in opts.shards)):
         raise ValueError(f"data.options.shards must be a non-empty list of shard paths or patterns, got {opts.shards!r}")
     return opts
+
+
+def build_wds_dataset(d, split: str, *, train: bool, augment: bool, seed: int, mean=None, std=None,
+                      options: WdsOptions | None = None) -> "WdsStream":
+    """``data.kind: wds``, the shard stream of a filled :class:`part.config.DataConfig` ``d`` (pretraining only).
+
+    Image shards go through :func:`part.data.images.build.image_transform` (``d``'s statistics); signal shards
+    (``_info.json`` modality ``signal``) are normalised by the config's own ``mean`` / ``std`` (None: as
+    stored). ``seed``: ``train.seed`` (shard order, buffer, augmentation)."""
+    if not train:
+        raise ValueError("data.kind wds streams shards for pretraining; evaluation, probing and fine-tuning read an "
+                         "indexed kind (imagefolder, npz, ...): give their command that data")
+    opts = options if options is not None else wds_options(d.options)
+    shards, info = resolve_shards(opts.shards or d.root, split)
+    epoch_size = opts.epoch_size or info.get("num_samples")
+    if not epoch_size:
+        raise ValueError(f"data.kind wds at {d.root}: the epoch size is unknown; set data.options.epoch_size "
+                         "(samples per epoch) or keep the _info.json that part shards writes beside the shards")
+    signals = info.get("modality") == "signal"
+    tf = None if signals else image_transform(d, augment)
+    return WdsStream(shards, int(epoch_size), tf, channels=None if signals else d.channels,
+                     image_size=None if signals else d.image_size, seed=seed,
+                     shuffle_buffer=opts.shuffle_buffer, skip_corrupt=d.skip_corrupt,
+                     mean=mean if signals else None, std=std if signals else None)
 
 
 def _require_webdataset():
@@ -387,5 +412,5 @@ def _png_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["WDS_KIND", "WDS_HINT", "WdsOptions", "wds_options", "resolve_shards", "WdsStream", "ShardsResult",
-           "write_shards"]
+__all__ = ["WDS_KIND", "WDS_HINT", "WdsOptions", "wds_options", "build_wds_dataset", "resolve_shards", "WdsStream",
+           "ShardsResult", "write_shards"]

@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..config import Config, DataConfig, ModelConfig
+from ..data.kinds import DataRequest, data_kind, data_options, published_stats
 from ..data.signal_augment import SignalAugment
-from ..data.signal_npz import SIGNAL_NPZ_KIND, signal_npz_options
-from ..data.wds import WDS_KIND
 from ..models.vit import VIT_SIZES, ViTConfig, VisionTransformer
 from ..objectives.registry import build_objective as build_named
 from ..objectives.registry import objective_kwargs
@@ -84,68 +83,39 @@ def build_objective(cfg: Config, backbone: nn.Module | None = None) -> nn.Module
 
 
 def data_defaults(cfg: Config) -> DataConfig:
-    """Fill data fields left unset (image size, channels, normalisation) from the model and dataset."""
-    from ..data import transforms as T
-
+    """Fill data fields left unset (image size, channels, normalisation) from the model and the data kind
+    (its published statistics, :func:`part.data.kinds.published_stats`; signals have none)."""
     d = DataConfig(**{k: getattr(cfg.data, k) for k in DataConfig.__dataclass_fields__})
     if d.image_size is None:
         d.image_size = cfg.model.img_size
     if d.channels is None:
         d.channels = cfg.model.in_chans
-    if d.mean is None and d.std is None and d.kind != SIGNAL_NPZ_KIND:  # signals: stats of their train split
-        stats = {
-            "fashion_mnist": (T.FASHION_MNIST_MEAN, T.FASHION_MNIST_STD),
-            "idx": (T.FASHION_MNIST_MEAN, T.FASHION_MNIST_STD),
-            "cifar": (T.CIFAR100_MEAN, T.CIFAR100_STD),
-        }.get(d.kind, (T.IMAGENET_MEAN, T.IMAGENET_STD))
-        mean, std = (list(s) for s in stats)
-        if len(mean) != d.channels:  # grayscale stats for RGB input or vice versa
-            mean, std = [sum(mean) / len(mean)] * d.channels, [sum(std) / len(std)] * d.channels
-        d.mean, d.std = mean, std
+    if d.mean is None and d.std is None:
+        stats = published_stats(d)
+        if stats is not None:
+            d.mean, d.std = stats
     return d
 
 
 def build_dataset(cfg: Config, train: bool = True, split: str | None = None):
     """The dataset of ``cfg.data`` with the paper's augmentation (train) or plain resize (eval).
 
-    Training with ``data.augment`` adds the fine-tuning pieces of DeiT's recipe when set (paper App. 8.1):
-    ``data.randaugment`` and ``data.reprob`` in the image transform
+    The kind's builder (:data:`part.data.kinds.DATA_KINDS`) reads the split; a ``val`` split carved by
+    ``data.val_carve`` is read from ``train``. Training with ``data.augment`` adds the fine-tuning pieces of
+    DeiT's recipe when set (paper App. 8.1): ``data.randaugment`` and ``data.reprob`` in the image transform
     (:func:`part.data.transforms.build_transforms`), and ``data.repeated_aug`` > 1 wraps the dataset in
     :class:`part.engine.loader.RepeatedAugmentation` seeded with ``train.seed``, the trainer's sampler seed.
 
-    Items are ``(x, label)``; images ``(C, H, W)`` normalised, signals ``(C, T)``. Data kinds: the image
-    readers (:data:`part.data.images.DATASET_KINDS`), the sleep kinds (:data:`part.data.sleep.SLEEP_KINDS`)
-    and ``signal_npz`` (:mod:`part.data.signal_npz`).
+    Items are ``(x, label)``; images ``(C, H, W)`` normalised, signals ``(C, T)``.
     """
     d = data_defaults(cfg)
+    kind = data_kind(d.kind)
     split = split or d.split
     augment = train and d.augment
-    if d.kind.startswith("sleep") or d.kind in ("physionet2018", "sleep_edf"):
-        from ..data import sleep
-
-        dataset = sleep.build_sleep_dataset(d, split=split)
-    elif d.kind == SIGNAL_NPZ_KIND:
-        from ..data.signal_npz import build_signal_dataset
-
-        dataset = build_signal_dataset(d, split="train" if split == "val" and d.val_carve is not None else split)
-    elif d.kind == WDS_KIND:
-        return _build_wds(cfg, d, split, augment, train)
-    else:
-        from ..data.images import build_image_dataset
-        from ..data.transforms import build_transforms
-
-        tf = build_transforms(
-            train=augment, image_size=d.image_size, mean=d.mean, std=d.std,
-            rrc_scale=tuple(d.rrc_scale) if d.rrc_scale else None, hflip=d.hflip,
-            randaugment=d.randaugment, reprob=d.reprob,
-        )
-        opts = dict(d.options)
-        if d.kind == "imagefolder":
-            opts["skip_corrupt"] = d.skip_corrupt
-        dataset = build_image_dataset(
-            d.kind, d.root, "train" if split == "val" and d.val_carve is not None else split, channels=d.channels, image_size=d.image_size, transform=tf,
-            max_samples=d.max_samples, **opts,
-        )
+    read = "train" if split == "val" and d.val_carve is not None else split
+    dataset = kind.build(DataRequest(d, kind.options(d.options), read, train, augment, cfg.train.seed, cfg.data))
+    if kind.stream:
+        return dataset
     if d.val_carve is not None or d.label_fraction is not None:
         dataset = _subsets(cfg, d, dataset, split)
     if augment and d.repeated_aug > 1:
@@ -165,42 +135,17 @@ def _subsets(cfg: Config, d: DataConfig, dataset, split: str):
                          label_seed=cfg.train.seed if d.label_seed is None else d.label_seed)
 
 
-def _build_wds(cfg: Config, d: DataConfig, split: str, augment: bool, train: bool):
-    """``data.kind: wds``: the shard stream of :mod:`part.data.wds` (pretraining only)."""
-    from ..data.transforms import build_transforms
-    from ..data.wds import WdsStream, resolve_shards, wds_options
-
-    if not train:
-        raise ValueError("data.kind wds streams shards for pretraining; evaluation, probing and fine-tuning read an "
-                         "indexed kind (imagefolder, npz, ...): give their command that data")
-    opts = wds_options(d.options)
-    shards, info = resolve_shards(opts.shards or d.root, split)
-    epoch_size = opts.epoch_size or info.get("num_samples")
-    if not epoch_size:
-        raise ValueError(f"data.kind wds at {d.root}: the epoch size is unknown; set data.options.epoch_size "
-                         "(samples per epoch) or keep the _info.json that part shards writes beside the shards")
-    signals = info.get("modality") == "signal"
-    tf = None if signals else build_transforms(
-        train=augment, image_size=d.image_size, mean=d.mean, std=d.std,
-        rrc_scale=tuple(d.rrc_scale) if d.rrc_scale else None, hflip=d.hflip,
-        randaugment=d.randaugment, reprob=d.reprob)
-    return WdsStream(shards, int(epoch_size), tf, channels=None if signals else d.channels,
-                     image_size=None if signals else d.image_size, seed=cfg.train.seed,
-                     shuffle_buffer=opts.shuffle_buffer, skip_corrupt=d.skip_corrupt,
-                     mean=cfg.data.mean if signals else None, std=cfg.data.std if signals else None)
-
-
 def build_batch_augment(cfg: Config) -> SignalAugment | None:
     """The augmentation the trainer applies to every training batch, or None.
 
-    ``data.kind: signal_npz`` with ``data.options.augment`` set (and ``data.augment`` true, the switch of all
-    training augmentation): a :class:`part.data.signal_augment.SignalAugment`, ``(B, C, T) -> (B, C, T)``,
-    applied to the normalised batch. Image augmentation is per item, inside the dataset
-    (:func:`build_dataset`); other kinds have no batch augmentation. Only the trainer calls this: evaluation,
+    A kind whose options carry ``augment`` (``signal_npz``'s ``data.options.augment``) with it set, and
+    ``data.augment`` true (the switch of all training augmentation): a
+    :class:`part.data.signal_augment.SignalAugment`, ``(B, C, T) -> (B, C, T)``, applied to the normalised
+    batch. Image augmentation is per item, inside the dataset (:func:`build_dataset`); other kinds have no
+    batch augmentation. Only the trainer calls this: evaluation,
     probing and the pretext-loss read-out build their data with :func:`build_dataset` and are never augmented.
     """
-    d = cfg.data
-    if d.kind != SIGNAL_NPZ_KIND or not d.augment:
+    if not cfg.data.augment:
         return None
-    aug = SignalAugment(signal_npz_options(d.options).augment)  # checked at config load
+    aug = SignalAugment(getattr(data_options(cfg.data), "augment", ()))  # checked at config load
     return aug if aug else None

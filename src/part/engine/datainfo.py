@@ -1,14 +1,16 @@
 """What a run takes from its data: config values left to the data, and the record of the samples it used.
 
-* :func:`complete_config` fills the config values a ``signal_npz`` run leaves to its data, before anything
-  is trained, so the run's ``config.yaml`` holds them and every later command (fine-tune, probe, evaluate,
-  export) reads the same numbers instead of recomputing them: ``objective.options.num_classes`` (a supervised
+* :func:`complete_config` fills the config values a run leaves to its data (the kinds that describe their
+  data, :attr:`part.data.kinds.DataKind.describe`: ``signal_npz``), before anything is trained, so the run's
+  ``config.yaml`` holds them and every later command (fine-tune, probe, evaluate, export) reads the same
+  numbers instead of recomputing them: ``objective.options.num_classes`` (a supervised
   run that leaves it unset) and ``data.mean`` / ``data.std`` (``data.options.normalize: dataset``: the
   per-channel statistics of the train split, or those of the ``--init`` run so that a fine-tuned encoder sees
   its inputs on the scale it was pretrained on).
 * :func:`write_data_record` writes ``<run>/data.json``: for every split a run used, the file (and SHA-256),
   which rows or groups / subjects, and the class counts (``SignalDataset.record`` /
-  ``SleepSplitDataset.record``). Kinds whose datasets keep no record (the image readers) write nothing.
+  ``SleepSplitDataset.record``). Kinds whose datasets keep no record (the image readers; ``records`` of
+  :data:`part.data.kinds.DATA_KINDS`) write nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import sys
 from pathlib import Path
 
 from ..config import Config, config_from_dict, validate_config
-from ..data.signal_npz import SIGNAL_NPZ_KIND, SignalNpzData
+from ..data.kinds import DATA_KINDS, data_kind, data_options
 
 __all__ = ["complete_config", "data_records", "write_data_record", "RECORDED_KINDS", "IDENTITY_KEYS",
            "data_fingerprint", "data_changes"]
 
-RECORDED_KINDS = (SIGNAL_NPZ_KIND, "sleep_synthetic", "physionet2018", "sleep_edf", "sleep_npz")
+RECORDED_KINDS = tuple(name for name, kind in DATA_KINDS.items() if kind.records)
 """``data.kind`` values whose datasets say which samples they hold (written to ``data.json``)."""
 
 
@@ -45,14 +47,17 @@ def _init_stats(init, channels: int) -> tuple[list, list, str] | None:
 def complete_config(cfg: Config, init: str | os.PathLike | None = None) -> Config:
     """``cfg`` with the values left to the data filled in (a new :class:`Config`; ``cfg`` is unchanged).
 
-    Only ``data.kind: signal_npz`` has such values (see the module docstring); other kinds are returned as
-    they are. ``init``: the ``--init`` source of a fine-tune, whose recorded ``data.mean`` / ``data.std`` are
-    reused when the config sets none. Raises ``ValueError`` when ``objective.options.num_classes`` disagrees
-    with the data's ``class_names``, or when a supervised run's data has no labels to count classes from.
+    Only the kinds that describe their data (``data.kind: signal_npz``) have such values (see the module
+    docstring); other kinds are returned as they are. ``init``: the ``--init`` source of a fine-tune, whose
+    recorded ``data.mean`` / ``data.std`` are reused when the config sets none. Raises ``ValueError`` when
+    ``objective.options.num_classes`` disagrees with the data's ``class_names``, or when a supervised run's
+    data has no labels to count classes from.
     """
-    if cfg.data.kind != SIGNAL_NPZ_KIND:
+    describe = data_kind(cfg.data.kind).describe
+    if describe is None:
         return cfg
-    data = SignalNpzData(cfg.data.root, cfg.data.options)
+    options = data_options(cfg.data)
+    data = describe(cfg.data.root, options)
     out = config_from_dict(cfg.to_dict())
     if out.objective.name == "supervised":
         opts = out.objective.options
@@ -67,7 +72,7 @@ def complete_config(cfg: Config, init: str | os.PathLike | None = None) -> Confi
             raise ValueError(f"objective.options.num_classes={opts['num_classes']} but the data names "
                              f"{len(names)} classes (class_names {list(names)})")
     d = out.data
-    if data.options.normalize == "dataset" and d.mean is None and d.std is None:
+    if options.normalize == "dataset" and d.mean is None and d.std is None:
         found = _init_stats(init, data.num_channels)
         if found is not None:
             d.mean, d.std, where = found
@@ -79,7 +84,7 @@ def complete_config(cfg: Config, init: str | os.PathLike | None = None) -> Confi
 
 def data_records(cfg: Config, splits) -> dict:
     """``{split: record}`` of the datasets of ``cfg`` for ``splits`` (empty for kinds that keep no record)."""
-    if cfg.data.kind not in RECORDED_KINDS:
+    if not data_kind(cfg.data.kind).records:
         return {}
     from .builders import build_dataset
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from ..data.signal_npz import SIGNAL_NPZ_KIND
+from ..data.kinds import data_kind
 from ..io import read_json, write_json
 from ..objectives.registry import resolve_objective_config
 from .checkpoint import load_weights, save_weights
@@ -200,7 +200,7 @@ def write_run_export(run: str | Path, cfg, objective: nn.Module, out: str | Path
     def build(folder: Path) -> None:
         export_backbone(objective.backbone, folder, mean=None if one_d else d.mean, std=None if one_d else d.std,
                         info=run_info(run, cfg, metrics), label_names=_label_names(run, cfg),
-                        preprocessing=run_preprocessing(cfg) if d.kind == SIGNAL_NPZ_KIND else None)
+                        preprocessing=run_preprocessing(cfg) if data_kind(d.kind).preprocessing else None)
         if extra is not None:  # more files of the same folder (part export --relative-encoder)
             extra(folder)
 

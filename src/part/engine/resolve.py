@@ -33,7 +33,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from ..config import Config
-from ..data.signal_npz import SIGNAL_NPZ_KIND
+from ..data.kinds import data_kind, data_options
 from . import checkpoint as ck
 from .builders import build_backbone, build_objective, check_model_fits, data_defaults
 from .migrations import read_run_folder_config
@@ -94,11 +94,12 @@ def run_preprocessing(cfg: Config) -> dict:
     ``signal_npz``: ``kind``, ``normalize``, ``mean``, ``std``, ``length_policy``, ``signal_len``, ``in_chans``;
     images and the other kinds: ``mean``, ``std``, ``image_size``, ``channels`` as training resolved them."""
     d = data_defaults(cfg)
-    if d.kind != SIGNAL_NPZ_KIND:
+    record = data_kind(d.kind).preprocessing  # the kinds whose users normalise raw arrays (part.data.kinds)
+    if record is None:
         return {"mean": d.mean, "std": d.std, "image_size": d.image_size, "channels": d.channels}
-    o = d.options
-    return {"kind": d.kind, "normalize": o.get("normalize", "dataset"), "mean": d.mean, "std": d.std,
-            "length_policy": o.get("length_policy", "none"), "signal_len": cfg.model.img_size,
+    pre = record(data_options(d))  # data.options read by the kind's one reader (normalize: its vocabulary)
+    return {"kind": d.kind, "normalize": pre["normalize"], "mean": d.mean, "std": d.std,
+            "length_policy": pre["length_policy"], "signal_len": cfg.model.img_size,
             "in_chans": cfg.model.in_chans}
 
 

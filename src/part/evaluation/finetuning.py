@@ -182,11 +182,11 @@ def _results(run: Path, cfg, objective, res, init: str | None, test_data, val_da
 def validation_split(cfg):
     """The validation split of ``cfg.data`` (eval transform), or None when it has none: the carve of
     ``data.val_carve`` (:mod:`part.data.subsets`), or a ``signal_npz`` set's ``val_groups``."""
-    from ..data.signal_npz import SIGNAL_NPZ_KIND
+    from ..data.kinds import data_kind, data_options
     from ..engine import build_dataset
 
     d = cfg.data
-    if d.val_carve is None and not (d.kind == SIGNAL_NPZ_KIND and (d.options or {}).get("val_groups")):
+    if d.val_carve is None and not data_kind(d.kind).own_val(data_options(d)):
         return None
     return build_dataset(cfg, train=False, split="val")
 

@@ -4,6 +4,7 @@ sources, and the error messages of bad inputs."""
 
 import os
 import pickle
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -215,7 +216,8 @@ def test_physionet_folder_cache_and_splits(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("record re-read although cached")
 
-    monkeypatch.setattr(sleep_dataset, "load_physionet2018_record", boom)
+    pn = sleep_dataset.SLEEP_KINDS["physionet2018"]
+    monkeypatch.setitem(sleep_dataset.SLEEP_KINDS, "physionet2018", replace(pn, format=replace(pn.format, read=boom)))
     again = build_sleep_dataset(cfg, split="test")
     assert torch.equal(again[5][0], test[5][0]) and again.subjects == test.subjects
     assert isinstance(again.source.parts[0], Path)  # memory-mapped from the cache

@@ -3,6 +3,8 @@ spectra in the textbook bands, hard enough that Cohen's kappa is informative, an
 nights whose epochs are not stationary (stage changes and events inside epochs, an arrow of time), so a 1-s
 window's position inside its 30-s epoch can be read off the content (what PART's pretext needs)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -185,3 +187,32 @@ def test_options_and_errors():
         synthetic_night(0)
     with pytest.raises(ValueError, match="window_s=0.015"):
         synthetic_night(2, window_s=0.015)
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "synthetic_night_ref.npz"
+REFERENCE_CASES = {"a": dict(n_epochs=150, n_channels=2, fs=50.0, window_s=30.0, noise=1.0, seed=1),
+                   "b": dict(n_epochs=90, n_channels=7, fs=100.0, window_s=10.0, noise=0.5, seed=2)}
+
+
+@pytest.mark.parametrize("case", sorted(REFERENCE_CASES))
+def test_night_is_the_recorded_reference(case):
+    """``synthetic_night`` gives what it gave before it was split into steps (``tests/fixtures/
+    synthetic_night_ref.npz``, written by the one-function version of 2026-12-06): every random draw in the
+    same order. Stored: a strided sample of ``x`` (float32), per-channel sums and sums of squares, labels, the
+    stage path and every event list. Case ``b`` passes a ``Generator`` as seed."""
+    kw = dict(REFERENCE_CASES[case])
+    if case == "b":
+        kw["seed"] = np.random.default_rng(kw["seed"])
+    night = synthetic_night(**kw)
+    with np.load(REFERENCE) as ref:
+        r = {k[2:]: ref[k] for k in ref.files if k.startswith(f"{case}_")}
+    assert night.x.shape == tuple(r["shape"])
+    np.testing.assert_allclose(night.x[:, ::211].astype(np.float32), r["x_sub"], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(night.x.sum(axis=1), r["x_sum"], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose((night.x * night.x).sum(axis=1), r["x_sq"], rtol=1e-9)
+    np.testing.assert_array_equal(night.y, r["y"])
+    np.testing.assert_array_equal(night.stages, r["stages"])
+    np.testing.assert_allclose(night.change_s, r["change_s"], rtol=1e-12)
+    assert sorted(night.events) == sorted(k[len("event_"):] for k in r if k.startswith("event_"))
+    for name, times in night.events.items():
+        np.testing.assert_allclose(times, r[f"event_{name}"], rtol=1e-12, err_msg=name)

@@ -15,10 +15,13 @@ module                 idea
 :mod:`.physionet`      reader of PhysioNet 2018 WFDB records (:func:`load_physionet2018_record`)
 :mod:`.sleep_edf`      reader of Sleep-EDF PSG + hypnogram EDF files (:func:`load_sleep_edf_record`)
 :mod:`.synthetic`      a SYNTHETIC sleep-like generator for demos and tests (:func:`make_synthetic_sleep`)
-:mod:`.source`         :class:`SleepSource`: every window of a source, records kept apart (memory-mapped)
+:mod:`.source`         :class:`SleepSource`: every window of a source, records kept apart (memory-mapped);
+                       :class:`RecordFormat`: how a format's record files are found, read and cached
 :mod:`.cache`          the window cache of raw records
-:mod:`.split`          :func:`subject_split`: pretrain / finetune / test by subject
-:mod:`.dataset`        ``data.kind`` + ``data.options`` -> :class:`SleepSplitDataset` (what the engine uses)
+:mod:`.split`          :func:`subject_split`: train (pretrain) / finetune / test by subject
+:mod:`.options`        the typed ``data.options`` of each sleep kind, defaults written once
+:mod:`.dataset`        the sleep kinds (:data:`SLEEP_KINDS`) and ``data.kind`` + ``data.options`` ->
+                       :class:`SleepSplitDataset` (what the engine uses)
 =====================  ==================================================================================
 
 The preprocessing numbers (100 Hz, 0.1-30 Hz band-pass, 30-s windows, instance normalisation) live in
@@ -31,17 +34,29 @@ are optional (``pip install 'part[sleep]'``).
 """
 
 from .cache import sleep_cache_dir
-from .dataset import SLEEP_KINDS, SLEEP_SPLITS, SleepSplitDataset, build_sleep_dataset, load_sleep_source
-from .physionet import PHYSIONET2018_EEG, load_physionet2018_record
+from .dataset import (
+    SLEEP_KINDS,
+    SLEEP_SPLITS,
+    SleepKind,
+    SleepSplitDataset,
+    build_sleep_dataset,
+    load_sleep_source,
+    record_paths,
+    sleep_kind,
+)
+from .options import RecordSleepOptions, SleepNpzOptions, SyntheticSleepOptions, sleep_options
+from .physionet import PHYSIONET2018_EEG, PHYSIONET2018_FORMAT, load_physionet2018_record
 from .recording import SleepRecording, load_sleep_npz
-from .sleep_edf import SLEEP_EDF_EEG, load_sleep_edf_record
-from .source import SleepSource, record_paths
+from .sleep_edf import SLEEP_EDF_EEG, SLEEP_EDF_FORMAT, load_sleep_edf_record
+from .source import SLEEP_NPZ_FORMAT, RecordFormat, SleepSource
 from .split import PAPER_SPLIT, SplitOptions, SubjectSplit, subject_split
 from .stages import STAGES, UNSCORED, label_windows, parse_stage
 from .synthetic import make_synthetic_sleep
 
 __all__ = [
     "STAGES", "UNSCORED", "PHYSIONET2018_EEG", "SLEEP_EDF_EEG", "SLEEP_KINDS", "SLEEP_SPLITS", "PAPER_SPLIT",
+    "PHYSIONET2018_FORMAT", "SLEEP_EDF_FORMAT", "SLEEP_NPZ_FORMAT", "RecordFormat", "SleepKind", "sleep_kind",
+    "SyntheticSleepOptions", "RecordSleepOptions", "SleepNpzOptions", "sleep_options",
     "SleepRecording", "SleepSource", "SleepSplitDataset", "SplitOptions", "SubjectSplit",
     "parse_stage", "label_windows", "load_physionet2018_record", "load_sleep_edf_record", "load_sleep_npz",
     "record_paths", "make_synthetic_sleep", "subject_split", "sleep_cache_dir", "load_sleep_source",

@@ -20,8 +20,7 @@ import numpy as np
 
 from ...io import atomic_write
 from .recording import SleepRecording
-from .sleep_edf import find_hypnogram
-from .source import SleepSource
+from .source import RecordFormat, SleepSource
 
 __all__ = ["CACHE_VERSION", "sleep_cache_dir", "cached_source"]
 
@@ -41,12 +40,13 @@ def cached_source(
     kind: str,
     root: Path,
     paths: Sequence[Path],
-    read: Callable[..., SleepRecording],
+    fmt: RecordFormat,
     reader_kw: dict,
     cache_dir: str | os.PathLike | None = None,
 ) -> SleepSource:
-    """The windows of the records ``paths`` (under ``root``), from the cache or read with
-    ``read(path, **reader_kw)`` and cached; ``X`` of every record is the path of its ``.npy``.
+    """The windows of the records ``paths`` (under ``root``) of the format ``fmt``, from the cache or read with
+    ``fmt.read(path, **reader_kw)`` and cached; ``X`` of every record is the path of its ``.npy``. A cached record
+    is read again when one of its files (``fmt.files(path)``) changed.
 
     ``reader_kw`` (with ``kind`` and the absolute ``root``) is the cache key: other options, another folder.
     """
@@ -63,10 +63,10 @@ def cached_source(
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", p.stem)[:60]
         base = folder / f"{stem}-{hashlib.sha256(rel.encode()).hexdigest()[:8]}"
         x_path, meta_path = base.with_suffix(".X.npy"), base.with_suffix(".meta.npz")
-        sig = _signature(_source_files(p, kind))
+        sig = _signature(fmt.files(p))
         rec = _read_meta(meta_path, sig) if x_path.exists() else None
         if rec is None:
-            full = read(p, **reader_kw)
+            full = fmt.read(p, **reader_kw)
             atomic_write(x_path, _to_file(lambda f: np.save(f, full.X, allow_pickle=False)), shared=True)
             atomic_write(meta_path, _to_file(lambda f: np.savez(
                 f, y=full.y, subject=full.subject, record=full.record, onset=full.onset,
@@ -91,13 +91,6 @@ def _read_meta(path: Path, signature: str) -> SleepRecording | None:
     shape = (y.shape[0], len(channels), t)
     placeholder = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape, (0, 0, 0), writeable=False)
     return SleepRecording(placeholder, y, subject, record, onset, channels, fs)
-
-
-def _source_files(path: Path, kind: str) -> list[Path]:
-    """Files whose change invalidates a cached record."""
-    if kind == "physionet2018":
-        return sorted(p for p in path.parent.glob(path.stem + ".*") if p.is_file())
-    return [path, find_hypnogram(path)]
 
 
 def _signature(files: Sequence[Path]) -> str:

@@ -14,10 +14,12 @@ import numpy as np
 from ..errors import DatasetNotFoundError, require_extra
 from ..signal import PAPER_EEG
 from .recording import SleepRecording, select_channels
+from .source import RecordFormat
 from .stages import stage_annotations
 from .windowing import windows_from_record
 
-__all__ = ["PHYSIONET2018_EEG", "load_physionet2018_record", "record_base"]
+__all__ = ["PHYSIONET2018_EEG", "PHYSIONET2018_FORMAT", "load_physionet2018_record", "physionet2018_records",
+           "record_base"]
 
 PHYSIONET2018_EEG: tuple[str, ...] = ("F3-M2", "F4-M1", "C3-M2", "C4-M1", "O1-M2", "O2-M1")
 """The six scalp-EEG derivations of the PhysioNet 2018 challenge records (App. 8.1: "six channels of scalp
@@ -134,3 +136,26 @@ def load_physionet2018_record(
         wake_edge_min=wake_edge_min,
         backend=backend,
     )
+
+
+def physionet2018_records(root: Path) -> list[Path]:
+    """Every ``*.hea`` under ``root`` (recursively, sorted) with a sibling ``.arousal`` file: the challenge's
+    unlabelled test records, which have none, are skipped."""
+    heads = sorted(root.rglob("*.hea"))
+    paths = [h for h in heads if h.with_suffix(".arousal").exists()]
+    if not paths:
+        raise DatasetNotFoundError(
+            f"no PhysioNet 2018 records with .arousal stage annotations under {root} "
+            f"({len(heads)} WFDB header(s) found)"
+        )
+    return paths
+
+
+def _record_files(path: Path) -> list[Path]:
+    """The files of the record whose header is ``path`` (``.hea``, signals, ``.arousal``)."""
+    return sorted(p for p in path.parent.glob(path.stem + ".*") if p.is_file())
+
+
+PHYSIONET2018_FORMAT = RecordFormat(physionet2018_records, load_physionet2018_record, _record_files,
+                                    PHYSIONET2018_EEG)
+"""WFDB records of the PhysioNet/CinC 2018 challenge."""

@@ -16,10 +16,12 @@ import numpy as np
 from ..errors import DatasetNotFoundError, require_extra
 from ..signal import PAPER_EEG
 from .recording import SleepRecording, select_channels
+from .source import RecordFormat
 from .stages import stage_annotations
 from .windowing import windows_from_record
 
-__all__ = ["SLEEP_EDF_EEG", "load_sleep_edf_record", "find_hypnogram", "sleep_edf_ids"]
+__all__ = ["SLEEP_EDF_EEG", "SLEEP_EDF_FORMAT", "load_sleep_edf_record", "find_hypnogram", "sleep_edf_ids",
+           "sleep_edf_records"]
 
 SLEEP_EDF_EEG: tuple[str, ...] = ("EEG Fpz-Cz", "EEG Pz-Oz")
 """The two EEG derivations of Sleep-EDF (sleep-cassette and sleep-telemetry) PSG files."""
@@ -134,3 +136,16 @@ def load_sleep_edf_record(
         wake_edge_min=wake_edge_min,
         backend=backend,
     )
+
+
+def sleep_edf_records(root: Path) -> list[Path]:
+    """Every ``*-PSG.edf`` under ``root`` (recursively, sorted); each is paired with its hypnogram when read."""
+    paths = sorted(root.rglob("*-PSG.edf"))
+    if not paths:
+        raise DatasetNotFoundError(f"no Sleep-EDF PSG files (*-PSG.edf) under {root}")
+    return paths
+
+
+SLEEP_EDF_FORMAT = RecordFormat(sleep_edf_records, load_sleep_edf_record, lambda psg: [psg, find_hypnogram(psg)],
+                                SLEEP_EDF_EEG)
+"""Sleep-EDF nights: a ``*-PSG.edf`` and its ``*-Hypnogram.edf``."""

@@ -1,18 +1,19 @@
 """Every window of a sleep data source before the split (:class:`SleepSource`), records kept apart and
-possibly memory-mapped, and the rule that finds a source's record files (:func:`record_paths`)."""
+possibly memory-mapped, and what a file format of records is (:class:`RecordFormat`: how its files are found,
+read and cached)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import DatasetFormatError, DatasetNotFoundError
-from .recording import SleepRecording
+from .recording import SleepRecording, load_sleep_npz
 
-__all__ = ["SleepSource", "record_paths"]
+__all__ = ["SleepSource", "RecordFormat", "npz_records", "SLEEP_NPZ_FORMAT"]
 
 
 @dataclass
@@ -98,32 +99,27 @@ def _part_len(p) -> int:
     return int(np.load(p, mmap_mode="r", allow_pickle=False).shape[0])
 
 
-def record_paths(root: Path, kind: str) -> list[Path]:
-    """Sorted record files of one data kind under ``root``, searched recursively.
+@dataclass(frozen=True)
+class RecordFormat:
+    """A file format of sleep records: how its records are found under a folder (``find(root)`` -> sorted
+    paths; none found raises :class:`part.data.errors.DatasetNotFoundError` naming the folder), how one is read
+    (``read(path, **reader options)`` -> :class:`SleepRecording`), which files a cached copy of one depends on
+    (``files(path)``) and its default channels. The sleep data kinds (:data:`part.data.sleep.SLEEP_KINDS`) name
+    the formats; a format knows no kind name."""
 
-    * ``"physionet2018"``: every ``*.hea`` with a sibling ``.arousal`` file (the challenge's unlabelled
-      test records, which have none, are skipped);
-    * ``"sleep_edf"``: every ``*-PSG.edf`` (each is paired with its ``*-Hypnogram.edf`` when read);
-    * ``"sleep_npz"``: every ``*.npz``.
+    find: Callable[[Path], list]
+    read: Callable[..., SleepRecording]
+    files: Callable[[Path], list] = lambda path: [path]
+    channels: tuple[str, ...] | None = None
 
-    A kind with no records under ``root`` raises :class:`part.data.errors.DatasetNotFoundError` naming the
-    folder.
-    """
-    if kind == "physionet2018":
-        heads = sorted(root.rglob("*.hea"))
-        paths = [h for h in heads if h.with_suffix(".arousal").exists()]
-        if not paths:
-            raise DatasetNotFoundError(
-                f"no PhysioNet 2018 records with .arousal stage annotations under {root} "
-                f"({len(heads)} WFDB header(s) found)"
-            )
-        return paths
-    if kind == "sleep_edf":
-        paths = sorted(root.rglob("*-PSG.edf"))
-        if not paths:
-            raise DatasetNotFoundError(f"no Sleep-EDF PSG files (*-PSG.edf) under {root}")
-        return paths
+
+def npz_records(root: Path) -> list[Path]:
+    """Every ``*.npz`` under ``root`` (recursively), sorted."""
     paths = sorted(root.rglob("*.npz"))
     if not paths:
         raise DatasetNotFoundError(f"no .npz files under {root}")
     return paths
+
+
+SLEEP_NPZ_FORMAT = RecordFormat(npz_records, load_sleep_npz)
+"""Already-windowed ``.npz`` files (:func:`part.data.sleep.load_sleep_npz`)."""

@@ -14,6 +14,8 @@ __all__ = ["SplitOptions", "PAPER_SPLIT", "SubjectSplit", "subject_split"]
 class SplitOptions:
     """The split's settings (``data.options`` of every sleep kind); see :func:`subject_split`."""
 
+    RULES = {"n_test": "a count or a fraction of the subjects"}  # how a bad value's message says the type
+
     n_finetune: int = 10
     n_test: int | float = 0.2
     split_seed: int = 0

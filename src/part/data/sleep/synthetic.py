@@ -314,6 +314,7 @@ def synthetic_night(
 
     ``seed``: an int or a ``numpy.random.Generator`` (consumed); the same seed gives the same night.
     :func:`make_synthetic_sleep` calls it once per subject and instance-normalises ``epochs()``.
+    The steps below draw from ``rng`` in this order (the order is part of the output).
     """
     if n_epochs < 1 or n_channels < 1:
         raise ValueError(f"n_epochs and n_channels must be >= 1, got n_epochs={n_epochs}, n_channels={n_channels}")
@@ -326,137 +327,209 @@ def synthetic_night(
     z = synthetic_stage_sequence(n_epochs, rng)
     change, stages = _stage_path(z, t_w, rng)
     y = _majority_labels(change, stages, n_epochs, t_w)
-    n = n_epochs * t_w
-    n_fft = _fast_length(n + int(round(_PAD_S * fs)))  # generated longer, tail dropped: the night's ends are not joined
-    freqs = np.fft.rfftfreq(n_fft, d=1.0 / fs)
-    per_30s = 30.0 * fs  # event rates are given per 30 s whatever the epoch length
-    n_bands = len(BANDS)
+    g = _night_grid(n_epochs * t_w, fs, change, stages)
+    traits = _subject_traits(rng, noise)
+    env, arousal_on = _band_envelopes(rng, g, traits.amp)  # (B, n_env) band RMS in uV
+    t_art, resets, drift = _baseline_drift(rng, g, traits.amp, arousal_on)
+    src = _rhythms(rng, g, traits, env) + np.interp(np.arange(g.n) / fs, g.te, drift)[None, :]  # (R, n)
+    t_sp, t_k, t_saw = _add_transients(rng, g, traits, src)
+    x = _mix_channels(rng, src, n_channels)  # (C, n)
+    del src
+    _add_sensor_noise(rng, g, x, traits.noise_rms, t_art)
+    events = {"spindle": t_sp / fs, "kcomplex": t_k / fs, "sawtooth": t_saw / fs, "arousal": arousal_on,
+              "artefact": np.sort(t_art) / fs, "reset": resets}
+    return SyntheticNight(x, y, change / fs, stages, events, float(fs), float(window_s))
 
-    # subject-level traits
+
+@dataclass(frozen=True)
+class _Grid:
+    """The time grids of one night: ``n`` samples at ``fs``; the stage path (``change`` in samples,
+    ``stages``); the FFT length ``n_fft`` (longer than ``n``: the tail is dropped, so the night's ends are not
+    joined) and its ``freqs``; the coarse envelope grid ``te`` (seconds, ``n_env`` points at ``_ENV_FS``) and
+    ``ts`` (the same in samples); ``per_30s`` samples (event rates are per 30 s whatever the epoch length)."""
+
+    n: int
+    fs: float
+    change: np.ndarray
+    stages: np.ndarray
+    n_fft: int
+    freqs: np.ndarray
+    n_env: int
+    te: np.ndarray
+    ts: np.ndarray
+    per_30s: float
+
+
+def _night_grid(n: int, fs: float, change: np.ndarray, stages: np.ndarray) -> _Grid:
+    n_fft = _fast_length(n + int(round(_PAD_S * fs)))
+    n_env = _fast_length(int(np.ceil(n / fs * _ENV_FS)) + 1)
+    te = np.arange(n_env) / _ENV_FS
+    return _Grid(n, fs, change, stages, n_fft, np.fft.rfftfreq(n_fft, d=1.0 / fs), n_env, te, te * fs, 30.0 * fs)
+
+
+@dataclass(frozen=True)
+class _Traits:
+    """A subject's traits: overall amplitude ``amp``, band ``centres`` / ``widths`` (Hz, ``(B,)``), spindle
+    frequency, sensor noise RMS (uV) and the regional gains ``(3, B)``."""
+
+    amp: float
+    centres: np.ndarray
+    widths: np.ndarray
+    spindle_f: float
+    noise_rms: float
+    region_gain: np.ndarray
+
+
+def _subject_traits(rng: np.random.Generator, noise: float) -> _Traits:
     amp = np.exp(rng.normal(0.0, 0.2))
     centres = np.array([c for c, _ in BANDS.values()])
     widths = np.array([w for _, w in BANDS.values()])
     centres = centres + np.array([rng.normal(0, 0.15), rng.normal(0, 0.5), rng.normal(0, 0.7),
                                   rng.normal(0, 0.6), rng.normal(0, 1.5), 0.0])
     centres = np.clip(centres, [0.6, 4.2, 8.3, 11.5, 15.0, 30.0], [1.6, 7.0, 11.8, 15.5, 28.0, 45.0])
-    spindle_f = centres[3]
     noise_rms = noise * rng.uniform(8.0, 18.0)
     region_gain = _REGION_GAIN * np.exp(rng.normal(0.0, 0.1, _REGION_GAIN.shape))
+    return _Traits(amp, centres, widths, centres[3], noise_rms, region_gain)
 
-    # band log-amplitudes on a coarse time grid te (seconds), shape (B, n_env)
-    n_env = _fast_length(int(np.ceil(n / fs * _ENV_FS)) + 1)
-    te = np.arange(n_env) / _ENV_FS
-    ts = te * fs  # the same grid in samples
+
+def _band_envelopes(rng: np.random.Generator, g: _Grid, amp: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(env (B, n_env) band RMS in uV, arousal onsets (s))``: band log-amplitudes on the coarse grid - the
+    stage's gains smoothed into ramps at changes, eyes-open spells, a slow wander, bursts, arousals."""
+    n_bands = len(BANDS)
     log_gain = np.log(_STAGE_GAIN)  # (S, B)
-    lg = log_gain[_stage_at(ts, change, stages)].T.copy()  # step function of the stage path
-    deeper = _DEPTH[stages[1:]] > _DEPTH[stages[:-1]]
-    ramp_s = np.where(deeper, rng.uniform(*_RAMP_DEEPER_S, change.size), rng.uniform(*_RAMP_LIGHTER_S, change.size))
-    for c, a, b, r in zip(change, stages[:-1], stages[1:], ramp_s):  # smooth each step into a ramp
-        w = r * fs / 4.4  # logistic scale: 10 % -> 90 % of the change takes r seconds
-        lo, hi = np.searchsorted(ts, [c - 10 * w, c + 10 * w])
-        u = ts[lo:hi] - c
+    lg = log_gain[_stage_at(g.ts, g.change, g.stages)].T.copy()  # step function of the stage path
+    deeper = _DEPTH[g.stages[1:]] > _DEPTH[g.stages[:-1]]
+    ramp_s = np.where(deeper, rng.uniform(*_RAMP_DEEPER_S, g.change.size), rng.uniform(*_RAMP_LIGHTER_S, g.change.size))
+    for c, a, b, r in zip(g.change, g.stages[:-1], g.stages[1:], ramp_s):  # smooth each step into a ramp
+        w = r * g.fs / 4.4  # logistic scale: 10 % -> 90 % of the change takes r seconds
+        lo, hi = np.searchsorted(g.ts, [c - 10 * w, c + 10 * w])
+        u = g.ts[lo:hi] - c
         lg[:, lo:hi] += (log_gain[b] - log_gain[a])[:, None] * (_sigmoid(u / w) - (u >= 0))
     # eyes-open spells while awake: alpha blocked, more beta, with abrupt edges
-    on = _poisson_times(rng, _EYES_OPEN_RATE, change, stages, n, per_30s) / fs
-    spell = np.minimum(_pulses(te, on, rng.uniform(3.0, 20.0, on.size), 0.3, np.full(on.size, 0.3)), 1.0)
+    on = _poisson_times(rng, _EYES_OPEN_RATE, g.change, g.stages, g.n, g.per_30s) / g.fs
+    spell = np.minimum(_pulses(g.te, on, rng.uniform(3.0, 20.0, on.size), 0.3, np.full(on.size, 0.3)), 1.0)
     lg[2] += np.log(0.3) * spell
     lg[4] += np.log(1.4) * spell
     # evolving rhythms: a slow random modulation of every band (Lorentzian spectrum) ...
-    f_env = np.fft.rfftfreq(n_env, d=1.0 / _ENV_FS)
+    f_env = np.fft.rfftfreq(g.n_env, d=1.0 / _ENV_FS)
     slow = _shaped_noise(rng, np.broadcast_to(1.0 / (1.0 + (2 * np.pi * f_env * _WANDER_TAU_S) ** 2),
-                                              (n_bands, f_env.size)), n_env)
+                                              (n_bands, f_env.size)), g.n_env)
     lg += _WANDER_SD * slow / slow.std(axis=1, keepdims=True).clip(1e-12)
     # ... and bursts that wax within a fraction of a second and wane over seconds
     for b in range(n_bands):
-        on = np.sort(rng.uniform(0.0, te[-1], rng.poisson(_BURST_RATE * te[-1])))
-        p = _pulses(te, on, np.zeros(on.size), _BURST_RISE_S, rng.uniform(*_BURST_DECAY_S, on.size),
+        on = np.sort(rng.uniform(0.0, g.te[-1], rng.poisson(_BURST_RATE * g.te[-1])))
+        p = _pulses(g.te, on, np.zeros(on.size), _BURST_RISE_S, rng.uniform(*_BURST_DECAY_S, on.size),
                     rng.uniform(*_BURST_SIZE, on.size))
         lg[b] += p - p.mean()
     # arousals: an abrupt shift to faster rhythms (alpha, beta, EMG up, delta down) for 3-15 s, fading out
-    arousal_on = _poisson_times(rng, _AROUSAL_RATE, change, stages, n, per_30s) / fs
-    lg += _AROUSAL_GAIN[:, None] * _pulses(te, arousal_on, rng.uniform(*_AROUSAL_S, arousal_on.size), 0.5,
+    arousal_on = _poisson_times(rng, _AROUSAL_RATE, g.change, g.stages, g.n, g.per_30s) / g.fs
+    lg += _AROUSAL_GAIN[:, None] * _pulses(g.te, arousal_on, rng.uniform(*_AROUSAL_S, arousal_on.size), 0.5,
                                             np.full(arousal_on.size, _AROUSAL_DECAY_S))
-    env = np.exp(lg) * amp  # (B, n_env) band RMS in uV
-    # baseline drift: a downward creep restarted at resets (movement artefacts and arousals add theirs below)
-    t_art = np.concatenate([_poisson_times(rng, _ARTEFACT_RATE, change, stages, n, per_30s),
-                            arousal_on[rng.random(arousal_on.size) < _ARTEFACT_AT_AROUSAL] * fs])
-    resets = np.sort(np.concatenate([t_art / fs, arousal_on, rng.uniform(0.0, te[-1], rng.poisson(
-        _RESET_RATE * te[-1] / 30.0))]))
-    creep = np.cumsum(amp * rng.uniform(0.6, 1.4) * _DRIFT_UV_S[_stage_at(ts, change, stages)]) / _ENV_FS
-    last = np.searchsorted(te, resets)  # env index of each reset
-    since = np.searchsorted(last, np.arange(n_env), side="right") - 1  # the reset in force at each index
-    base = creep[last[since].clip(max=n_env - 1)] if last.size else np.zeros(n_env)
+    return np.exp(lg) * amp, arousal_on
+
+
+def _baseline_drift(rng: np.random.Generator, g: _Grid, amp: float,
+                    arousal_on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(artefact times (samples), reset times (s), drift (n_env,) uV)``: a creep at the stage's rate,
+    restarted at movement artefacts, at arousals and at random resets."""
+    t_art = np.concatenate([_poisson_times(rng, _ARTEFACT_RATE, g.change, g.stages, g.n, g.per_30s),
+                            arousal_on[rng.random(arousal_on.size) < _ARTEFACT_AT_AROUSAL] * g.fs])
+    resets = np.sort(np.concatenate([t_art / g.fs, arousal_on, rng.uniform(0.0, g.te[-1], rng.poisson(
+        _RESET_RATE * g.te[-1] / 30.0))]))
+    creep = np.cumsum(amp * rng.uniform(0.6, 1.4) * _DRIFT_UV_S[_stage_at(g.ts, g.change, g.stages)]) / _ENV_FS
+    last = np.searchsorted(g.te, resets)  # env index of each reset
+    since = np.searchsorted(last, np.arange(g.n_env), side="right") - 1  # the reset in force at each index
+    base = creep[last[since].clip(max=g.n_env - 1)] if last.size else np.zeros(g.n_env)
     base = np.where(since >= 0, base, 0.0)
-    drift = -(creep - base)
+    return t_art, resets, -(creep - base)
 
-    # rhythms: unit-variance band-limited noise per band and region, times its envelope; plus 1/f background
-    t_s = np.arange(n) / fs
-    bumps = _bumps(freqs, centres, widths, fs)  # (B, F)
+
+def _rhythms(rng: np.random.Generator, g: _Grid, traits: _Traits, env: np.ndarray) -> np.ndarray:
+    """``(3, n)`` regional sources: a 1/f background plus, per band, unit-variance band-limited noise times
+    its envelope ``env (B, n_env)`` and the region's gain."""
+    t_s = np.arange(g.n) / g.fs
+    bumps = _bumps(g.freqs, traits.centres, traits.widths, g.fs)  # (B, F)
+    src = _PINK_RMS * _shaped_noise(rng, np.broadcast_to(_pink(g.freqs), (3, g.freqs.size)), g.n_fft)[:, :g.n]
+    for b in range(len(BANDS)):
+        band = _shaped_noise(rng, np.broadcast_to(bumps[b], (3, g.freqs.size)), g.n_fft)[:, :g.n]
+        src += traits.region_gain[:, b : b + 1] * np.interp(t_s, g.te, env[b])[None, :] * band
+    return src
+
+
+def _pink(freqs: np.ndarray) -> np.ndarray:
+    """A ``1/f`` spectrum (flat below 0.5 Hz) of mean 1."""
     pink = 1.0 / np.maximum(freqs, 0.5)
-    pink = pink / pink.mean()
-    src = _PINK_RMS * _shaped_noise(rng, np.broadcast_to(pink, (3, freqs.size)), n_fft)[:, :n]  # (R, n)
-    for b in range(n_bands):
-        band = _shaped_noise(rng, np.broadcast_to(bumps[b], (3, freqs.size)), n_fft)[:, :n]
-        src += region_gain[:, b : b + 1] * np.interp(t_s, te, env[b])[None, :] * band
+    return pink / pink.mean()
 
-    src += np.interp(t_s, te, drift)[None, :]
 
-    # transients at continuous times, so they fall anywhere inside an epoch (or across two)
-    def spindles(k: int) -> np.ndarray:
-        length = int(2.0 * fs)
-        tt = np.arange(length) / fs
-        dur = rng.uniform(0.5, 2.0, (k, 1))
-        env = np.where(tt < dur, np.sin(np.pi * np.minimum(tt / dur, 1.0)) ** 2, 0.0)
-        f = spindle_f + rng.normal(0.0, 0.5, (k, 1))
-        return amp * rng.uniform(20.0, 45.0, (k, 1)) * env * np.sin(2 * np.pi * f * tt + rng.uniform(0, 2 * np.pi, (k, 1)))
+def _spindles(rng: np.random.Generator, k: int, fs: float, amp: float, spindle_f: float) -> np.ndarray:
+    length = int(2.0 * fs)
+    tt = np.arange(length) / fs
+    dur = rng.uniform(0.5, 2.0, (k, 1))
+    env = np.where(tt < dur, np.sin(np.pi * np.minimum(tt / dur, 1.0)) ** 2, 0.0)
+    f = spindle_f + rng.normal(0.0, 0.5, (k, 1))
+    return amp * rng.uniform(20.0, 45.0, (k, 1)) * env * np.sin(2 * np.pi * f * tt + rng.uniform(0, 2 * np.pi, (k, 1)))
 
-    def k_complexes(k: int) -> np.ndarray:
-        length = int(1.5 * fs)
-        tt = np.arange(length) / fs
-        s = rng.uniform(0.8, 1.2, (k, 1))
-        a = amp * rng.uniform(60.0, 140.0, (k, 1))
-        return -a * np.exp(-(((tt - 0.35 * s) / (0.07 * s)) ** 2)) + 0.6 * a * np.exp(-(((tt - 0.8 * s) / (0.2 * s)) ** 2))
 
-    def sawtooth(k: int) -> np.ndarray:
-        length = int(3.0 * fs)
-        tt = np.arange(length) / fs
-        dur = rng.uniform(1.0, 3.0, (k, 1))
-        env = np.where(tt < dur, np.sin(np.pi * np.minimum(tt / dur, 1.0)) ** 2, 0.0)
-        phase = rng.uniform(2.0, 6.0, (k, 1)) * tt + rng.uniform(0, 1, (k, 1))
-        saw = 2.0 * (phase - np.floor(phase)) - 1.0  # slow rise, sharp fall
-        return amp * rng.uniform(15.0, 35.0, (k, 1)) * env * saw
+def _k_complexes(rng: np.random.Generator, k: int, fs: float, amp: float) -> np.ndarray:
+    length = int(1.5 * fs)
+    tt = np.arange(length) / fs
+    s = rng.uniform(0.8, 1.2, (k, 1))
+    a = amp * rng.uniform(60.0, 140.0, (k, 1))
+    return -a * np.exp(-(((tt - 0.35 * s) / (0.07 * s)) ** 2)) + 0.6 * a * np.exp(-(((tt - 0.8 * s) / (0.2 * s)) ** 2))
 
-    t_k = _poisson_times(rng, _KCOMPLEX_RATE, change, stages, n, per_30s)
+
+def _sawtooth(rng: np.random.Generator, k: int, fs: float, amp: float) -> np.ndarray:
+    length = int(3.0 * fs)
+    tt = np.arange(length) / fs
+    dur = rng.uniform(1.0, 3.0, (k, 1))
+    env = np.where(tt < dur, np.sin(np.pi * np.minimum(tt / dur, 1.0)) ** 2, 0.0)
+    phase = rng.uniform(2.0, 6.0, (k, 1)) * tt + rng.uniform(0, 1, (k, 1))
+    saw = 2.0 * (phase - np.floor(phase)) - 1.0  # slow rise, sharp fall
+    return amp * rng.uniform(15.0, 35.0, (k, 1)) * env * saw
+
+
+def _add_transients(rng: np.random.Generator, g: _Grid, traits: _Traits,
+                    src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spindles, K-complexes (half followed by a spindle) and sawtooth waves at continuous times, so they fall
+    anywhere inside an epoch (or across two), added into ``src (3, n)`` in place. Returns their times
+    (samples)."""
+    t_k = _poisson_times(rng, _KCOMPLEX_RATE, g.change, g.stages, g.n, g.per_30s)
     after_k = t_k[rng.random(t_k.size) < _SPINDLE_AFTER_K]
-    follow = after_k + rng.uniform(0.4, 1.2, after_k.size) * fs  # K-complex, then spindle
-    t_sp = np.sort(np.concatenate([_poisson_times(rng, _SPINDLE_RATE, change, stages, n, per_30s), follow]))
-    t_saw = _poisson_times(rng, _SAWTOOTH_RATE, change, stages, n, per_30s)
+    follow = after_k + rng.uniform(0.4, 1.2, after_k.size) * g.fs  # K-complex, then spindle
+    t_sp = np.sort(np.concatenate([_poisson_times(rng, _SPINDLE_RATE, g.change, g.stages, g.n, g.per_30s), follow]))
+    t_saw = _poisson_times(rng, _SAWTOOTH_RATE, g.change, g.stages, g.n, g.per_30s)
+    amp = traits.amp
     for times, make, region_w in (
-        (t_sp, spindles, np.array([0.8, 1.0, 0.35])),
-        (t_k, k_complexes, np.array([1.2, 1.0, 0.5])),
-        (t_saw, sawtooth, np.array([0.8, 1.0, 0.5])),
+        (t_sp, lambda k: _spindles(rng, k, g.fs, amp, traits.spindle_f), np.array([0.8, 1.0, 0.35])),
+        (t_k, lambda k: _k_complexes(rng, k, g.fs, amp), np.array([1.2, 1.0, 0.5])),
+        (t_saw, lambda k: _sawtooth(rng, k, g.fs, amp), np.array([0.8, 1.0, 0.5])),
     ):
-        ev = np.zeros(n)
+        ev = np.zeros(g.n)
         if times.size:
             _place(ev, times, make(times.size))
         src += region_w[:, None] * ev[None, :]
+    return t_sp, t_k, t_saw
 
-    # channel mixing: channel c mostly sees region round(c * 3 / C), with leakage and a subject perturbation
+
+def _mix_channels(rng: np.random.Generator, src: np.ndarray, n_channels: int) -> np.ndarray:
+    """``(C, n)``: channel ``c`` mostly sees region ``round(c * 3 / C)`` of ``src (3, n)``, with leakage and a
+    subject perturbation."""
     region_of = np.minimum((np.arange(n_channels) * 3) // max(n_channels, 1), 2)
     mix = np.full((n_channels, 3), 0.25)
     mix[np.arange(n_channels), region_of] = 1.0
     mix = np.abs(mix + rng.normal(0.0, 0.12, mix.shape))
-    x = mix @ src  # (C, n)
-    del src
+    return mix @ src
 
-    # per-channel sensor noise (white + 1/f) and movement artefacts (more often right after an arousal)
-    x += noise_rms * _shaped_noise(rng, np.broadcast_to(0.5 + 0.5 * pink, (n_channels, freqs.size)), n_fft)[:, :n]
+
+def _add_sensor_noise(rng: np.random.Generator, g: _Grid, x: np.ndarray, noise_rms: float, t_art: np.ndarray) -> None:
+    """Per-channel sensor noise (white + 1/f) and movement artefacts at ``t_art`` (samples), into ``x (C, n)``."""
+    n_channels = x.shape[0]
+    x += noise_rms * _shaped_noise(rng, np.broadcast_to(0.5 + 0.5 * _pink(g.freqs), (n_channels, g.freqs.size)),
+                                   g.n_fft)[:, :g.n]
     for t0, dur in zip(t_art.astype(np.int64), rng.uniform(1.0, 4.0, t_art.size)):
-        t1 = min(n, t0 + int(dur * fs))
+        t1 = min(g.n, t0 + int(dur * g.fs))
         x[:, t0:t1] += rng.normal(0.0, 1.0, (n_channels, t1 - t0)) * rng.uniform(40, 120, (n_channels, 1))
-    events = {"spindle": t_sp / fs, "kcomplex": t_k / fs, "sawtooth": t_saw / fs, "arousal": arousal_on,
-              "artefact": np.sort(t_art) / fs, "reset": resets}
-    return SyntheticNight(x, y, change / fs, stages, events, float(fs), float(window_s))
 
 
 def make_synthetic_sleep(

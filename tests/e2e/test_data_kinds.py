@@ -1,5 +1,5 @@
 """Every data kind of :data:`part.data.kinds.DATA_KINDS`, end to end on tiny data written here in its real
-format: a run folder pretrains, resumes from its checkpoint, and loads back (``load_run``); its ``data.json``
+format: a run folder pretrains, is cut off, resumes from its checkpoint, and loads back (``load_run``); its ``data.json``
 says which samples it read when the kind keeps records. The sleep kinds' configs spell ``normalize`` and the
 split as runs made before the one 1D vocabulary did (``true`` / ``false``, ``pretrain``), so those folders are
 the old ones. A kind added to the table without a case here fails :func:`test_every_kind_has_a_case`."""
@@ -130,7 +130,9 @@ def test_a_run_of_every_kind_pretrains_resumes_and_loads(kind, tmp_path):
                      "device": "cpu", "amp": "none"}}
     run = tmp_path / "run"
     first = part.pretrain(raw, out=run, progress=False)
-    assert first.step == 2
+    assert first.step == 2 and (run / "checkpoints").is_dir()
+    for name in ("summary.json", "weights.safetensors"):  # as a run cut off after its step-2 checkpoint
+        (run / name).unlink()
     resumed = part.pretrain(None, out=run, overrides=["train.max_steps=3"], resume=True, progress=False)
     assert resumed.step == 3
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]

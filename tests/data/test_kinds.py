@@ -127,3 +127,32 @@ def test_options_are_typed_and_hashable():
     o = data_options(DataConfig(kind="physionet2018", options={"channels": ["C3-M2"], "band": [0.3, 20]}))
     assert isinstance(o, RecordSleepOptions) and o.channels == ("C3-M2",) and o.band == (0.3, 20)
     hash(o)
+
+
+def test_every_1d_dataset_has_the_same_face(tmp_path):
+    """Whatever reads them, the 1D kinds' datasets answer the same questions: labels, groups (subjects for
+    the sleep kinds), classes, channels, rate, split (in the one vocabulary), normalize, and a record."""
+    import numpy as np
+
+    from part.engine import build_dataset
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "s.npz", x=rng.normal(size=(6, 2, 40)).astype(np.float32), y=np.arange(6) % 2,
+             group=np.repeat(["a", "b"], 3), fs=np.float64(50.0), channel_names=np.array(["c3", "c4"]),
+             class_names=np.array(["rest", "move"]))
+    signal = load_config(None, base={
+        "model": {"arch": "vit1d_tiny", "img_size": 40, "patch_size": 8, "in_chans": 2},
+        "data": {"kind": "signal_npz", "root": str(tmp_path / "s.npz"), "split": "pretrain",
+                 "options": {"normalize": "window"}}})
+    sleep = load_config(None, base={
+        "model": {"arch": "vit1d_tiny", "img_size": 200, "patch_size": 20, "in_chans": 2},
+        "data": {"kind": "sleep_synthetic", "split": "pretrain", "options": {
+            "n_subjects": 4, "epochs_per_subject": 3, "channels": 2, "fs": 50, "window_s": 4, "n_finetune": 1,
+            "n_test": 1, "normalize": True}}})
+    for cfg in (signal, sleep):
+        ds = build_dataset(cfg, train=False)
+        assert ds.split == "train" and ds.normalize == "window", cfg.data.kind
+        assert len(ds.labels) == len(ds.groups) == len(ds) and len(ds.channels) == 2 and ds.fs == 50.0
+        assert ds.classes is not None
+        rec = ds.record()
+        assert rec["split"] == "train" and rec["normalize"] == "window" and rec["groups"]

@@ -13,9 +13,16 @@
   normalisation (:class:`SignalDataset`).
 * :mod:`part.data.sleep` - sleep-staging EEG (paper App. 8.1): WFDB, EDF and npz readers, subject splits,
   the window cache, and the datasets the engine builds for the sleep data kinds.
+* :mod:`part.data.signal_options` - what every 1D kind shares: the one ``normalize`` vocabulary (``none`` /
+  ``window`` / ``dataset``; the sleep kinds' old ``true`` / ``false`` read there), the one split vocabulary,
+  the reader of a kind's typed options.
+* :mod:`part.data.kinds` - the data-kind registry :data:`~part.data.kinds.DATA_KINDS`: per ``data.kind`` its
+  builder, typed options, dimensionality, statistics, record and own rules; what the config and the engine
+  ask instead of testing a kind's name.
 
-Imports inside the package go one way: ``images`` uses ``errors`` and ``transforms``; ``sleep`` uses
-``errors``, ``signal`` and :mod:`part.io` (atomic cache writes); ``signal_npz`` uses ``errors``; ``transforms``
+Imports inside the package go one way: ``kinds`` uses the readers; ``images`` uses ``errors`` and
+``transforms``; ``sleep`` uses ``errors``, ``signal``, ``signal_options`` and :mod:`part.io` (atomic cache
+writes); ``signal_npz`` uses ``errors`` and ``signal_options``; ``transforms``
 uses ``randaugment``; ``errors``, ``randaugment`` and ``signal`` import nothing of ``part``.
 """
 

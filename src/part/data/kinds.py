@@ -23,7 +23,8 @@ A row (:class:`DataKind`) holds
 * ``own_val`` - whether its options define a validation split of its own;
 * ``preprocessing`` - what an export records that a user must do to raw arrays (``signal_npz``).
 
-:func:`check_data_kind` is what :func:`part.config.validate_config` calls for the data section's kind rules.
+:func:`check_data_kind` is what the config's data check (:func:`part.config_checks.check_data`) calls for
+the data section's kind rules.
 A new data kind is its reader module plus one row here.
 """
 
@@ -193,7 +194,7 @@ def published_stats(d) -> tuple[list, list] | None:
 
 
 def check_data_kind(d) -> None:
-    """The data section's kind rules (:func:`part.config.validate_config` calls it): a known ``data.kind``, its
+    """The data section's kind rules (:func:`part.config_checks.check_data` calls it): a known ``data.kind``, its
     typed ``data.options``, no image augmentation for signals, and the kind's own rules. ``ValueError``
     naming the field and the value."""
     kind = data_kind(d.kind)

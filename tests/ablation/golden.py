@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -95,6 +97,40 @@ def comparable_table(text: str) -> str:
         drop = bool(cells) and (drop or cells[-1].strip() == TIME_HEADER)
         lines.append("|" + "|".join(cells[:-1]) + "|" if drop else line)
     return "\n".join(lines) + "\n"
+
+
+def _num(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def same_csv(got: str, want: str, rel: float = 1e-6) -> None:
+    """Assert two ``results.csv`` texts agree: same rows and columns, text cells equal, numbers within ``rel``."""
+    g, w = (list(csv.reader(io.StringIO(t))) for t in (got, want))
+    assert len(g) == len(w) and g[0] == w[0], f"rows or columns differ:\n{got}\n!=\n{want}"
+    for rg, rw in zip(g[1:], w[1:]):
+        for col, a, b in zip(w[0], rg, rw):
+            x, y = _num(a), _num(b)
+            ok = a == b or (x is not None and y is not None and math.isclose(x, y, rel_tol=rel, abs_tol=1e-12))
+            assert ok, f"{col}: {a} != {b} (row {rw[0]})"
+
+
+def same_table(got: str, want: str) -> None:
+    """Assert two ``table.md`` texts agree: same lines and words, each printed number within one unit of its last
+    digit (a value on a rounding boundary may print either way on another CPU)."""
+    gl, wl = got.splitlines(), want.splitlines()
+    assert len(gl) == len(wl), f"line counts differ:\n{got}\n!=\n{want}"
+    for a, b in zip(gl, wl):
+        ta, tb = re.split(r"(-?\d+\.\d+)", a), re.split(r"(-?\d+\.\d+)", b)
+        assert len(ta) == len(tb), f"{a!r} != {b!r}"
+        for x, y in zip(ta, tb):
+            if x == y:
+                continue
+            unit = 10.0 ** -len(y.split(".")[1]) if "." in y else 0.0
+            assert _num(x) is not None and _num(y) is not None and abs(float(x) - float(y)) <= unit * 1.0001, \
+                f"{a!r} != {b!r}"
 
 
 def main(folder: Path = FIXTURES) -> None:

@@ -75,7 +75,7 @@ demo-1d: setup
 	$(VPY) -m part pretrain --config configs/sleep_synthetic_cpu.yaml --out $(RUNS)/demo-1d --overwrite
 	$(VPY) -m part finetune --config configs/sleep_synthetic_finetune_cpu.yaml --init $(RUNS)/demo-1d --out $(RUNS)/demo-1d-ft --overwrite
 	$(VPY) -m part finetune --config configs/sleep_synthetic_finetune_cpu.yaml --init none --out $(RUNS)/demo-1d-scratch --overwrite
-	$(VPY) benchmarks/sleep_synthetic_compare.py --report $(RUNS)/demo-1d $(RUNS)/demo-1d-ft $(RUNS)/demo-1d-scratch
+	$(VPY) experiments/sleep_synthetic_compare.py --report $(RUNS)/demo-1d $(RUNS)/demo-1d-ft $(RUNS)/demo-1d-scratch
 	@echo "demo-1d finished: PART-pretrained fine-tune in $(RUNS)/demo-1d-ft, from scratch in $(RUNS)/demo-1d-scratch (results.json: kappa)"
 
 bench: setup

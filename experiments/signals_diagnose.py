@@ -13,7 +13,7 @@ converted ``signal_npz`` folders, no training (numpy only, seconds). Issue 16, i
 3. **Recording shift** (:func:`level_and_scale`): per channel, the spread of the trials' mean level and
    their mean within-trial standard deviation, train vs test, in train-normalised units.
 
-    python benchmarks/signals_diagnose.py --root fingermovements=data/fingermovements --root blink=data/blink
+    python experiments/signals_diagnose.py --root fingermovements=data/fingermovements --root blink=data/blink
 
 ``--write-stepfree SET=FOLDER`` also writes a copy of that set with the steps removed (positions found on
 train, removed from train and test trials alike; other arrays copied) for ``signals_compare.py --root``.

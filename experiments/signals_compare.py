@@ -43,16 +43,16 @@ pretraining as ``data.mean`` / ``data.std``), so every run of a seed normalises 
 the default protocol. The default ``--pretrain-on train`` is the inductive protocol above. With ``--val-folds``
 each fold's pretraining sees the signals of its own held-out recordings.
 
-    python benchmarks/signals_compare.py --sets blink fingermovements --seeds 0 1 2
-    python benchmarks/signals_compare.py --sets fingermovements --seeds 0 1 2 --pretrain-steps 600
-    python benchmarks/signals_compare.py --sets fingermovements --root fingermovements=tests/fixtures/fingermovements_small --quick
-    python benchmarks/signals_compare.py --sets blink --select-on val --val-folds train-0,train-5 train-1,train-6 \
+    python experiments/signals_compare.py --sets blink fingermovements --seeds 0 1 2
+    python experiments/signals_compare.py --sets fingermovements --seeds 0 1 2 --pretrain-steps 600
+    python experiments/signals_compare.py --sets fingermovements --root fingermovements=tests/fixtures/fingermovements_small --quick
+    python experiments/signals_compare.py --sets blink --select-on val --val-folds train-0,train-5 train-1,train-6 \
         train-2,train-7 train-3,train-8 train-4,train-9 --set "data.options.augment={scale: 0.5, offset: 0.5}"
-    python benchmarks/signals_compare.py --sets blink --select-on val --set data.options.normalize=window \
+    python experiments/signals_compare.py --sets blink --select-on val --set data.options.normalize=window \
         --set-pretrain objective.num_patches=20 --set-finetune optim.lr=5e-4
-    python benchmarks/signals_compare.py --sets blink --select-on val --val-groups train-4 train-9 \
+    python experiments/signals_compare.py --sets blink --select-on val --val-groups train-4 train-9 \
         --set data.options.normalize=window --set-pretrain objective.num_patches=20 --pretrain-on train+eval
-    python benchmarks/signals_compare.py --paired runs/shipped/summary.json runs/lpft/summary.json
+    python experiments/signals_compare.py --paired runs/shipped/summary.json runs/lpft/summary.json
 
 ``--paired BASE OTHER`` trains nothing: it pairs the runs of two earlier ``summary.json`` by (held-out split,
 seed) and prints OTHER - BASE for each method with its standard error over those pairs (a setting against the

@@ -1,4 +1,4 @@
-"""``benchmarks/signals_diagnose.py`` on synthetic trials: a step written at the same sample of every trial is
+"""``experiments/signals_diagnose.py`` on synthetic trials: a step written at the same sample of every trial is
 found, removed, and is what makes one window's absolute position readable."""
 
 from __future__ import annotations

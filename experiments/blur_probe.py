@@ -11,8 +11,8 @@ measurements, on Fashion-MNIST (28x28, P = D = 7 as ``configs/ablate_fmnist_cpu.
 3. ``gap probe``: the same MLP separates pretraining patches (the sampler's) from fine-tuning patches (the
    exact P x P grid of the same images); held-out accuracy (0.5 = same distribution).
 
-    python benchmarks/blur_probe.py                      # ~1.5 min on one idle core; writes runs/blur_probe.json
-    python benchmarks/blur_probe.py --train-images 6000 --test-images 2000 --steps 800   # ~10 s
+    python experiments/blur_probe.py                      # ~1.5 min on one idle core; writes runs/blur_probe.json
+    python experiments/blur_probe.py --train-images 6000 --test-images 2000 --steps 800   # ~10 s
 
 Every number is a held-out measurement with fixed seeds; rerunning gives the same numbers on the same machine.
 """

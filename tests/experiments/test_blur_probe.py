@@ -1,4 +1,4 @@
-"""The blur-cue probe of ``benchmarks/blur_probe.py`` (issue 18) on white noise: the analytic blur of a
+"""The blur-cue probe of ``experiments/blur_probe.py`` (issue 18) on white noise: the analytic blur of a
 bilinear crop, a readable offset with continuous positions, no gap with integer ones."""
 
 

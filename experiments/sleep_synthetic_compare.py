@@ -18,14 +18,14 @@ table, and mean (std) per initialisation. Everything is also written to ``<out>/
 ``--pretrain-per-seed`` pretrains once per seed, so the spread covers pretraining too; ``--report`` trains
 nothing and prints the same for three finished runs (the last step of ``make demo-1d``).
 
-    python benchmarks/sleep_synthetic_compare.py                         # the configs' budgets (CPU, minutes)
-    python benchmarks/sleep_synthetic_compare.py --pretrain-steps 1000 --finetune-steps 300 --seeds 0 1 2
-    python benchmarks/sleep_synthetic_compare.py --quick                 # seconds: a smoke run
-    python benchmarks/sleep_synthetic_compare.py --threads 1 --seeds 0 1 2        # docs/sleep.md demo-1d table
-    python benchmarks/sleep_synthetic_compare.py --threads 1 --seeds 0 1 2 --pretrain-per-seed   # spread over pretraining too
-    python benchmarks/sleep_synthetic_compare.py --report runs/demo-1d runs/demo-1d-ft runs/demo-1d-scratch
+    python experiments/sleep_synthetic_compare.py                         # the configs' budgets (CPU, minutes)
+    python experiments/sleep_synthetic_compare.py --pretrain-steps 1000 --finetune-steps 300 --seeds 0 1 2
+    python experiments/sleep_synthetic_compare.py --quick                 # seconds: a smoke run
+    python experiments/sleep_synthetic_compare.py --threads 1 --seeds 0 1 2        # docs/sleep.md demo-1d table
+    python experiments/sleep_synthetic_compare.py --threads 1 --seeds 0 1 2 --pretrain-per-seed   # spread over pretraining too
+    python experiments/sleep_synthetic_compare.py --report runs/demo-1d runs/demo-1d-ft runs/demo-1d-scratch
     # a development draw of subjects (not the configured test subjects), a fine-tune option for both inits:
-    python benchmarks/sleep_synthetic_compare.py --threads 1 --seeds 0 1 2 --pretrain-steps 600 \
+    python experiments/sleep_synthetic_compare.py --threads 1 --seeds 0 1 2 --pretrain-steps 600 \
         --data-set data.options.seed=1 --finetune-set objective.options.layer_decay=0.75
 """
 

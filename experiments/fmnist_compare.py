@@ -9,8 +9,8 @@
 
 Budgets are steps and sample counts, so the run time is bounded on a shared 2-core machine::
 
-    python benchmarks/fmnist_compare.py --quick                  # smoke run, about a minute
-    python benchmarks/fmnist_compare.py --pretrain-steps 600 --finetune-steps 300 \
+    python experiments/fmnist_compare.py --quick                  # smoke run, about a minute
+    python experiments/fmnist_compare.py --pretrain-steps 600 --finetune-steps 300 \
         --max-train 10000 --max-test 2000                        # a modest budget, ~15-20 min on a busy 2-core machine
 
 Fashion-MNIST is read from /usr/share/datasets/fashion-mnist (Debian's ``dataset-fashion-mnist``) or

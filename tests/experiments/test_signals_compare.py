@@ -1,4 +1,4 @@
-"""``benchmarks/signals_compare.py`` without training: the ``--select-on val`` carve of train.npz (stratified,
+"""``experiments/signals_compare.py`` without training: the ``--select-on val`` carve of train.npz (stratified,
 disjoint, fixed by its seed, test.npz never read) and the standard error of the PART - scratch difference."""
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from ..engine import build_objective
 from ..models.vit import VIT_SIZES
 from ..objectives.registry import PART_FIELDS
 from ..models.vit1d import VIT1D_SIZES
+from .folds import fold_data, transductive
 from .settings import PART_OBJECTIVES, SUPERVISED, AblationConfig
 
 
@@ -41,7 +43,10 @@ class FinetuneRun:
 class Cell:
     """One grid point. ``pretrain``: resolved :class:`~part.config.Config` (None: ``supervised`` has no
     pretraining); ``finetunes``: its fine-tune runs (empty: fine-tuning disabled). ``num_patches``: N patches
-    per image of a PART cell's objective, as its sampler reports it (None for other objectives)."""
+    per image of a PART cell's objective, as its sampler reports it (None for other objectives). ``fold``: the
+    cell's fold (``folds:``; None without folds); ``probe_data``: the labelled ``data`` root / options the probe
+    reads when the pretraining read other data, and ``pretrain_data`` that data to write before pretraining
+    (``pretrain_on: train+test``; :mod:`part.ablation.folds`)."""
 
     name: str
     label: str
@@ -52,6 +57,9 @@ class Cell:
     pretrain: Config | None
     finetunes: list = field(default_factory=list)
     num_patches: int | None = None
+    fold: int | None = None
+    probe_data: dict | None = None
+    pretrain_data: Any = None
 
     @property
     def finetune(self) -> Config | None:
@@ -131,37 +139,45 @@ def finetune_key(fraction: float | None, seed: int | None) -> str:
     return f"finetune-f{fraction if fraction is not None else 1:g}-s{seed}"
 
 
-def cell_name(label: str, head: str | None, num_pairs, seed: int) -> str:
-    """``part-cross_attention-p1024-s0``, ``mp3-s0``: the cell's folder name under ``<out>/cells``."""
+def cell_name(label: str, head: str | None, num_pairs, seed: int, fold: int | None = None) -> str:
+    """``part-cross_attention-p1024-s0``, ``mp3-s0``, ``mp3-k2-s0`` (fold 2): the cell's folder name under
+    ``<out>/cells``."""
     parts = [label]
     if head is not None:
         parts.append(str(head))
     if num_pairs is not None:
         parts.append(f"p{num_pairs}")
+    if fold is not None:
+        parts.append(f"k{fold}")
     parts.append(f"s{seed}")
     return "-".join(parts)
 
 
-def plan_cells(acfg: AblationConfig) -> list[Cell]:
-    """Every cell of the grid, seed by seed (then blocks, objectives, heads, #pairs), duplicates once.
-    Each cell's configs are resolved and validated here, so a bad value fails before any training."""
-    base_cfg = load_config(None, (), base=acfg.pretrain)
+def plan_cells(acfg: AblationConfig, out: str | Path | None = None) -> list[Cell]:
+    """Every cell of the grid, seed by seed (then folds, blocks, objectives, heads, #pairs), duplicates once.
+    Each cell's configs are resolved and validated here, so a bad value fails before any training. ``out``:
+    the ablation folder (default ``runs/<name>``), where ``pretrain_on: train+test`` puts its pretraining data."""
+    out = Path(out) if out is not None else Path("runs") / acfg.name
     cells: dict[str, Cell] = {}
-    for block in acfg.grid:
-        for label in block.objectives:
-            s = acfg.settings(label)
-            method = acfg.method(label)
-            if method in PART_OBJECTIVES:
-                heads = s.heads or block.heads or [base_cfg.objective.head]
-                pairs = s.num_pairs or block.num_pairs or [base_cfg.objective.num_pairs]
-            else:
-                heads, pairs = [None], [None]
-            for head in heads:
-                for p in pairs:
-                    for seed in block.seeds or acfg.seeds:
-                        name = cell_name(label, head, p, seed)
-                        if name not in cells:
-                            cells[name] = _cell(acfg, name, label, method, head, p, seed, block)
+    for fold, groups in enumerate(acfg.folds) if acfg.folds else [(None, None)]:
+        facfg = acfg if groups is None else dataclasses.replace(
+            acfg, pretrain={**acfg.pretrain, "data": fold_data(acfg.pretrain["data"], groups)})
+        base_cfg = load_config(None, (), base=facfg.pretrain)
+        for block in facfg.grid:
+            for label in block.objectives:
+                s = facfg.settings(label)
+                method = facfg.method(label)
+                if method in PART_OBJECTIVES:
+                    heads = s.heads or block.heads or [base_cfg.objective.head]
+                    pairs = s.num_pairs or block.num_pairs or [base_cfg.objective.num_pairs]
+                else:
+                    heads, pairs = [None], [None]
+                for head in heads:
+                    for p in pairs:
+                        for seed in block.seeds or facfg.seeds:
+                            name = cell_name(label, head, p, seed, fold)
+                            if name not in cells:
+                                cells[name] = _cell(facfg, name, label, method, head, p, seed, block, fold, out)
     # seed-major order: a grid stopped half-way has whole tables for its first seeds
     ordered = sorted(cells.values(), key=lambda c: c.seed)
     check_buildable(ordered)
@@ -169,13 +185,17 @@ def plan_cells(acfg: AblationConfig) -> list[Cell]:
 
 
 def _cell(acfg: AblationConfig, name: str, label: str, method: str, head, num_pairs, seed: int,
-          block=None) -> Cell:
+          block=None, fold: int | None = None, out: Path | None = None) -> Cell:
     where = f"cell {name}"
     pre = None
     model = acfg.pretrain.get("model") or {}
+    probe_data = source = None
     if method != SUPERVISED:
         try:
-            pre = load_config(None, (), base=pretrain_dict(acfg, label, head, num_pairs, seed))
+            d = pretrain_dict(acfg, label, head, num_pairs, seed)
+            if acfg.pretrain_on != "train":
+                d, probe_data, source = transductive(d, out, fold)
+            pre = load_config(None, (), base=d)
         except ValueError as exc:
             raise ValueError(f"{where}: pretrain config: {exc}") from None
         model = pre.to_dict()["model"]
@@ -192,7 +212,8 @@ def _cell(acfg: AblationConfig, name: str, label: str, method: str, head, num_pa
                 except ValueError as exc:
                     raise ValueError(f"{where}: {key} config: {exc}") from None
                 runs.append(FinetuneRun(key, fraction, ft_seed, cfg))
-    return Cell(name, label, method, head, num_pairs, seed, pre, runs)
+    return Cell(name, label, method, head, num_pairs, seed, pre, runs, fold=fold, probe_data=probe_data,
+                pretrain_data=source)
 
 
 def check_buildable(cells: list[Cell]) -> None:

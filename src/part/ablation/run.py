@@ -30,6 +30,8 @@ from ..engine.runs import run_folder_config
 from ..evaluation import evaluate, finetune
 from ..evaluation.metrics import save_results_json
 from ..io import atomic_write, read_json
+from .folds import write_pretrain_data
+from .paired import check_baseline, format_paired, paired_differences, write_paired
 from .plan import Cell, plan_cells
 from .page import write_page
 from .stages import loss_curve, probe_curve, probe_stage, val_curve
@@ -56,6 +58,7 @@ class AblationResult:
     skipped: list = field(default_factory=list)
     cells: list = field(default_factory=list)
     page: Path | None = None
+    paired: list = field(default_factory=list)  # paired differences (part.ablation.paired), paired.md
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,7 +237,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
 
     if spec["probe"] is not None and not done("probe"):
         t0 = time.perf_counter()
-        metrics = probe_stage(run, cdir, acfg, cell.seed)
+        metrics = probe_stage(run, cdir, acfg, cell.seed, cell.probe_data)
         record("probe", metrics, time.perf_counter() - t0, cell.seed)
         log(f"  probe: linear top1 {metrics['probe_top1']:.4f}, kNN top1 {metrics['knn_top1']:.4f}"
             + (f" (val: {metrics['val_probe_top1']:.4f}, {metrics['val_knn_top1']:.4f})"
@@ -242,7 +245,7 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
 
     if spec["probe_curve"] is not None and not done("probe_curve"):
         t0 = time.perf_counter()
-        curve = probe_curve(run, cdir, acfg, cell.seed)
+        curve = probe_curve(run, cdir, acfg, cell.seed, cell.probe_data)
         last = curve[-1] if curve else {}
         record("probe_curve", {k: v for k, v in last.items() if k != "epoch"}, time.perf_counter() - t0,
                cell.seed, curve)
@@ -350,9 +353,10 @@ def ablate(
         :class:`AblationResult`.
     """
     acfg = load_ablation_config(config, overrides)
-    all_cells = plan_cells(acfg)
-    cells = select_cells(all_cells, shard, fractions)
     out = Path(out) if out is not None else Path("runs") / acfg.name
+    all_cells = plan_cells(acfg, out)
+    check_baseline(all_cells, acfg.paired)
+    cells = select_cells(all_cells, shard, fractions)
     log = (lambda msg: print(msg, flush=True)) if verbose else (lambda msg: None)
     if dry_run:
         for c in cells:
@@ -374,6 +378,8 @@ def ablate(
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "ablation.yaml",
                      lambda tmp: Path(tmp).write_text(yaml.safe_dump(_norm(acfg.to_dict()), sort_keys=False)))
+        for source in dict.fromkeys(c.pretrain_data for c in cells if c.pretrain_data is not None):
+            write_pretrain_data(source)  # pretrain_on: train+test (part.ablation.folds)
         t_all = time.perf_counter()
         rows, ran, skipped = _run_cells(cells, out, acfg, progress, log, summaries)
         groups = aggregate(rows)
@@ -385,11 +391,25 @@ def ablate(
                 if acfg.page and acfg.summaries else None)
         if page is not None:
             log(f"results page: {page}")
+        paired = _paired(all_cells, acfg, out, summaries, log)
         if verbose:
             print(table)
             print(f"ablation '{acfg.name}': {len(ran)} cells run, {len(skipped)} skipped, "
                   f"{time.perf_counter() - t_all:.0f} s; results in {out}")
-        return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells, page)
+        return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells, page, paired)
+
+
+def _paired(cells: list[Cell], acfg: AblationConfig, out: Path, summaries: Summaries, log) -> list:
+    """``paired:``: the paired differences against the baseline row (:mod:`part.ablation.paired`), from the
+    stages that hold today's spec, written to ``<out>/paired.md`` and printed."""
+    if acfg.paired is None:
+        return []
+    specs = {c.name: cell_spec(c, acfg) for c in cells}
+    res = paired_differences(cells, acfg.paired, out, summaries,
+                             valid=lambda c, st, sp: specs[c.name].get(st) is not None and _same(st, sp, specs[c.name][st]))
+    write_paired(res, out / "paired.md", acfg.name)
+    log(format_paired(res) if res else "paired: no pairs yet")
+    return res
 
 
 def select_cells(cells: list[Cell], shard: tuple[int, int] | None = None,

@@ -23,6 +23,8 @@ from ..evaluation.features import DEFAULT_POOL, EVAL_BATCH_SIZE, POOLS
 from ..evaluation.knn import KNN_K, KNN_TEMPERATURE
 from ..evaluation.probing import CLASSIFIERS, DEFAULT_CLASSIFIER, PROBE_EPOCHS, PROBE_WEIGHT_DECAY
 from ..objectives.registry import part_objectives
+from .folds import check_signal_data, parse_folds, parse_pretrain_on
+from .paired import parse_paired
 
 PART_OBJECTIVES = tuple(part_objectives())  # the objectives with a relative encoder: heads and #pairs vary
 SUPERVISED = "supervised"  # the from-scratch fine-tune row: no pretraining
@@ -124,6 +126,9 @@ class AblationConfig:
     summaries: str | None = None  # folder of the committed stage summaries (part.ablation.summaries)
     page: str | None = None  # the results page written from them (part.ablation.page)
     claims: list = field(default_factory=list)  # the paper's claims the page judges (part.ablation.page)
+    folds: list | None = None  # held-out groups of each cross-validation fold (part.ablation.folds)
+    pretrain_on: str = "train"  # train, or train+test: also the evaluated signals, never their labels (folds)
+    paired: Any = None  # paired differences against a baseline row (part.ablation.paired)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -138,7 +143,7 @@ class AblationConfig:
 
 
 _TOP_KEYS = ("name", "base", "pretrain", "grid", "seeds", "objectives", "pretext", "probe", "finetune",
-             "summaries", "page", "claims")
+             "summaries", "page", "claims", "folds", "pretrain_on", "paired")
 
 
 def _check_keys(data: dict, cls, where: str) -> None:
@@ -272,7 +277,11 @@ def load_ablation_config(config: str | Path | dict | AblationConfig, overrides: 
         summaries=_optional_path(data.get("summaries"), "summaries"),
         page=_optional_path(data.get("page"), "page"),
         claims=_claims(data.get("claims")),
+        folds=parse_folds(data.get("folds")),
+        pretrain_on=parse_pretrain_on(data.get("pretrain_on")),
+        paired=parse_paired(data.get("paired")),
     )
+    check_signal_data(acfg.pretrain.get("data") or {}, acfg.folds, acfg.pretrain_on)
     ft = acfg.finetune
     ft.fractions = _as_list(ft.fractions, "finetune.fractions")
     ft.seeds = _as_list(ft.seeds, "finetune.seeds")

@@ -16,12 +16,16 @@ from .settings import AblationConfig
 __all__ = ["probe_stage", "probe_curve", "val_curve", "loss_curve"]
 
 
-def _probe_data(run: Path, acfg: AblationConfig):
+def _probe_data(run: Path, acfg: AblationConfig, data: dict | None = None):
     """``(config, train, val, test)`` datasets of the probe: the pretraining config's data with the probe's
-    validation carve (``val`` None without one); plain images, no augmentation."""
+    validation carve (``val`` None without one); plain images, no augmentation. ``data``: the labelled
+    ``root`` / ``options`` to read instead, when the pretraining read unlabelled data
+    (``pretrain_on: train+test``, :mod:`part.ablation.folds`)."""
     from ..engine import build_dataset
 
     cfg = run_folder_config(run)
+    if data is not None:
+        cfg.data.root, cfg.data.options = data["root"], dict(data["options"])
     if acfg.probe.val_carve is not None:
         cfg.data.val_carve = acfg.probe.val_carve
     cfg.data.label_fraction = None
@@ -38,10 +42,11 @@ def _probe_kwargs(acfg: AblationConfig, seed: int) -> dict:
                 seed=seed, verbose=False)
 
 
-def probe_stage(run: Path, cdir: Path, acfg: AblationConfig, seed: int) -> dict:
+def probe_stage(run: Path, cdir: Path, acfg: AblationConfig, seed: int, data: dict | None = None) -> dict:
     """Linear probe + kNN of the pretrained backbone: on the test split, and on the validation carve when the
-    probe has one (``val_probe_top1``, ``val_knn_top1``: the numbers choices are made on)."""
-    cfg, train, val, test = _probe_data(run, acfg)
+    probe has one (``val_probe_top1``, ``val_knn_top1``: the numbers choices are made on). ``data``: see
+    :func:`_probe_data`."""
+    cfg, train, val, test = _probe_data(run, acfg, data)
     res = probe(run, config=cfg, out=cdir / "probe.json", train_data=train, test_data=test,
                 **_probe_kwargs(acfg, seed))
     metrics = {"probe_top1": res.linear["top1"], "probe_top5": res.linear.get("top5"), "knn_top1": res.knn["top1"]}
@@ -52,12 +57,12 @@ def probe_stage(run: Path, cdir: Path, acfg: AblationConfig, seed: int) -> dict:
     return metrics
 
 
-def probe_curve(run: Path, cdir: Path, acfg: AblationConfig, seed: int) -> list[dict]:
+def probe_curve(run: Path, cdir: Path, acfg: AblationConfig, seed: int, data: dict | None = None) -> list[dict]:
     """Probe vs pretraining epoch: linear probe and kNN on the validation carve (the test split otherwise)
     of every kept checkpoint of the pretraining run, oldest first, then of its final weights."""
     from ..engine.checkpoint import checkpoint_step
 
-    cfg, train, val, test = _probe_data(run, acfg)
+    cfg, train, val, test = _probe_data(run, acfg, data)
     held = val if val is not None else test
     prefix = "val_" if val is not None else ""
     steps_per_epoch = _steps_per_epoch(run)

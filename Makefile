@@ -15,7 +15,7 @@ help:
 	@echo "make test-timm  build .venv-timm (torch 2.14.1 + torchvision 0.29.1 + timm, ~5.5 GB) and run tests/timm/ there"
 	@echo "make demo     pretrain PART on Fashion-MNIST on the CPU for a few minutes; writes $(RUNS)/demo"
 	@echo "make demo-1d  1D PART on a SYNTHETIC sleep-like EEG generator: pretrain, low-label fine-tune vs scratch (kappa)"
-	@echo "make bench    benchmarks/bench_step.py (speed ratios, measured in one run)"
+	@echo "make bench    benchmarks/bench_decomposed.py at ViT-Ti 224/16: the PART step against a plain ViT step, taken apart (docs/performance.md)"
 	@echo "make results  the results protocol (configs/results_fmnist.yaml; hours on a CPU, resumable): two processes,"
 	@echo "              stage summaries in results/fmnist/, then docs/results.md"
 	@echo "make results-pilot  the from-scratch, validation-only runs that chose the fine-tune budgets"
@@ -79,7 +79,7 @@ demo-1d: setup
 	@echo "demo-1d finished: PART-pretrained fine-tune in $(RUNS)/demo-1d-ft, from scratch in $(RUNS)/demo-1d-scratch (results.json: kappa)"
 
 bench: setup
-	$(VPY) benchmarks/bench_step.py
+	$(VPY) benchmarks/bench_decomposed.py --threads 1 --clock cpu --archs tiny --shapes 224/16 --reps 3 --reference
 
 # The results protocol (issue 24, docs/results.md). Two processes, one core each, each a half of the cells with
 # its own folder; their stage summaries (results/fmnist/, committed) meet, and rerunning skips every stage whose

@@ -5,15 +5,19 @@ For each ViT (``--archs``: tiny, small) and shape (``--shapes`` IMG/PATCH: 32/4 
 384/16 -> N 576) it times, interleaved round-robin (so a change in machine load hits every item alike),
 median over ``--reps`` after ``--warmup`` rounds:
 
-  plain ViT step          a textbook pre-norm ViT written below (linear embedding of unfolded grid patches,
-                          learnt position embedding, fused QKV + SDPA, mean pool, linear 1000-way head,
-                          cross-entropy) of the same width/depth/heads: forward + backward + AdamW. The unit.
+  plain ViT step          the benchmarks' yardstick (``yardstick.py``: a textbook pre-norm ViT, linear
+                          embedding of unfolded grid patches, learnt position embedding, fused QKV + SDPA,
+                          mean pool, linear 1000-way head, cross-entropy) of the same width/depth/heads:
+                          forward + backward + AdamW. The unit.
   PART step               ``PARTModel`` (off-grid sampler, the project's ViT without position embeddings,
                           ``--head``, MSE): forward + backward + AdamW, for each ``--pairs`` value.
   its parts               patch sampling + crop; pair sampling; backbone fwd+bwd (on fixed patches, fixed
                           cotangent of the tokens); relative encoder fwd+bwd (fixed tokens and pairs);
                           targets + loss + metrics fwd+bwd; the AdamW step. "other" = PART step minus the
                           parts (glue, the CLS token, allocator).
+  reference encoder       with ``--reference``: the plain implementation of the encoder (``<head>_reference``,
+                          the test oracle of the fast head) fwd+bwd on the same tokens and pairs, and the
+                          fast head's speed-up over it at each #pairs.
 
 Memory: peak bytes allocated during one step above what was allocated before it (parameters, optimiser
 state; gradients are freed by ``zero_grad``), PART step and plain step alike. CUDA: ``max_memory_allocated``.
@@ -31,6 +35,7 @@ The load average is printed at the start and the end: on a shared machine the ra
     python benchmarks/bench_decomposed.py --quick                              # smoke size, seconds
     python benchmarks/bench_decomposed.py --device cuda --bf16 --compile --batch 256
     python benchmarks/bench_decomposed.py --plot scaling.png --pairs 256,2048,8192,all
+    python benchmarks/bench_decomposed.py --threads 1 --archs tiny --shapes 32/4 --pairs 256,2048,all --reference
 """
 
 from __future__ import annotations
@@ -54,11 +59,13 @@ except ImportError:  # running from a checkout without `pip install -e .`
     import part
 
 from part.models.fast_heads import choose_path
-from part.models.registry import build_head, head_options
+from part.models.registry import HEADS, build_head, head_options
 from part.models.vit import VIT_SIZES, vit_custom
 from part.objectives.part import translation_metrics
 from part.objectives.registry import part_defaults
 from part.targets import parse_num_pairs, relative_targets, resolve_num_pairs, sample_pairs
+
+from yardstick import NUM_CLASSES, PlainViT, plain_step  # benchmarks/: the script's folder, on sys.path
 
 ARCHS = {name: (cfg["embed_dim"], cfg["depth"], cfg["num_heads"]) for name, cfg in VIT_SIZES.items()}
 ARCHS["quick"] = (64, 2, 2)  # the smoke size of --quick
@@ -67,56 +74,12 @@ SHAPES = ("32/4", "224/16", "384/16")
 DEFAULT_BATCH = {64: 64, 196: 16, 576: 4}
 #: dense bf16 peak TFLOP/s of known accelerators (vendor data sheets), for MFU
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0, "L4": 121.0}
-NUM_CLASSES = 1000
 
 # goals of issue 14
 GOAL_STEP = 1.10  # PART step / plain step at every N with 2048 pairs
 GOAL_STEP_ALL = 1.20  # ... with all pairs at N = 196
 GOAL_ENCODER = 0.10  # relative encoder fwd+bwd / plain step
 GOAL_MEMORY = 1.15  # peak memory PART / plain
-
-
-# --- the textbook plain ViT ----------------------------------------------------------------------------
-class PlainBlock(nn.Module):
-    """Pre-norm transformer block: ``x + attn(LN(x))``, ``x + MLP(LN(x))``; fused QKV + SDPA. ``(B, T, d)``."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0):
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.fc1 = nn.Linear(dim, int(dim * mlp_ratio))
-        self.fc2 = nn.Linear(int(dim * mlp_ratio), dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        x = x + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d))
-        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
-
-
-class PlainViT(nn.Module):
-    """Textbook ViT classifier: ``images (B, C, H, W)`` -> logits ``(B, classes)``; no CLS token (mean pool)."""
-
-    def __init__(self, img_size: int, patch_size: int, dim: int, depth: int, heads: int,
-                 classes: int = NUM_CLASSES, in_chans: int = 3):
-        super().__init__()
-        self.patch_size = patch_size
-        n = (img_size // patch_size) ** 2
-        self.embed = nn.Linear(in_chans * patch_size * patch_size, dim)
-        self.pos = nn.Parameter(torch.randn(1, n, dim) * 0.02)
-        self.blocks = nn.Sequential(*[PlainBlock(dim, heads) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.head = nn.Linear(dim, classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = images.shape
-        p = self.patch_size
-        x = images.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
-        x = self.norm(self.blocks(self.embed(x) + self.pos))
-        return self.head(x.mean(dim=1))
 
 
 # --- arguments -----------------------------------------------------------------------------------------
@@ -146,6 +109,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the plain and PART steps' models "
                    "(at least one warm-up round then, so compilation is not timed)")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend (aot_eager: trace only)")
+    p.add_argument("--reference", action="store_true",
+                   help="also time the plain reference implementation of the encoder (<head>_reference) and print "
+                        "the fast head's speed-up over it")
     p.add_argument("--head-path", default=None, help="path option of a fused attention head: auto, tune, table, "
                    "rows, gather (default: the head's own, auto)")
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
@@ -300,7 +266,7 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
     images = torch.rand(batch, 3, img, img, generator=gen, device=device)
     labels = torch.randint(0, NUM_CLASSES, (batch,), generator=gen, device=device)
 
-    plain = PlainViT(img, patch, dim, depth, heads).to(device)
+    plain = PlainViT(img, patch, dim, depth, heads, NUM_CLASSES).to(device)
     backbone = vit_custom(dim, depth, heads, img_size=img, patch_size=patch).to(device)
     head = args.head
     if args.head_path is not None:
@@ -318,13 +284,10 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
     run_plain = compile_(plain)
     run_parts = {m: compile_(pm) for m, pm in parts.items()}
 
-    def plain_step(net=None):
-        net = net or run_plain
-        opt_plain.zero_grad(set_to_none=True)
-        with amp():
-            loss = F.cross_entropy(net(images).float(), labels)
-        loss.backward()
-        opt_plain.step()
+    plain_one = plain_step(plain, opt_plain, images, labels, amp)
+
+    def plain_step_(net=None):
+        plain_one(run_plain if net is None else net)
 
     def part_step(m, net=None):
         def step():
@@ -358,14 +321,25 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
             out = backbone.patch_tokens(backbone.forward_patches(patches, pos_embed=False))
         out.backward(token_grad.to(out.dtype))
 
-    def encoder_fwd_bwd(m):
+    def encoder_fwd_bwd(m, enc=None):
+        enc = enc or head
+
         def step():
-            head.zero_grad(set_to_none=True)
+            enc.zero_grad(set_to_none=True)
             x = tokens.detach().requires_grad_(True)
             with amp():
-                pred = head(x, pair_sets[m])
+                pred = enc(x, pair_sets[m])
             pred.backward(preds[m].to(pred.dtype))
         return step
+
+    reference = None
+    if args.reference:
+        name = args.head if isinstance(args.head, str) else None
+        if name is None or f"{name}_reference" not in HEADS:
+            raise SystemExit(f"--reference: the head {args.head!r} has no plain reference (<head>_reference)")
+        multi = "num_heads" in head_options(f"{name}_reference")
+        reference = build_head(f"{name}_reference", dim, out_dim=model.target_dim,
+                               **({"num_heads": heads} if multi else {})).to(device)
 
     def targets_loss(m):
         def step():
@@ -376,7 +350,7 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
             loss.backward()
         return step
 
-    items = {"plain": plain_step}
+    items = {"plain": plain_step_}
     for m in pairs:
         items[f"part:{m}"] = part_step(m)
     items["sampling"] = sampling
@@ -384,11 +358,13 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
     for m in pairs:
         items[f"pairs:{m}"] = pair_sampling(m)
         items[f"encoder:{m}"] = encoder_fwd_bwd(m)
+        if reference is not None:
+            items[f"reference:{m}"] = encoder_fwd_bwd(m, reference)
         items[f"loss:{m}"] = targets_loss(m)
     part_step(pairs[0])()  # create the optimiser state before timing "optimizer"
     items["optimizer"] = opt_part.step
 
-    flops = {"plain": count_flops(lambda: plain_step(plain))}
+    flops = {"plain": count_flops(lambda: plain_step_(plain))}
     for m in pairs:
         flops[f"part:{m}"] = count_flops(part_step(m, parts[m]))
 
@@ -399,7 +375,7 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
 
     memory = {}
     if not args.no_memory:
-        memory["plain"] = peak_bytes(plain_step, device, opt_plain)
+        memory["plain"] = peak_bytes(plain_step_, device, opt_plain)
         for m in pairs:
             memory[f"part:{m}"] = peak_bytes(part_step(m), device, opt_part)
 
@@ -416,6 +392,9 @@ def measure(arch: str, shape: tuple[int, int], args, device: torch.device) -> di
             "optimizer": t["optimizer"] / unit,
         }
         col["other"] = t[f"part:{m}"] / unit - sum(v for k, v in col.items() if k != "pairs")
+        if reference is not None:  # not a part of the PART step: left out of "other"
+            col["reference_encoder"] = t[f"reference:{m}"] / unit
+            col["reference_speedup"] = t[f"reference:{m}"] / t[f"encoder:{m}"]
         col["part_step"] = t[f"part:{m}"] / unit
         # the same ratio round by round (PART and plain steps of one round ran back to back): its spread is
         # what the noise of this machine does to the median above
@@ -465,6 +444,9 @@ def print_result(res: dict, peak: float | None, args) -> None:
     for key, label in ROWS:
         print(f"{label:<{width}}" + "".join(f"{c[key]:>24.1%}" for c in cols.values()))
     print(f"{'relative encoder path':<{width}}" + "".join(f"{c['head_path']:>24}" for c in cols.values()))
+    if all("reference_encoder" in c for c in cols.values()):
+        print(f"{'reference encoder fwd+bwd':<{width}}" + "".join(f"{c['reference_encoder']:>24.1%}" for c in cols.values()))
+        print(f"{'  fast encoder speed-up':<{width}}" + "".join(f"{c['reference_speedup']:>23.1f}x" for c in cols.values()))
     print(f"{'PART step / plain step':<{width}}" + "".join(f"{c['part_step']:>23.3f}x" for c in cols.values()))
     print(f"{'  per round, min - max':<{width}}" + "".join(f"{'%.3f - %.3fx' % tuple(c['part_step_rounds']):>24}"
                                                           for c in cols.values()))

@@ -10,12 +10,13 @@ warm-up and reported apart):
 
   part    the objective of ``--config`` (default configs/in1k_vitb16.yaml: PART, ViT-B/16, 4802 pairs) built
           by ``part.engine.build_objective``, with the trainer's parameter groups, under bf16 autocast;
-  plain   part's own ViT-B/16 of the same width/depth (``VisionTransformer``, learnt position embeddings, a
-          1000-way head) on cross-entropy: the supervised step a GPU's throughput is usually quoted for.
+  plain   the benchmarks' yardstick (``yardstick.py``: a textbook ViT of the same width/depth/heads, learnt
+          position embeddings, mean pool, a 1000-way head) on cross-entropy: the supervised step a GPU's
+          throughput is usually quoted for, and the unit of ``bench_decomposed.py`` too.
 
 FLOPs: one eager step of each is counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls,
 convolutions, CUDA's attention kernels, forward + backward; elementwise ops are not counted, as in the usual
-6ND accounting), and the plain step's count is checked against the closed form :func:`vit_step_flops`
+6ND accounting), and the plain step's count is checked against the closed form :func:`yardstick.plain_step_flops`
 (printed beside it; equal on CPU without attention, which the counter does not see there). MFU = counted
 FLOPs per step x steps per second / the device's dense bf16 peak (``--peak-tflops``, else a table of known
 GPUs). Peak memory is ``torch.cuda.max_memory_allocated``. The device, its name and the load average are
@@ -34,7 +35,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 try:
     import part  # noqa: F401
@@ -44,13 +44,13 @@ except ImportError:  # running from a checkout without `pip install -e .`
 from part.config import load_config
 from part.engine.builders import build_objective
 from part.engine.trainer import param_groups
-from part.models.vit import ViTConfig, VisionTransformer
+
+from yardstick import NUM_CLASSES, PlainViT, plain_step, plain_step_flops  # benchmarks/: the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 # dense bf16 tensor-core peaks (TFLOP/s, no sparsity), by a substring of torch.cuda.get_device_name
 PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0,
                "L4": 121.0}
-NUM_CLASSES = 1000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,18 +86,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("no CUDA device here; --device cpu runs the same steps on the CPU (no MFU without --peak-tflops)")
     return args
-
-
-def vit_step_flops(batch: int, tokens: int, dim: int, depth: int, mlp_ratio: float = 4.0, patch_dim: int = 0,
-                   num_classes: int = 0, attention: bool = True) -> int:
-    """Closed-form matmul FLOPs of one ViT training step on images that need no gradient: the blocks and the
-    head cost 3 x their forward (forward, input and weight gradients), the patch embedding 2 x (no input
-    gradient). Forward per block and image: ``2 T d^2 (4 + 2 r)`` (qkv, projection, MLP) plus attention
-    ``4 T^2 d`` (``attention=False`` leaves it out: ``FlopCounterMode`` does not see the CPU's fused
-    attention kernel; it counts CUDA's); patch embedding ``2 (T - 1) (P^2 C) d``; head ``2 d K``."""
-    hidden = int(dim * mlp_ratio)
-    block = 2 * tokens * (4 * dim * dim + 2 * dim * hidden) + (4 * tokens * tokens * dim if attention else 0)
-    return batch * (3 * (depth * block + 2 * dim * num_classes) + 2 * 2 * (tokens - 1) * patch_dim * dim)
 
 
 def mfu(flops_per_step: float, step_s: float, peak_tflops: float | None) -> float | None:
@@ -144,22 +132,18 @@ def build_steps(args, device: torch.device) -> dict:
 
         steps["part"] = (objective, part_step, None)
     if "plain" in args.which:
-        plain = VisionTransformer(ViTConfig(img_size=img, patch_size=patch, in_chans=m.in_chans,
-                                            embed_dim=bb.embed_dim, depth=len(bb.blocks), num_heads=bb.blocks[0].attn.num_heads,
-                                            mlp_ratio=m.mlp_ratio, pos_embed=True, num_classes=NUM_CLASSES)).to(device)
+        heads = bb.blocks[0].attn.num_heads
+        plain = PlainViT(img, patch, bb.embed_dim, len(bb.blocks), heads, NUM_CLASSES, m.in_chans,
+                         m.mlp_ratio).to(device)
         popt = torch.optim.AdamW(plain.parameters(), lr=1e-4, weight_decay=0.05)
+        one = plain_step(plain, popt, x, labels, amp)
 
-        def plain_step(net, opt=popt):
-            with amp():
-                loss = F.cross_entropy(net(x).float(), labels)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        def plain_step_(net, one=one):
+            one(net)
 
-        tokens = (img // patch) ** 2 + 1
-        closed = vit_step_flops(args.batch, tokens, bb.embed_dim, len(bb.blocks), m.mlp_ratio,
-                                patch * patch * m.in_chans, NUM_CLASSES, attention=device.type == "cuda")
-        steps["plain"] = (plain, plain_step, closed)
+        closed = plain_step_flops(args.batch, img, patch, bb.embed_dim, len(bb.blocks), m.mlp_ratio, m.in_chans,
+                                  NUM_CLASSES, attention=device.type == "cuda")
+        steps["plain"] = (plain, plain_step_, closed)
     return steps
 
 

@@ -1,12 +1,11 @@
-"""The decomposed step benchmark (issue 14): a --quick run prints the table and writes its JSON; the plain
-ViT baseline is the project's ViT in size; the CPU peak-memory measure on a hand case. No timing thresholds."""
+"""The decomposed step benchmark (issue 14): a --quick run prints the table and writes its JSON; the reference
+encoder beside the fast one; the CPU peak-memory measure on a hand case. No timing thresholds. (The plain ViT
+it divides by is tests/benchmarks/test_yardstick.py's.)"""
 
 import json
 
 import pytest
 import torch
-
-from part import vit_custom
 
 from .scripts import load_script
 
@@ -67,14 +66,17 @@ def test_bad_flags_exit(bench):
             bench.main(argv)
 
 
-def test_plain_vit_is_the_same_size_as_the_backbone(bench):
-    """The baseline differs from the project's ViT only by what a classifier needs (position embedding,
-    1000-way head) and PART's CLS token: same patch embedding, blocks and norm."""
-    plain = bench.PlainViT(32, 4, 64, 2, 2)
-    ours = vit_custom(64, 2, 2, img_size=32, patch_size=4)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(plain) - plain.pos.numel() - count(plain.head) == count(ours) - ours.cls_token.numel()
-    assert plain(torch.rand(3, 3, 32, 32)).shape == (3, bench.NUM_CLASSES)
+def test_reference_encoder_is_timed_beside_the_fast_one(bench, capsys):
+    """--reference: the head's plain reference implementation (the fast head's test oracle) on the same tokens
+    and pairs, and the fast head's speed-up over it; an unknown reference is one line."""
+    res = bench.main(["--quick", "--threads", "1", "--no-memory", "--pairs", "64", "--reference"])
+    col = res["results"][0]["columns"]["64"]
+    assert col["reference_encoder"] > 0 and col["reference_speedup"] == pytest.approx(
+        res["results"][0]["times_s"]["reference:64"] / res["results"][0]["times_s"]["encoder:64"])
+    text = capsys.readouterr().out
+    assert "reference encoder fwd+bwd" in text and "fast encoder speed-up" in text
+    with pytest.raises(SystemExit, match="no plain reference"):
+        bench.main(["--quick", "--threads", "1", "--no-memory", "--pairs", "64", "--reference", "--head", "mlp"])
 
 
 def test_cpu_peak_bytes_hand_case(bench):

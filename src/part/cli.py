@@ -1,4 +1,10 @@
-"""``part`` command line: thin over the Python API (``part pretrain`` = ``part.pretrain``)."""
+"""``part`` command line: thin over the Python API (``part pretrain`` = ``part.pretrain``).
+
+``pretrain`` is registered here (its function is :func:`part.api.pretrain`); every other command is registered
+by its package's ``commands.py``: :mod:`part.engine.commands` (``submit``, ``shards``, ``info``),
+:mod:`part.evaluation.commands` (``finetune``, ``probe``, ``evaluate``, ``export``),
+:mod:`part.ablation.commands` (``ablate``), :mod:`part.visualization.commands` (``visualize``).
+"""
 
 from __future__ import annotations
 
@@ -61,106 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="initialise weights of a NEW run from a run folder or .safetensors file")
     p.set_defaults(func=_pretrain)
 
-    p = sub.add_parser("submit", help="pretrain as a SLURM job: torchrun on each node, requeued with --resume auto "
-                                      "(needs submitit: pip install 'part[slurm]')")
-    add_config_args(p)
-    p.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
-    p.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node = torchrun processes per node (default 8)")
-    p.add_argument("--time", default="1440", help="time limit: minutes or [days-]h:mm:ss (default 1440)")
-    p.add_argument("--partition", help="SLURM partition")
-    p.add_argument("--account", help="SLURM account")
-    p.add_argument("--qos", help="SLURM quality of service")
-    p.add_argument("--cpus-per-task", type=int, help="CPUs of the one task per node (loader workers of all its GPUs)")
-    p.add_argument("--mem-gb", type=float, help="memory per node in GB")
-    p.add_argument("--signal-delay", type=int, default=120, metavar="SECONDS",
-                   help="SLURM signals the job this long before the kill; training stops with a checkpoint and "
-                        "the job is requeued (default 120)")
-    p.add_argument("--setup", action="append", default=[], metavar="LINE",
-                   help="shell line run before the job, e.g. 'source .venv/bin/activate' (repeatable)")
-    p.add_argument("--slurm-dir", help="folder for the config snapshot, script and logs (default <out>.slurm)")
-    p.add_argument("--max-timeouts", type=int, default=10, help="requeues after the time limit (default 10)")
-    p.add_argument("--dry-run", action="store_true", help="write the config snapshot and the sbatch script; submit nothing")
-    p.set_defaults(func=_submit)
-
-    p = sub.add_parser("shards", help="write WebDataset tar shards (data.kind: wds) from an image folder or an npz "
-                                      "file (needs webdataset: pip install 'part[wds]')")
-    p.add_argument("--from", dest="source", required=True, help="<folder>/<class>/<image> tree, or an .npz file")
-    p.add_argument("--out", required=True, help="folder for <split>-000000.tar ... and _info.json")
-    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
-    p.add_argument("--split", default="train", help="split name of these shards (default train)")
-    p.add_argument("--signals", action="store_true", help="the npz holds (N, C, T) signals, written as .npy members")
-    p.add_argument("--seed", type=int, default=0, help="write the samples in a permutation from this seed (default 0)")
-    p.add_argument("--in-order", action="store_true", help="keep the source's order instead (class-sorted for folders)")
-    p.set_defaults(func=_shards)
-
-    from .evaluation.commands import register as register_evaluation
-
-    register_evaluation(sub)  # finetune, probe, evaluate, export
-
     from .ablation.commands import register as register_ablate
+    from .engine.commands import register as register_engine
+    from .evaluation.commands import register as register_evaluation
+    from .visualization.commands import register as register_visualize
 
+    register_engine(sub)  # submit, shards, info
+    register_evaluation(sub)  # finetune, probe, evaluate, export
     register_ablate(sub)  # ablate
-
-    p = sub.add_parser("visualize", help="PART's capabilities as pictures + numbers (paper Fig. 4-6)")
-    p.add_argument("kind", choices=["reconstruct", "uncertainty", "symmetry"])
-    p.add_argument("--run", required=True, help="a pretraining run folder")
-    p.add_argument("--images", required=True, help="image file, folder of images, IDX or .npz file")
-    p.add_argument("--out", required=True, help="folder for the PNGs and the JSON of numbers")
-    p.add_argument("--num-images", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference", default="random",
-                   help="reconstruction reference: random, informative (random among informative patches), center "
-                        "or a patch index")
-    p.add_argument("--anchor", default="mean", choices=["mean", "reference"], help="least-squares gauge")
-    p.add_argument("--margin", type=int, default=0, help="canvas padding in pixels")
-    p.add_argument("--sampler", choices=["offgrid", "grid"], help="override the run's sampler")
-    p.add_argument("--num-patches", type=int, help="N patches for the sampler")
-    p.add_argument("--measure", default="median_dist", choices=["median_dist", "trace_cov"])
-    p.add_argument("--targets", type=int, nargs="+", help="patch indices whose prediction clouds to draw")
-    p.add_argument("--row-height", type=float, help="bin patches into rows of this height when ordering (symmetry)")
-    p.add_argument("--informative-std", type=float,
-                   help="patches with pixel std above this (normalised input) count as informative; the others "
-                        "(blank background) are reported apart (reconstruct, symmetry; default "
-                        "part.visualization.reconstruct.INFORMATIVE_STD)")
-    p.add_argument("--device", help="cpu or cuda (default: cpu)")
-    p.set_defaults(func=_visualize)
-
-    p = sub.add_parser("info", help="a run's config, steps, last metrics, checkpoints and export in one screen")
-    p.add_argument("run", help="run folder")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=_info)
+    register_visualize(sub)  # visualize
 
     parser.subcommands = dict(sub.choices)
     for p in parser.subcommands.values():
         p.set_defaults(func=_rank0_prints(p.get_default("func")))
     return parser
-
-
-def _info(args) -> str:
-    import json
-
-    from .engine.info import format_info, info
-
-    ri = info(args.run)
-    print(json.dumps(ri.to_dict(), indent=2) if args.json else format_info(ri))
-    return f"read {ri.run}"
-
-
-def _visualize(args) -> str:
-    from .visualization import visualize
-
-    ref = int(args.reference) if str(args.reference).lstrip("-").isdigit() else args.reference
-    out = visualize(
-        args.kind, args.run, args.images, args.out, num_images=args.num_images, seed=args.seed,
-        reference=ref, anchor=args.anchor, margin=args.margin, sampler=args.sampler,
-        num_patches=args.num_patches, measure=args.measure, targets=args.targets,
-        row_height=args.row_height, device=args.device,
-        **({} if args.informative_std is None else {"informative_std": args.informative_std}),
-    )
-    from .evaluation.metrics import format_table
-
-    print(format_table([{"metric": k, "value": v} for k, v in out.summary.items()]))
-    return f"wrote {len(out.figures)} figures and {out.json_path.name} to {out.json_path.parent}"
 
 
 def _pretrain(args) -> str:
@@ -174,31 +94,6 @@ def _pretrain(args) -> str:
         shown = {k: v for k, v in res.metrics.items() if k in ("loss", "err_x", "err_y", "err_euclid", "err_t")}
         print("final " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
     return f"wrote run to {res.run_dir}"
-
-
-def _submit(args) -> str:
-    from .engine.slurm import submit
-
-    if not args.config:
-        raise ValueError("part submit needs --config")
-    res = submit(args.config, out=args.out, overrides=args.overrides, nodes=args.nodes,
-                 gpus_per_node=args.gpus_per_node, time_min=args.time, partition=args.partition,
-                 account=args.account, qos=args.qos, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
-                 signal_delay_s=args.signal_delay, setup=args.setup, folder=args.slurm_dir,
-                 max_timeouts=args.max_timeouts, dry_run=args.dry_run)
-    print("node 0 runs: " + " ".join(res.command))
-    if res.job_id is None:
-        return f"wrote {res.script} (dry run, nothing submitted); the run would go to {res.run_dir}"
-    return f"submitted SLURM job {res.job_id} ({res.script}); the run goes to {res.run_dir}"
-
-
-def _shards(args) -> str:
-    from .data.wds import write_shards
-
-    res = write_shards(args.source, args.out, shard_size=args.shard_size, split=args.split, signals=args.signals,
-                       seed=None if args.in_order else args.seed)
-    return (f"wrote {res.num_samples} samples in {len(res.shards)} shards to {res.out} ({res.split}-*.tar, "
-            f"_info.json); train on them with data.kind: wds, data.root: {res.out}")
 
 
 def _one_line(exc: BaseException) -> str:

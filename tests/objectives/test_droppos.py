@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from part.objectives.droppos import DropPosObjective, smoothing_matrix
-from part.models.posembed import sincos_pos_embed_2d
+from part.models.pos_embed import sincos_pos_embed_2d
 
 from .helpers import identity_patch_embed, index_image, overfit, tiny_backbone
 

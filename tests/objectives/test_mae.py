@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from part.models.posembed import sincos_pos_embed_2d
+from part.models.pos_embed import sincos_pos_embed_2d
 from part.objectives.mae import MAEObjective, check_ratio, random_masking, unshuffle_tokens
 from part.sampling import patchify
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .posembed import sincos_1d, sincos_2d
+from .pos_embed import sincos_1d, sincos_2d
 from .tokens import check_pairs, gather_pair_embeddings, gather_tokens
 
 

@@ -1,10 +1,15 @@
-"""Resampling learnable absolute position embeddings to another patch grid.
+"""Position embeddings: fixed sin-cos codes, and resampling learnable ones to another patch grid.
 
-Fine-tuning adds learnable position embeddings to the PART-pretrained ViT (paper §4 "Supervised
-finetuning"); they belong to one patch grid ``(H/P, W/P)``. Fine-tuning or evaluating at another image size
-(e.g. ViTDet-style transfer at a larger resolution) needs them on the new grid. This follows the semantics
-of timm's ``resample_abs_pos_embed`` so that a model exported to timm and resampled there gives the same
-numbers as here:
+**Sin-cos codes** (Vaswani et al. 2017; MAE's 2D table), shared by the grid baselines (MAE, DropPos) and the
+index-code relative encoder. ``sincos_1d(pos, dim)`` is the one formula: ``[sin(p w_k), cos(p w_k)]`` with
+``w_k = 10000^(-k / (dim / 2))``, ``k = 0 .. dim/2 - 1``. A 2D code is two 1D codes of half the width side by
+side (x first, then y), which is MAE's ``get_2d_sincos_pos_embed``.
+
+**Resampling.** Fine-tuning adds learnable position embeddings to the PART-pretrained ViT (paper §4
+"Supervised finetuning"); they belong to one patch grid ``(H/P, W/P)``. Fine-tuning or evaluating at another
+image size (e.g. ViTDet-style transfer at a larger resolution) needs them on the new grid. This follows the
+semantics of timm's ``resample_abs_pos_embed`` so that a model exported to timm and resampled there gives the
+same numbers as here:
 
 * the ``num_prefix_tokens`` leading embeddings (the CLS token's) are kept unchanged;
 * the grid embeddings ``(1, gh*gw, d)`` are read row-major as a ``(d, gh, gw)`` image and resized with
@@ -22,6 +27,40 @@ import torch
 import torch.nn.functional as F
 
 
+# --- fixed sin-cos codes ---------------------------------------------------------------------------------
+def sincos_1d(pos: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sin-cos code of positions: ``pos (...)`` (any real dtype) -> ``(..., dim)`` float64; dim must be even."""
+    if dim % 2 or dim <= 0:
+        raise ValueError(f"sin-cos code width dim={dim} must be a positive even number")
+    half = dim // 2
+    omega = 1.0 / 10000 ** (torch.arange(half, dtype=torch.float64, device=pos.device) / half)  # (dim/2,)
+    angles = pos.to(torch.float64).unsqueeze(-1) * omega  # (..., dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def sincos_2d(x: torch.Tensor, y: torch.Tensor, dim: int) -> torch.Tensor:
+    """2D sin-cos code of positions ``(x, y)``, each ``(...)`` -> ``(..., dim)`` float64: the first ``dim / 2``
+    channels encode x, the last ``dim / 2`` y. dim must be divisible by 4."""
+    if dim % 4:
+        raise ValueError(f"embed_dim={dim} must be divisible by 4 for 2D sin-cos codes")
+    return torch.cat([sincos_1d(x, dim // 2), sincos_1d(y, dim // 2)], dim=-1)
+
+
+def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int, num_prefix: int = 0) -> torch.Tensor:
+    """Fixed 2D sin-cos position table (MAE ``get_2d_sincos_pos_embed``), ``(num_prefix + gh * gw, dim)`` float32.
+
+    Row-major over the grid; the first ``dim / 2`` channels encode the column (x), the last ``dim / 2`` the
+    row (y). Prefix (CLS) rows are zero.
+    """
+    ys, xs = torch.meshgrid(
+        torch.arange(grid_h, dtype=torch.float64), torch.arange(grid_w, dtype=torch.float64), indexing="ij"
+    )
+    table = sincos_2d(xs.reshape(-1), ys.reshape(-1), dim)
+    table = torch.cat([torch.zeros(num_prefix, dim, dtype=torch.float64), table], dim=0)
+    return table.float()
+
+
+# --- resampling learnable embeddings ------------------------------------------------------------------
 def grid_pair(size: int | Sequence[int], name: str = "grid") -> tuple[int, int]:
     """``7`` or ``(7, 5)`` -> ``(7, 5)``-style ``(rows, cols)``; rejects non-positive sizes."""
     pair = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
@@ -73,4 +112,4 @@ def resample_abs_pos_embed(
     return torch.cat([prefix, grid], dim=1)
 
 
-__all__ = ["resample_abs_pos_embed", "grid_pair"]
+__all__ = ["sincos_1d", "sincos_2d", "sincos_pos_embed_2d", "resample_abs_pos_embed", "grid_pair"]

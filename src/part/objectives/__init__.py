@@ -4,7 +4,7 @@ PART (paper §4) and its ablations (PART-grid, scale/aspect), and the baselines 
 against (MP3, DropPos, MAE, supervised), all built by name with :func:`build_objective`.
 """
 
-from ..models.posembed import sincos_pos_embed_2d
+from ..models.pos_embed import sincos_pos_embed_2d
 from .droppos import DropPosObjective, DropPosOutput, smoothing_matrix
 from .mae import MAEObjective, MAEOutput, random_masking
 from .mp3 import MP3Objective, MP3Output

@@ -24,7 +24,7 @@ they are then overwritten with 2D sin-cos and frozen (``requires_grad=False``) u
 
 This module also holds the small grid helpers shared by the grid-based baselines (MP3, DropPos,
 supervised): :func:`grid_patches`, :func:`random_masking`, :func:`init_sincos_pos_embed` (the sin-cos table
-itself is :func:`part.models.posembed.sincos_pos_embed_2d`; token gathers are in :mod:`part.models.tokens`).
+itself is :func:`part.models.pos_embed.sincos_pos_embed_2d`; token gathers are in :mod:`part.models.tokens`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from ..models.posembed import sincos_pos_embed_2d
+from ..models.pos_embed import sincos_pos_embed_2d
 from ..models.tokens import gather_tokens
 from ..models.vit import Block
 from ..sampling.crop import patchify

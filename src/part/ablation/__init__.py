@@ -36,6 +36,8 @@ Outputs: ``<out>/results.csv`` (one row per cell), ``<out>/table.md`` (mean ± s
 Modules: :mod:`~part.ablation.settings` (the ablation config on :mod:`part.config`),
 :mod:`~part.ablation.plan` (grid -> cells), :mod:`~part.ablation.run` (running, resuming: :func:`ablate`),
 :mod:`~part.ablation.report` (CSV, Markdown table), :mod:`~part.ablation.plots` (figures),
+:mod:`~part.ablation.folds` (``folds:`` cross-validation over held-out groups, ``pretrain_on: train+test``),
+:mod:`~part.ablation.paired` (``paired:`` differences against a baseline row, run by run),
 :mod:`~part.ablation.commands` (``part ablate``).
 
     import part

@@ -57,20 +57,20 @@ def test_slow_step_shows_a_small_wait_share(tmp_path, npz_data):
 
 
 def test_data_wait_reaches_the_trackers_and_the_bar(tmp_path, npz_data, monkeypatch):
-    from part.engine import trainer
+    from part.engine import hooks
     from part.engine.trackers import scalars
 
     assert scalars({"step": 1, "loss": 1.0, "data_wait": 0.25})["train/data_wait"] == 0.25
     seen = []
     monkeypatch.setenv("PART_PROGRESS", "1")
-    real = trainer._Logger.tick
+    real = hooks.Logger.tick
 
     def tick(self, rec):
         real(self, rec)
         if self.bar is not None and rec:
             seen.append(self.bar.postfix)
 
-    monkeypatch.setattr(trainer._Logger, "tick", tick)
+    monkeypatch.setattr(hooks.Logger, "tick", tick)
     cfg = config_from_dict(tiny_config(npz_data, max_steps=2))
     train(cfg, tmp_path / "bar", dataset=_Slow(), progress=True)
     assert seen and all("wait=" in p for p in seen), seen

@@ -96,20 +96,20 @@ class _Cut(BaseException):
 
 def _cut_run(tmp_path, data, monkeypatch, at=6):
     """A 12-step run of ``data``, killed right after its checkpoint at step ``at`` (a run to resume)."""
-    import part.engine.trainer as tr
+    from part.engine.checkpointer import Checkpointer
 
-    real = tr._save
+    real = Checkpointer.save
 
-    def save_then_die(run, objective, opt, scaler, gen, step, *a, **k):
-        real(run, objective, opt, scaler, gen, step, *a, **k)
-        if step == at:
+    def save_then_die(self, state):
+        real(self, state)
+        if state.step == at:
             raise _Cut()
 
-    monkeypatch.setattr(tr, "_save", save_then_die)
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
     run = tmp_path / "cut"
     with pytest.raises(_Cut):
         part.pretrain(tiny_raw(data), out=run, progress=False)
-    monkeypatch.setattr(tr, "_save", real)
+    monkeypatch.setattr(Checkpointer, "save", real)
     return run
 
 

@@ -46,16 +46,16 @@ class _Killed(BaseException):
 
 def _cut_run(tmp_path, data, monkeypatch, at=9):
     """The reference run's config, killed right after its checkpoint at step ``at``."""
-    import part.engine.trainer as tr
+    from part.engine.checkpointer import Checkpointer
 
-    real = tr._save
+    real = Checkpointer.save
 
-    def save_then_die(run, objective, opt, scaler, gen, step, *a, **k):
-        real(run, objective, opt, scaler, gen, step, *a, **k)
-        if step == at:
+    def save_then_die(self, state):
+        real(self, state)
+        if state.step == at:
             raise _Killed()
 
-    monkeypatch.setattr(tr, "_save", save_then_die)
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
     run = tmp_path / "cut"
     with pytest.raises(_Killed):
         part.pretrain(tiny_raw(data), out=run, progress=False)
@@ -294,15 +294,15 @@ def test_finetune_provenance_is_written_before_training(tmp_path, data, referenc
     def killed_at_checkpoint(*a, **k):
         raise KeyboardInterrupt("killed")
 
-    import part.engine.trainer as tr
+    from part.engine.checkpointer import Checkpointer
 
-    real = tr._save
-    tr._save = killed_at_checkpoint
+    real = Checkpointer.save
+    Checkpointer.save = killed_at_checkpoint
     try:
         with pytest.raises(KeyboardInterrupt):
             part.finetune(raw, init=reference, out=tmp_path / "ft", progress=False, evaluate=False)
     finally:
-        tr._save = real
+        Checkpointer.save = real
     prov = json.loads((tmp_path / "ft" / "init.json").read_text())
     assert prov["source"] == str(reference / "weights.safetensors") and prov["loaded"]
 

@@ -212,7 +212,7 @@ def test_run_folder_of_an_earlier_version_is_still_a_run(ws, capsys):
 # --- kill -9 at every step of the --overwrite journal --------------------------------------------------------
 _DRIVER = """
 import os, sys
-import part.engine.trainer as trainer
+from part.engine.checkpointer import Checkpointer
 where = sys.argv[1]
 def crash(step):
     if step == where:
@@ -222,14 +222,14 @@ try:
     folders._crash_point = crash
 except ImportError:  # a part before the journal: only the kills inside training apply
     pass
-real = trainer._save
+real = Checkpointer.save
 def save(*a, **k):
     if where == "mid-build":
         os._exit(137)
     real(*a, **k)
     if where == "first checkpoint":
         os._exit(137)
-trainer._save = save
+Checkpointer.save = save
 from part.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -291,12 +291,12 @@ def test_interrupted_overwrite_then_a_failing_overwrite_keeps_the_original(ws, c
     run = _copy_run(ws, "twice")
     before = snapshot(run)
     _killed("mid-build", "pretrain", "--config", str(ws["new"]), "--out", str(run), "--overwrite", "--no-progress")
-    import part.engine.trainer as tr
+    from part.engine.checkpointer import Checkpointer
 
     def corrupt_image(*a, **k):
         raise ValueError("corrupt image found while training")
 
-    monkeypatch.setattr(tr, "_save", corrupt_image)
+    monkeypatch.setattr(Checkpointer, "save", corrupt_image)
     capsys.readouterr()
     assert main(["pretrain", "--config", str(ws["new"]), "--out", str(run), "--overwrite", "--no-progress"]) == 2
     err = capsys.readouterr().err

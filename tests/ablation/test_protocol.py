@@ -62,7 +62,11 @@ def test_stage_summaries_hold_spec_seeds_metrics_curves_and_machine(protocol_run
     part_cell = summ / f"{PART_ROW}-s0"
     assert sorted(p.name for p in part_cell.iterdir()) == [
         "finetune-f0.5-s0.json", "finetune-f0.5-s1.json", "finetune-f1-s0.json", "finetune-f1-s1.json",
-        "pretrain.json", "probe.json", "probe_curve.json"]
+        "pretrain.json", "pretrain.safetensors", "probe.json", "probe_curve.json"]
+    kept = json.loads((part_cell / "pretrain.json").read_text())["weights"]
+    assert kept["file"] == "pretrain.safetensors" and kept["bytes"] == (part_cell / "pretrain.safetensors").stat().st_size
+    assert (part_cell / "pretrain.safetensors").read_bytes() == (
+        tmp / "run" / "cells" / f"{PART_ROW}-s0" / "pretrain" / "weights.safetensors").read_bytes()
     ft = json.loads((part_cell / "finetune-f0.5-s1.json").read_text())
     assert ft["seeds"] == {"pretrain": 0, "finetune": 1} and ft["fraction"] == 0.5 and ft["row"] == PART_ROW
     assert 0 <= ft["metrics"]["finetune_top1"] <= 1 and 0 <= ft["metrics"]["val_top1"] <= 1
@@ -94,7 +98,7 @@ def test_a_rerun_anywhere_skips_stages_whose_summaries_match(protocol_run, root)
     res = part.ablate(cfg, out=fresh, verbose=False, progress=False)
     assert not (fresh / "cells" / f"{PART_ROW}-s0" / "pretrain").exists()  # nothing trained
     assert [r["probe_top1"] for r in res.rows] == [r["probe_top1"] for r in first.rows]
-    # a new fine-tune recipe: only the fine-tunes run, on the pretraining (remade here: no weights on this machine)
+    # a new fine-tune recipe: only the fine-tunes run, on the pretraining's weights kept with the summaries
     import shutil
 
     shutil.copytree(tmp / "summaries", tmp / "summaries2")
@@ -103,10 +107,49 @@ def test_a_rerun_anywhere_skips_stages_whose_summaries_match(protocol_run, root)
     res2 = part.ablate(changed, out=fresh, verbose=False, progress=False)
     cell = fresh / "cells" / f"{PART_ROW}-s0"
     assert (cell / "pretrain" / "weights.safetensors").is_file() and (cell / "finetune-f1-s1" / "results.json").is_file()
+    assert not (cell / "pretrain" / "metrics.jsonl").exists()  # restored, not pretrained again
     probe = json.loads((tmp / "summaries2" / f"{PART_ROW}-s0" / "probe.json").read_text())
     assert probe["spec"]["val_carve"] == 8 and len(res2.rows) == 2
     ft = json.loads((tmp / "summaries2" / f"{PART_ROW}-s0" / "finetune-f1-s1.json").read_text())
     assert ft["spec"]["optim"]["lr"] == 2e-3
+
+
+def _more_seeds(cfg, tmp, name):
+    """``cfg`` with a third fine-tune seed, its summaries in a copy of the protocol run's (``tmp/name``)."""
+    import shutil
+
+    shutil.copytree(tmp / "summaries", tmp / name)
+    return dict(cfg, finetune={**cfg["finetune"], "seeds": [0, 1, 2]}, summaries=str(tmp / name), page=None,
+                claims=[])
+
+
+def test_a_new_machine_fine_tunes_from_the_kept_weights_exactly_as_from_the_run(protocol_run):
+    tmp, cfg, _ = protocol_run
+    here = part.ablate(_more_seeds(cfg, tmp, "summ_here"), out=tmp / "run", verbose=False, progress=False)
+    there = part.ablate(_more_seeds(cfg, tmp, "summ_there"), out=tmp / "there", verbose=False, progress=False)
+    assert sorted(here.ran) == sorted(there.ran) == sorted(["supervised-s0", f"{PART_ROW}-s0"])
+    pre = tmp / "there" / "cells" / f"{PART_ROW}-s0" / "pretrain"
+    assert not (pre / "metrics.jsonl").exists() and not (pre / "checkpoints").exists()  # restored, not trained
+    for key in ("finetune-f0.5-s2", "finetune-f1-s2"):
+        a = json.loads((tmp / "summ_here" / f"{PART_ROW}-s0" / f"{key}.json").read_text())
+        b = json.loads((tmp / "summ_there" / f"{PART_ROW}-s0" / f"{key}.json").read_text())
+        assert a["metrics"] == b["metrics"] and a["curve"] == b["curve"]
+        assert ((tmp / "run" / "cells" / f"{PART_ROW}-s0" / key / "weights.safetensors").read_bytes()
+                == (tmp / "there" / "cells" / f"{PART_ROW}-s0" / key / "weights.safetensors").read_bytes())
+
+
+def test_kept_weights_that_do_not_match_their_summary_are_not_used(protocol_run, capsys):
+    tmp, cfg, _ = protocol_run
+    more = _more_seeds(cfg, tmp, "summ_bad")
+    kept = tmp / "summ_bad" / f"{PART_ROW}-s0" / "pretrain.safetensors"
+    data = bytearray(kept.read_bytes())
+    data[-1] ^= 1  # one bit of one weight
+    kept.write_bytes(bytes(data))
+    more["finetune"] = {**more["finetune"], "fractions": [0.5], "seeds": [2]}
+    part.ablate(more, out=tmp / "bad", verbose=True, progress=False)
+    out = capsys.readouterr().out
+    assert "does not match the SHA-256 its summary records" in out and "pretraining again" in out
+    assert (tmp / "bad" / "cells" / f"{PART_ROW}-s0" / "pretrain" / "metrics.jsonl").is_file()  # trained again
 
 
 def test_page_tables_claims_and_missing_stages(protocol_run, root, tmp_path):

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from ..api import pretrain
-from ..config import config_from_dict
+from ..config import config_from_dict, save_config
 from ..engine import RunLock, TrainingDiverged, list_checkpoints
 from ..engine.folders import check_folder, write_marker
 from ..engine.info import last_record
@@ -189,41 +189,21 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
 
     fractions = {r.key: r.fraction for r in cell.finetunes}
 
-    def record(stage: str, metrics: dict, seconds: float, seed: int, curve: list | None = None) -> None:
+    def record(stage: str, metrics: dict, seconds: float, seed: int, curve: list | None = None,
+               weights: dict | None = None) -> None:
         stages[stage] = {"spec": spec[stage], "metrics": metrics, "seconds": seconds, "curve": curve or []}
         save_results_json(stages_path, stages)
         meta = {"row": cell.name.rsplit("-s", 1)[0], "label": cell.label, "method": cell.method, "head": cell.head,
                 "num_pairs": cell.num_pairs, "fraction": fractions.get(stage)}
         summaries.write(cell.name, stage, spec[stage], metrics, seconds,
                         {"pretrain": cell.seed if cell.pretrain is not None else None, **(
-                            {"finetune": seed} if stage.startswith("finetune") else {})}, curve, meta)
+                            {"finetune": seed} if stage.startswith("finetune") else {})}, curve, meta, weights)
 
     run = cdir / "pretrain"
-    later = [s for s in spec if s != "pretrain" and spec[s] is not None]
     if spec["pretrain"] is not None:
-        if "pretrain" in stages and not done("pretrain"):
-            diff = first_difference(canonical("pretrain", stages["pretrain"]["spec"]), spec["pretrain"])
-            raise ValueError(f"cell {cell.name}: pretrained with other settings ({diff}); use another --out, "
-                             "or resume=False (--no-resume) to rerun every cell")
-        pending = [s for s in later if not done(s)]
-        if not done("pretrain") or (pending and not (run / "weights.safetensors").is_file()):
-            resume, overwrite = _run_dir_state(run, spec["pretrain"], "pretraining", cell.name)
-            for s in later:  # they read the weights being (re)made
-                if s in stages and s not in pending:
-                    continue  # finished with a committed summary: kept (same settings, same seed)
-                stages.pop(s, None)
-            for r in cell.finetunes:
-                if r.key in pending:
-                    shutil.rmtree(cdir / r.key, ignore_errors=True)
-            log(f"  pretrain {cell.method}" + (" (resuming)" if resume else ""))
-            t0 = time.perf_counter()
-            try:
-                pretrain(cell.pretrain, out=run, resume=resume, overwrite=overwrite, progress=progress)
-            except TrainingDiverged as exc:
-                return {"error": f"diverged: {exc}", **stages}
-            last = last_record(run / "metrics.jsonl")
-            metrics = {k: v for k, v in last.items() if k not in ("epoch", "lr", "img_per_s", "data_wait")}
-            record("pretrain", metrics, time.perf_counter() - t0, cell.seed, loss_curve(run / "metrics.jsonl"))
+        error = _pretrain_stage(cell, run, spec, stages, done, record, summaries, progress, log)
+        if error is not None:
+            return {"error": error, **stages}
 
     if spec["pretext"] is not None and not done("pretext"):
         # every objective through part.evaluation: PART's translation errors, the others' loss and metrics
@@ -258,6 +238,61 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
         if error is not None:
             return {"error": error, **stages}
     return stages
+
+
+def _pretrain_stage(cell: Cell, run: Path, spec: dict, stages: dict, done: Callable[[str], bool], record,
+                    summaries: Summaries, progress: bool, log) -> str | None:
+    """Make sure ``run`` holds the cell's pretrained weights when a later stage still needs them: kept from an
+    earlier call, restored from the committed summaries (:func:`_restore_pretrain`), or pretrained (again, with
+    the same settings and seed). Returns an error line when the pretraining diverged."""
+    later = [s for s in spec if s != "pretrain" and spec[s] is not None]
+    if "pretrain" in stages and not done("pretrain"):
+        diff = first_difference(canonical("pretrain", stages["pretrain"]["spec"]), spec["pretrain"])
+        raise ValueError(f"cell {cell.name}: pretrained with other settings ({diff}); use another --out, "
+                         "or resume=False (--no-resume) to rerun every cell")
+    pending = [s for s in later if not done(s)]
+    if done("pretrain") and (not pending or (run / "weights.safetensors").is_file()):
+        return None
+    if done("pretrain") and _restore_pretrain(cell, run, pending, summaries, log):
+        return None
+    resume, overwrite = _run_dir_state(run, spec["pretrain"], "pretraining", cell.name)
+    for s in later:  # they read the weights being (re)made
+        if s in stages and s not in pending:
+            continue  # finished with a committed summary: kept (same settings, same seed)
+        stages.pop(s, None)
+    for r in cell.finetunes:
+        if r.key in pending:
+            shutil.rmtree(run.parent / r.key, ignore_errors=True)
+    log(f"  pretrain {cell.method}" + (" (resuming)" if resume else ""))
+    t0 = time.perf_counter()
+    try:
+        pretrain(cell.pretrain, out=run, resume=resume, overwrite=overwrite, progress=progress)
+    except TrainingDiverged as exc:
+        return f"diverged: {exc}"
+    last = last_record(run / "metrics.jsonl")
+    metrics = {k: v for k, v in last.items() if k not in ("epoch", "lr", "img_per_s", "data_wait")}
+    record("pretrain", metrics, time.perf_counter() - t0, cell.seed, loss_curve(run / "metrics.jsonl"),
+           summaries.keep_weights(cell.name, run / "weights.safetensors"))
+    return None
+
+
+def _restore_pretrain(cell: Cell, run: Path, pending: list[str], summaries: Summaries, log) -> bool:
+    """A finished pretraining whose run folder is not on this machine: when every ``pending`` stage reads only
+    its final weights (not the probe curve, which reads its checkpoints), make ``run`` from the weights kept
+    with the committed summaries (:meth:`Summaries.verified_weights`: SHA-256 checked) and the cell's config.
+    Returns whether it did; a folder already there (a pretraining again, half done) is left to resume."""
+    if "probe_curve" in pending or check_folder(run, "run") != "new":
+        return False
+    weights, why = summaries.verified_weights(cell.name)
+    if weights is None:
+        log(f"  no kept weights to continue from ({why}): pretraining again")
+        return False
+    run.mkdir(parents=True, exist_ok=True)
+    write_marker(run, "run")
+    atomic_write(run / "config.yaml", lambda tmp: save_config(cell.pretrain, tmp))
+    atomic_write(run / "weights.safetensors", lambda tmp: shutil.copyfile(weights, tmp))
+    log(f"  pretrain: weights restored from {weights} (SHA-256 checked)")
+    return True
 
 
 def _training_spec(spec: dict) -> dict:

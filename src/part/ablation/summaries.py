@@ -17,6 +17,14 @@ are committed with the code:
   load average over the stage's last minute when it finished), ``finished`` (UTC).
 
 The results page (:mod:`part.ablation.page`) is written from these files alone.
+
+**Pretrained weights.** A finished pretraining also leaves its final weights beside its summary,
+``<summaries>/<cell>/pretrain.safetensors`` (the objective's ``weights.safetensors``: the encoder and the pretext
+head, a few MB at the protocol's size), and its summary records their ``{"file", "sha256", "bytes"}`` under
+``weights``. On a machine without the run folder, a cell whose remaining stages read only those weights (pretext
+errors, probe, fine-tunes) continues from them after checking the SHA-256 (:meth:`Summaries.verified_weights`)
+instead of pretraining for an hour again; the probe-vs-epoch curve reads the run's checkpoints, so a missing
+curve still pretrains again.
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..io import read_json
+from ..engine.checkpoint import file_digest
+from ..io import atomic_write, read_json
 from ..evaluation.metrics import save_results_json
 
 __all__ = ["spec_hash", "environment", "Summaries"]
@@ -100,18 +110,47 @@ class Summaries:
             return None
         return data if isinstance(data, dict) and "metrics" in data else None
 
+    def weights_path(self, cell: str) -> Path | None:
+        """Where the final weights of ``cell``'s pretraining are kept (module docstring), or None."""
+        return None if self.folder is None else self.folder / cell / "pretrain.safetensors"
+
+    def keep_weights(self, cell: str, weights: Path) -> dict | None:
+        """Copy a finished pretraining's ``weights`` beside its summary (temp file, fsync, rename); returns the
+        ``weights`` record of its summary (``file``, ``sha256``, ``bytes`` of the copy as read back)."""
+        dest = self.weights_path(cell)
+        if dest is None:
+            return None
+        atomic_write(dest, lambda tmp: shutil.copyfile(weights, tmp))
+        return {"file": dest.name, **file_digest(dest)}
+
+    def verified_weights(self, cell: str) -> tuple[Path | None, str]:
+        """``(path, "")`` of ``cell``'s kept pretrained weights when the file matches the SHA-256 and size its
+        pretraining summary records; else ``(None, why)``."""
+        summary = self.read(cell, "pretrain")
+        want = (summary or {}).get("weights")
+        if not isinstance(want, dict):
+            return None, "its pretraining summary records no weights"
+        path = self.weights_path(cell)
+        if path is None or not path.is_file():
+            return None, f"{path} is missing"
+        got = file_digest(path)
+        if got["sha256"] != want.get("sha256") or got["bytes"] != want.get("bytes"):
+            return None, f"{path} does not match the SHA-256 its summary records"
+        return path, ""
+
     def write(self, cell: str, stage: str, spec: Any, metrics: dict, seconds: float, seeds: dict,
-              curve: list | None = None, meta: dict | None = None) -> Path | None:
+              curve: list | None = None, meta: dict | None = None, weights: dict | None = None) -> Path | None:
         """Write the summary of a finished stage (atomically); returns its path. ``meta``: what the page
         groups by (``row``: the cell's name without its seed, ``label``, ``method``, ``head``, ``num_pairs``,
-        ``fraction``)."""
+        ``fraction``); ``weights``: a pretraining's kept weights (:meth:`keep_weights`)."""
         p = self.path(cell, stage)
         if p is None:
             return None
         p.parent.mkdir(parents=True, exist_ok=True)
         record = {"cell": cell, "stage": stage, **(meta or {}), "spec_hash": spec_hash(spec), "seeds": seeds, "metrics": metrics,
                   "seconds": round(float(seconds), 2), "curve": curve or [], **environment(),
-                  "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "spec": spec}
+                  "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  **({"weights": weights} if weights else {}), "spec": spec}
         save_results_json(p, record)
         return p
 

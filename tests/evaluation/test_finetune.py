@@ -136,6 +136,20 @@ def test_finetune_resume_of_finished_run_is_read_only(npz_root, tmp_path):
     assert (tmp_path / "r" / "init.json").exists()
 
 
+def test_resume_auto_on_a_new_folder_starts_from_init_then_continues(pretrain_run, npz_root, tmp_path):
+    # --resume auto with --init on a new folder is a new run from those weights (it once trained from scratch)
+    cfg = finetune_config(npz_root, steps=2)
+    res = finetune(cfg, init=pretrain_run, out=tmp_path / "auto", resume="auto", evaluate=False, progress=False)
+    init = json.loads((tmp_path / "auto" / "init.json").read_text())
+    assert res.init is not None and init["source"] == str(pretrain_run / "weights.safetensors")
+    finetune(cfg, init=pretrain_run, out=tmp_path / "plain", evaluate=False, progress=False)
+    auto = load_file(str(tmp_path / "auto" / "weights.safetensors"))
+    plain = load_file(str(tmp_path / "plain" / "weights.safetensors"))
+    assert auto.keys() == plain.keys() and all(torch.equal(auto[k], plain[k]) for k in plain)
+    again = finetune(cfg, init=pretrain_run, out=tmp_path / "auto", resume="auto", evaluate=False, progress=False)
+    assert again.train.finished_before
+
+
 def test_finetune_cli(npz_root, tmp_path):
     import yaml
 

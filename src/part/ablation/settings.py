@@ -214,60 +214,10 @@ def load_ablation_config(config: str | Path | dict | AblationConfig, overrides: 
     unknown = sorted((set(data) | {k.split(".")[0] for k in keys}) - set(_TOP_KEYS))
     if unknown:
         raise ValueError(f"unknown ablation config key {unknown[0]!r}; valid top-level keys: {list(_TOP_KEYS)}")
-    # the pretraining config is the defaults, then the base file, then `pretrain`; the overrides apply to
-    # the whole (pretrain.data.rrc_scale.0=0.3 indexes the list wherever it was set)
-    base = apply_overrides({"base": data.get("base")}, [o for o, k in zip(overrides, keys) if k == "base"])["base"]
-    pretrain = Config().to_dict()
-    if base is not None:
-        bpath = Path(base)
-        if not bpath.is_absolute() and not bpath.is_file():
-            bpath = folder / bpath
-        if not bpath.is_file():
-            raise ValueError(f"ablation config base: pretraining config file not found: {base} (looked in {folder})")
-        pretrain = merge_dicts(pretrain, read_yaml_mapping(bpath, "base config"))
-        base = str(bpath)
-    given = _pretrain_mapping(data.get("pretrain"))
-    data = apply_overrides({**data, "pretrain": merge_dicts(pretrain, given)}, overrides)
-    pretrain = _pretrain_mapping(data["pretrain"])
-    try:
-        base_cfg = load_config(None, (), base=pretrain)
-    except ValueError as exc:
-        raise ValueError(f"ablation config pretrain: {exc}") from None
-
+    data, base, pretrain, base_cfg = _pretraining(data, overrides, keys, folder)
     seeds = _as_list(data.get("seeds", [base_cfg.train.seed]), "seeds")
-    raw_grid = data.get("grid")
-    if raw_grid is None:
-        raise ValueError("ablation config needs a grid (grid: {objectives: [...], num_pairs: [...], seeds: [...]})")
-    blocks_raw = raw_grid if isinstance(raw_grid, list) else [raw_grid]
-    blocks = []
-    for i, b in enumerate(blocks_raw):
-        where = f"grid[{i}]" if isinstance(raw_grid, list) else "grid"
-        if not isinstance(b, dict):
-            raise ValueError(f"{where} must be a mapping with objectives (and heads, num_pairs, seeds)")
-        _check_keys(b, GridBlock, where)
-        if "objectives" not in b:
-            raise ValueError(f"{where} needs objectives: [...]")
-        blocks.append(GridBlock(
-            objectives=_as_list(b["objectives"], f"{where}.objectives"),
-            heads=_as_list(b.get("heads"), f"{where}.heads"),
-            num_pairs=_as_list(b.get("num_pairs"), f"{where}.num_pairs"),
-            seeds=_as_list(b.get("seeds"), f"{where}.seeds"),
-            fractions=_as_list(b.get("fractions"), f"{where}.fractions"),
-            finetune_seeds=_as_list(b.get("finetune_seeds"), f"{where}.finetune_seeds"),
-        ))
-
-    objectives = {}
-    for label, s in (data.get("objectives") or {}).items():
-        where = f"objectives.{label}"
-        if s is None:
-            s = {}
-        if not isinstance(s, dict):
-            raise ValueError(f"{where} must be a mapping (objective, options, pretrain, finetune, heads, num_pairs)")
-        settings = _section(ObjectiveSettings, s, where)
-        settings.heads = _as_list(settings.heads, f"{where}.heads")
-        settings.num_pairs = _as_list(settings.num_pairs, f"{where}.num_pairs")
-        objectives[str(label)] = settings
-
+    blocks = _grid_blocks(data.get("grid"))
+    objectives = _objective_settings(data.get("objectives"))
     acfg = AblationConfig(
         name=str(data.get("name") or "ablation"), base=base, pretrain=pretrain, grid=blocks, seeds=seeds,
         objectives=objectives,
@@ -287,6 +237,69 @@ def load_ablation_config(config: str | Path | dict | AblationConfig, overrides: 
     ft.seeds = _as_list(ft.seeds, "finetune.seeds")
     _validate(acfg, base_cfg)
     return acfg
+
+
+def _pretraining(data: dict, overrides: list[str], keys: list[str], folder: Path) -> tuple[dict, str | None, dict, Config]:
+    """The pretraining config: the defaults, then the ``base`` file (relative to the ablation config's folder),
+    then ``pretrain``; the overrides apply to the whole (``pretrain.data.rrc_scale.0=0.3`` indexes the list
+    wherever it was set). Returns ``(data with overrides, base path, pretrain mapping, validated Config)``."""
+    base = apply_overrides({"base": data.get("base")}, [o for o, k in zip(overrides, keys) if k == "base"])["base"]
+    pretrain = Config().to_dict()
+    if base is not None:
+        bpath = Path(base)
+        if not bpath.is_absolute() and not bpath.is_file():
+            bpath = folder / bpath
+        if not bpath.is_file():
+            raise ValueError(f"ablation config base: pretraining config file not found: {base} (looked in {folder})")
+        pretrain = merge_dicts(pretrain, read_yaml_mapping(bpath, "base config"))
+        base = str(bpath)
+    given = _pretrain_mapping(data.get("pretrain"))
+    data = apply_overrides({**data, "pretrain": merge_dicts(pretrain, given)}, overrides)
+    pretrain = _pretrain_mapping(data["pretrain"])
+    try:
+        base_cfg = load_config(None, (), base=pretrain)
+    except ValueError as exc:
+        raise ValueError(f"ablation config pretrain: {exc}") from None
+    return data, base, pretrain, base_cfg
+
+
+def _grid_blocks(raw_grid) -> list[GridBlock]:
+    """``grid``: one mapping or a list of them, each with ``objectives`` (and heads, num_pairs, seeds, ...)."""
+    if raw_grid is None:
+        raise ValueError("ablation config needs a grid (grid: {objectives: [...], num_pairs: [...], seeds: [...]})")
+    blocks = []
+    for i, b in enumerate(raw_grid if isinstance(raw_grid, list) else [raw_grid]):
+        where = f"grid[{i}]" if isinstance(raw_grid, list) else "grid"
+        if not isinstance(b, dict):
+            raise ValueError(f"{where} must be a mapping with objectives (and heads, num_pairs, seeds)")
+        _check_keys(b, GridBlock, where)
+        if "objectives" not in b:
+            raise ValueError(f"{where} needs objectives: [...]")
+        blocks.append(GridBlock(
+            objectives=_as_list(b["objectives"], f"{where}.objectives"),
+            heads=_as_list(b.get("heads"), f"{where}.heads"),
+            num_pairs=_as_list(b.get("num_pairs"), f"{where}.num_pairs"),
+            seeds=_as_list(b.get("seeds"), f"{where}.seeds"),
+            fractions=_as_list(b.get("fractions"), f"{where}.fractions"),
+            finetune_seeds=_as_list(b.get("finetune_seeds"), f"{where}.finetune_seeds"),
+        ))
+    return blocks
+
+
+def _objective_settings(raw) -> dict[str, ObjectiveSettings]:
+    """``objectives``: per label (an objective or a named variant), its :class:`ObjectiveSettings`."""
+    objectives = {}
+    for label, s in (raw or {}).items():
+        where = f"objectives.{label}"
+        if s is None:
+            s = {}
+        if not isinstance(s, dict):
+            raise ValueError(f"{where} must be a mapping (objective, options, pretrain, finetune, heads, num_pairs)")
+        settings = _section(ObjectiveSettings, s, where)
+        settings.heads = _as_list(settings.heads, f"{where}.heads")
+        settings.num_pairs = _as_list(settings.num_pairs, f"{where}.num_pairs")
+        objectives[str(label)] = settings
+    return objectives
 
 
 def _optional_path(value, key: str) -> str | None:
@@ -332,9 +345,25 @@ def _check_fractions(values, where: str) -> None:
 
 
 def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
-    from ..models.registry import HEADS
+    """Every value of the ablation config that can fail, checked at load (not after an hour of pretraining)."""
+    _validate_objectives(acfg)
+    for i, block in enumerate(acfg.grid):
+        _validate_block(acfg, block, f"grid[{i}]" if len(acfg.grid) > 1 else "grid")
+    for seed in acfg.seeds:
+        _check_seed(seed, "seeds: seeds")
+    _validate_finetune(acfg)
+    _validate_counts(acfg)
+
+
+def _check_seed(seed, what: str) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{what} must be non-negative ints, got {seed!r}")
+
+
+def _validate_objectives(acfg: AblationConfig) -> None:
+    """``objectives.<label>``: a known objective, PART-only keys only on PART rows, no pretraining for the
+    supervised row, known fine-tune sections."""
     from ..objectives.registry import objective_names
-    from ..targets import validate_num_pairs
 
     names = objective_names()
     for label, s in acfg.objectives.items():
@@ -359,57 +388,69 @@ def _validate(acfg: AblationConfig, base_cfg: Config) -> None:
         for key in s.finetune:
             if key not in ("options", "model", "data", "optim", "train"):
                 raise ValueError(f"{where}.finetune.{key}: unknown key; valid: options, model, data, optim, train")
-    for i, block in enumerate(acfg.grid):
-        where = f"grid[{i}]" if len(acfg.grid) > 1 else "grid"
-        methods = []
-        for label in block.objectives:
-            if not isinstance(label, str):
-                raise ValueError(f"{where}.objectives: entries must be objective names, got {label!r}")
-            if label not in acfg.objectives and label not in names:
-                raise ValueError(
-                    f"{where}.objectives: unknown objective {label!r}; choose one of {names} or define a "
-                    f"variant under objectives.{label} (e.g. objective: supervised, options: {{...}})")
-            methods.append(acfg.method(label))
-        part_any = any(m in PART_OBJECTIVES for m in methods)
-        for key in ("heads", "num_pairs"):
-            if getattr(block, key) is not None and not part_any:
-                raise ValueError(
-                    f"{where}.{key}: {key} only vary for the PART objectives {list(PART_OBJECTIVES)}; none of "
-                    f"{block.objectives} is one; remove {where}.{key}")
-        for label in block.objectives:
-            s = acfg.objectives.get(label)
-            for h in (s.heads if s and s.heads else block.heads) or []:
-                if h not in HEADS:
-                    raise ValueError(f"{where}.heads: unknown head {h!r}; choose one of {list(HEADS)}")
-            for p in (s.num_pairs if s and s.num_pairs else block.num_pairs) or []:
-                try:
-                    validate_num_pairs(p)
-                except ValueError as exc:
-                    raise ValueError(f"{where}.num_pairs: {exc}") from None
-        for seed in block.seeds or acfg.seeds:
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ValueError(f"{where}.seeds: seeds must be non-negative ints, got {seed!r}")
-        if SUPERVISED in methods and not acfg.finetune.enabled:
-            label = block.objectives[methods.index(SUPERVISED)]
-            raise ValueError(f"{where}.objectives: {label!r} is the from-scratch fine-tune row; enable "
-                             "finetune (finetune: {num_classes: ..., train: {...}})")
-    for seed in acfg.seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seeds: seeds must be non-negative ints, got {seed!r}")
+
+
+def _validate_block(acfg: AblationConfig, block: GridBlock, where: str) -> None:
+    """One grid block: known objectives (or variants), heads and #pairs only where a PART row varies them,
+    valid heads, #pairs, seeds and fractions, fine-tuning enabled when the supervised row is in it."""
+    from ..models.registry import HEADS
+    from ..objectives.registry import objective_names
+    from ..targets import validate_num_pairs
+
+    names = objective_names()
+    methods = []
+    for label in block.objectives:
+        if not isinstance(label, str):
+            raise ValueError(f"{where}.objectives: entries must be objective names, got {label!r}")
+        if label not in acfg.objectives and label not in names:
+            raise ValueError(
+                f"{where}.objectives: unknown objective {label!r}; choose one of {names} or define a "
+                f"variant under objectives.{label} (e.g. objective: supervised, options: {{...}})")
+        methods.append(acfg.method(label))
+    part_any = any(m in PART_OBJECTIVES for m in methods)
+    for key in ("heads", "num_pairs"):
+        if getattr(block, key) is not None and not part_any:
+            raise ValueError(
+                f"{where}.{key}: {key} only vary for the PART objectives {list(PART_OBJECTIVES)}; none of "
+                f"{block.objectives} is one; remove {where}.{key}")
+    for label in block.objectives:
+        s = acfg.objectives.get(label)
+        for h in (s.heads if s and s.heads else block.heads) or []:
+            if h not in HEADS:
+                raise ValueError(f"{where}.heads: unknown head {h!r}; choose one of {list(HEADS)}")
+        for p in (s.num_pairs if s and s.num_pairs else block.num_pairs) or []:
+            try:
+                validate_num_pairs(p)
+            except ValueError as exc:
+                raise ValueError(f"{where}.num_pairs: {exc}") from None
+    for seed in block.seeds or acfg.seeds:
+        _check_seed(seed, f"{where}.seeds: seeds")
+    if SUPERVISED in methods and not acfg.finetune.enabled:
+        label = block.objectives[methods.index(SUPERVISED)]
+        raise ValueError(f"{where}.objectives: {label!r} is the from-scratch fine-tune row; enable "
+                         "finetune (finetune: {num_classes: ..., train: {...}})")
+
+
+def _validate_finetune(acfg: AblationConfig) -> None:
+    """``finetune``: label fractions (its own and the grid blocks'), fine-tune seeds, ``by_fraction`` sections,
+    the number of classes."""
     ft = acfg.finetune
     _check_fractions(ft.fractions, "finetune.fractions")
     for i, block in enumerate(acfg.grid):
         _check_fractions(block.fractions, f"grid[{i}].fractions")
         for seed in (block.finetune_seeds or []) + (ft.seeds or []):
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ValueError(f"finetune seeds must be non-negative ints, got {seed!r}")
+            _check_seed(seed, "finetune seeds")
     for key, section in ft.by_fraction.items():
         _check_fractions([key], "finetune.by_fraction")
         if not isinstance(section, dict) or set(section) - {"options", "model", "data", "optim", "train"}:
             raise ValueError(f"finetune.by_fraction.{key} must be a mapping of options, model, data, optim, train")
     if ft.enabled and (isinstance(ft.num_classes, bool) or not isinstance(ft.num_classes, int) or ft.num_classes < 2):
         raise ValueError(f"finetune.num_classes must be an int >= 2 (the number of classes), got {ft.num_classes!r}")
-    # checked here, not after the first hour of pretraining
+
+
+def _validate_counts(acfg: AblationConfig) -> None:
+    """The probe's, the pretext stage's and the fine-tune evaluation's counts, the probe's carve, pool and
+    classifier."""
     counts = [("probe", acfg.probe, k, k in ("max_train", "max_test"))
               for k in ("epochs", "k", "batch_size", "max_train", "max_test")]
     counts += [("pretext", acfg.pretext, k, k == "max_samples") for k in ("max_samples", "batch_size")]

@@ -104,7 +104,7 @@ def finetune(
         :class:`FinetuneResult`.
     """
     from ..engine.runs import resolve_run
-    from ..engine import build_dataset, build_objective, train
+    from ..engine import build_objective, train
     from ..engine.datainfo import write_data_record
 
     from_scratch = init is None or str(init).lower() == "none"
@@ -115,28 +115,16 @@ def finetune(
         resume = True  # continuing: the run's own weights, not --init (checked against its init.json below)
         check_recorded_init(run, None if from_scratch else resolve_weights_path(init, "--init"))
         from_scratch = True
+    elif resume == "auto":
+        resume = False  # nothing to continue: a new run, from --init when given
     if not from_scratch and not resume:
         resolve_weights_path(init, "--init")  # a missing path fails before any data is read
 
-    train_data = build_dataset(cfg, train=True)
-    check_dataset_labels(train_data, num_classes, f"training split of {cfg.data.kind} ({cfg.data.root})")
-    test_data = None
-    if evaluate:
-        test_data = build_dataset(cfg, train=False, split="test")
-        check_dataset_labels(test_data, num_classes, f"test split of {cfg.data.kind} ({cfg.data.root})")
-
-    val_data = validation_split(cfg) if validate else None
-
+    train_data, test_data, val_data = _splits(cfg, num_classes, evaluate, validate)
     # the classifier and position embeddings are initialised from a known RNG state
     torch.manual_seed(cfg.train.seed)
     objective = build_objective(cfg)
-    report = None
-    if not from_scratch and not resume:
-        report = load_backbone_weights(objective.backbone, init, what="--init")
-        print(f"--init {report['source']}: loaded {len(report['loaded'])} backbone tensors; fresh: "
-              f"{report['fresh']}; dropped {len(report['dropped'])} (e.g. {report['dropped'][:3]})"
-              + (f"; resampled to the {objective.backbone.grid_size} grid: {report['resampled']}" if report["resampled"] else ""),
-              file=sys.stderr)
+    report = None if from_scratch or resume else _load_init(objective.backbone, init)
     res = train(cfg, run, resume=resume, overwrite=overwrite, init=None, progress=progress,
                 objective=objective, dataset=train_data,
                 provenance=report or {"source": None, "from_scratch": True},
@@ -149,6 +137,31 @@ def finetune(
     if (evaluate or val_data is not None) and is_main:
         results = _results(run, cfg, objective, res, _init_source(run, report), test_data, val_data, eval_batch_size)
     return FinetuneResult(run, res, results, report)
+
+
+def _splits(cfg, num_classes: int, evaluate: bool, validate: bool) -> tuple:
+    """``(train, test or None, val or None)`` datasets of a fine-tune; the labels of train and test are checked
+    against ``num_classes`` before anything trains."""
+    from ..engine import build_dataset
+
+    train_data = build_dataset(cfg, train=True)
+    check_dataset_labels(train_data, num_classes, f"training split of {cfg.data.kind} ({cfg.data.root})")
+    test_data = None
+    if evaluate:
+        test_data = build_dataset(cfg, train=False, split="test")
+        check_dataset_labels(test_data, num_classes, f"test split of {cfg.data.kind} ({cfg.data.root})")
+    return train_data, test_data, validation_split(cfg) if validate else None
+
+
+def _load_init(backbone, init) -> dict:
+    """Load ``init``'s encoder into ``backbone`` (:func:`load_backbone_weights`) and say on stderr what was
+    loaded, kept fresh, dropped and resampled; returns the report."""
+    report = load_backbone_weights(backbone, init, what="--init")
+    print(f"--init {report['source']}: loaded {len(report['loaded'])} backbone tensors; fresh: "
+          f"{report['fresh']}; dropped {len(report['dropped'])} (e.g. {report['dropped'][:3]})"
+          + (f"; resampled to the {backbone.grid_size} grid: {report['resampled']}" if report["resampled"] else ""),
+          file=sys.stderr)
+    return report
 
 
 def _results(run: Path, cfg, objective, res, init: str | None, test_data, val_data, batch_size: int) -> dict:

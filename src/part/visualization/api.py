@@ -315,16 +315,9 @@ def visualize(
     model, x, names = _inputs(model, images, num_images, mean, std, channels or settings.get("channels"),
                               image_size if image_size is not None else settings.get("image_size"),
                               images_normalized, device)
-    gen = torch.Generator().manual_seed(seed)
     common = dict(sampler=sampler, num_patches=num_patches, predict_fn=predict_fn)
-    if kind == "reconstruct":
-        res = reconstruct(model, x, gen, reference=reference, anchor=anchor, margin=margin,
-                          informative_std=informative_std, **common)
-    elif kind == "uncertainty":
-        res = uncertainty(model, x, gen, measure=measure, **common)
-    else:
-        res = symmetry(model, x, gen, row_height=row_height, informative_std=informative_std, **common)
-    res = _to_cpu(res)
+    res = _compute(kind, model, x, seed, common, reference=reference, anchor=anchor, margin=margin,
+                   measure=measure, row_height=row_height, informative_std=informative_std)
     chosen = {"reference": reference if not isinstance(reference, torch.Tensor) else "tensor",
                 "sampler": sampler or model.sampler.name, "anchor": anchor, "margin": margin, "measure": measure,
                 "row_height": row_height, "informative_std": informative_std,
@@ -333,6 +326,22 @@ def visualize(
             "images": str(images) if not isinstance(images, torch.Tensor) else "tensor"}
     with writes_into(run, Path(out_dir)):  # one writer per run folder (part.engine.runfolder)
         return _write(kind, res, x, names, Path(out_dir), mean, std, targets, head, seed, chosen)
+
+
+def _compute(kind: str, model: nn.Module, x: torch.Tensor, seed: int, common: dict, *, reference, anchor: str,
+             margin: int, measure: str, row_height, informative_std: float):
+    """The numbers of one capability for images ``x`` ``(B, C, H, W)`` (normalised), on the CPU: patch positions
+    and the random reference drawn from a generator seeded with ``seed``; ``common``: sampler, num_patches,
+    predict_fn."""
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "reconstruct":
+        res = reconstruct(model, x, gen, reference=reference, anchor=anchor, margin=margin,
+                          informative_std=informative_std, **common)
+    elif kind == "uncertainty":
+        res = uncertainty(model, x, gen, measure=measure, **common)
+    else:
+        res = symmetry(model, x, gen, row_height=row_height, informative_std=informative_std, **common)
+    return _to_cpu(res)
 
 
 def _inputs(model, images, num_images, mean, std, channels, size, images_normalized: bool, device):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 from ..engine.conftest import tiny_config
@@ -98,3 +99,34 @@ def same_end_state(a: Path, b: Path) -> None:
     for s in (sa, sb):
         s["final"].pop("img_per_s", None), s["final"].pop("data_wait", None)
     assert sa == sb
+
+
+def finished_run(tmp: Path, name: str = "run") -> tuple[Path, Path, Path]:
+    """``(data, config, run)``: the tiny data and a 2-step config written under ``tmp``, and the finished
+    pretraining of that config in ``tmp / name``."""
+    import part
+
+    data = write_data(tmp / "data")
+    cfg = write_config(tmp / "good.yaml", tiny_raw(data, max_steps=2))
+    part.pretrain(str(cfg), out=tmp / name, progress=False)
+    return data, cfg, tmp / name
+
+
+class ScriptedLoss(torch.nn.Module):
+    """Wrap an objective: from forward call ``spike`` on its loss is huge (finite), from call ``nan`` on NaN."""
+
+    def __init__(self, inner, spike, nan):
+        super().__init__()
+        self.inner, self.backbone, self.calls, self.spike, self.nan = inner, inner.backbone, 0, spike, nan
+
+    def forward(self, x, generator=None):
+        self.calls += 1
+        out = self.inner(x, generator=generator)
+        if self.calls >= self.spike:
+            out.loss = out.loss * 1e21
+        if self.calls >= self.nan:
+            out.loss = out.loss * float("nan")
+        return out
+
+    def state_dict(self, *a, **k):
+        return self.inner.state_dict(*a, **k)

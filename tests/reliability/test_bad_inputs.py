@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 import part
 from part.cli import main
 
-from .helpers import snapshot, tiny_raw, write_config, write_data
+from .helpers import finished_run, snapshot, tiny_raw, write_config
 
 
 @dataclass
@@ -51,11 +51,7 @@ class W:
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad")
-    data = write_data(tmp / "data")
-    good = write_config(tmp / "good.yaml", tiny_raw(data, max_steps=2))
-    existing = tmp / "existing"
-    part.pretrain(str(good), out=existing, progress=False)
-    return W(tmp, data, good, existing)
+    return W(tmp, *finished_run(tmp, "existing"))
 
 
 def _file(w: W, name: str, content: bytes) -> str:

@@ -19,29 +19,9 @@ from part.config import config_from_dict
 from part.engine import checkpoint as ck
 from part.engine.trainer import TrainingDiverged, train
 
-from .helpers import snapshot, tiny_raw
+from .helpers import ScriptedLoss, snapshot, tiny_raw
 
 fault = pytest.mark.fault
-
-
-class _Scripted(torch.nn.Module):
-    """Wrap an objective: from step ``spike`` on its loss is huge (finite), from step ``nan`` on NaN."""
-
-    def __init__(self, inner, spike, nan):
-        super().__init__()
-        self.inner, self.backbone, self.calls, self.spike, self.nan = inner, inner.backbone, 0, spike, nan
-
-    def forward(self, x, generator=None):
-        self.calls += 1
-        out = self.inner(x, generator=generator)
-        if self.calls >= self.spike:
-            out.loss = out.loss * 1e21
-        if self.calls >= self.nan:
-            out.loss = out.loss * float("nan")
-        return out
-
-    def state_dict(self, *a, **k):
-        return self.inner.state_dict(*a, **k)
 
 
 @fault
@@ -52,7 +32,7 @@ def test_all_skipped_interval_is_not_good_and_exit_3_names_the_last_good(tmp_pat
 
     cfg = config_from_dict(tiny_raw(data, max_steps=20, ckpt_every=2, keep_last=1, nan_policy="skip",
                                     max_nan_skips=3))
-    obj = _Scripted(build_objective(cfg), spike=5, nan=7)
+    obj = ScriptedLoss(build_objective(cfg), spike=5, nan=7)
     with pytest.raises(TrainingDiverged) as info:
         train(cfg, tmp_path / "run", objective=obj, progress=False)
     assert "step_0000004" in str(info.value), str(info.value)

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import part
 from part.cli import main
 
-from .helpers import env, part_cmd, snapshot, tiny_raw, write_config, write_data
+from .helpers import env, finished_run, part_cmd, snapshot, tiny_raw, write_config, write_data
 
 bad_input = pytest.mark.bad_input
 
@@ -52,10 +51,7 @@ def _one_line_exit_2(res_or_rc, err=None, words=()):
 def ws(tmp_path_factory):
     """A finished tiny run and its export."""
     tmp = tmp_path_factory.mktemp("bounded")
-    data = write_data(tmp / "data")
-    cfg = write_config(tmp / "good.yaml", tiny_raw(data, max_steps=2))
-    run = tmp / "run"
-    part.pretrain(str(cfg), out=run, progress=False)
+    data, cfg, run = finished_run(tmp)
     return {"tmp": tmp, "data": data, "cfg": cfg, "run": run}
 
 

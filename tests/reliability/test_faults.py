@@ -24,7 +24,7 @@ from part.engine.runfolder import RunLock
 from part.engine.signals import StopRequests
 from part.engine.trainer import TrainingDiverged, train
 
-from .helpers import (env, logged_lines, part_cmd, records, run_cli, same_end_state, snapshot, tiny_raw, wait_for_lines,
+from .helpers import (ScriptedLoss, env, logged_lines, part_cmd, records, run_cli, same_end_state, snapshot, tiny_raw, wait_for_lines,
                       write_config)
 
 fault = pytest.mark.fault
@@ -328,32 +328,12 @@ def test_resume_auto_starts_then_continues(tmp_path, data, reference):
 
 
 # --- divergence ---------------------------------------------------------------------------------------------
-class _Blowup(torch.nn.Module):
-    """Wrap an objective: from forward call ``spike`` on the loss is huge; from ``nan`` on it is NaN."""
-
-    def __init__(self, inner, spike, nan):
-        super().__init__()
-        self.inner, self.backbone, self.calls, self.spike, self.nan = inner, inner.backbone, 0, spike, nan
-
-    def forward(self, x, generator=None):
-        self.calls += 1
-        out = self.inner(x, generator=generator)
-        if self.calls >= self.spike:
-            out.loss = out.loss * 1e21
-        if self.calls >= self.nan:
-            out.loss = out.loss * float("nan")
-        return out
-
-    def state_dict(self, *a, **k):
-        return self.inner.state_dict(*a, **k)
-
-
 @fault
 def test_nan_after_a_spike_names_the_last_good_checkpoint(tmp_path, data):
     from part.engine import build_objective
 
     cfg = config_from_dict(tiny_raw(data, max_steps=20, ckpt_every=2, keep_last=1))
-    obj = _Blowup(build_objective(cfg), spike=5, nan=10)
+    obj = ScriptedLoss(build_objective(cfg), spike=5, nan=10)
     with pytest.raises(TrainingDiverged, match="step_0000004") as info:
         train(cfg, tmp_path / "run", objective=obj, progress=False)
     ckdir = tmp_path / "run" / "checkpoints"
@@ -378,7 +358,7 @@ def test_nan_policy_skip_skips_a_bounded_number_of_steps(tmp_path, data, capsys)
     from part.engine import build_objective
 
     cfg = config_from_dict(tiny_raw(data, max_steps=8, nan_policy="skip", max_nan_skips=2))
-    obj = _Blowup(build_objective(cfg), spike=10**9, nan=4)  # NaN from the 4th step on
+    obj = ScriptedLoss(build_objective(cfg), spike=10**9, nan=4)  # NaN from the 4th step on
     with pytest.raises(TrainingDiverged, match="loss.*step.*5"):
         train(cfg, tmp_path / "run", objective=obj, progress=False)
     assert capsys.readouterr().err.count("step skipped") == 2

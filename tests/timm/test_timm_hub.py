@@ -8,6 +8,7 @@ prints its loading path and the largest difference it saw (``pytest -s`` shows t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,22 @@ def test_export_command_output_loads(runs, tmp_path):
     out = export_run(runs["pretrain"], tmp_path / "hub")
     net = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
     assert net.num_classes == 0 and net.pos_embed is None and net.dynamic_img_size
+
+
+def test_the_committed_reference_model_loads_in_timm_with_part_s_features():
+    """``assets/reference/fmnist_part`` (issue 24): ``timm.create_model("local-dir:...")`` builds it with every
+    tensor and gives the features of ``part.load`` on real Fashion-MNIST images, timm's eval transform included."""
+    ref = Path(__file__).resolve().parents[2] / "assets" / "reference" / "fmnist_part"
+    net = timm.create_model(f"local-dir:{ref}", pretrained=True).eval()
+    ours = part.load(ref)
+    images, _ = load_fixture_images()
+    x = ours.normalize(torch.from_numpy(images).float().div(255).unsqueeze(1))
+    dc = timm.data.resolve_data_config(model=net)
+    tf = timm.data.create_transform(**dc, is_training=False)
+    x_timm = torch.stack([tf(Image.fromarray(img)) for img in images])
+    with torch.no_grad():
+        diff = (net.forward_features(x) - ours.backbone.forward_features(x)).abs().max().item()
+        pooled = (net.forward_head(net.forward_features(x_timm), pre_logits=True) - ours.features(x)).abs().max().item()
+    print(f"\n[timm local-dir] reference: max |feature difference| = {diff:.3g}, pooled through timm's transform "
+          f"{pooled:.3g} on {len(x)} real images")
+    assert diff <= TOL and pooled <= TOL

@@ -207,29 +207,20 @@ class _SideLock:
         self.fd: int | None = None
 
     def acquire(self, what: str) -> "_SideLock":
-        import fcntl
-
         for _ in range(20):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise FolderError(f"cannot {what} {self.path.parent}: {exc.strerror or exc}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = _holder(fd)
-                os.close(fd)
+            holder = try_flock(fd)
+            if holder is not None:
                 raise FolderError(f"{self.target} is being replaced by another part "
-                                  f"process ({holder}); wait for it to finish") from None
+                                  f"process ({holder}); wait for it to finish")
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except OSError:
                 same = False
             if same:
-                info = {"pid": os.getpid(), "host": socket.gethostname(),
-                        "since": _dt.datetime.now().isoformat(timespec="seconds")}
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
                 self.fd = fd
                 return self
             os.close(fd)  # removed by the holder that just finished: take the new one
@@ -246,12 +237,26 @@ class _SideLock:
         self.fd = None
 
 
-def _holder(fd: int) -> str:
+def try_flock(fd: int) -> str | None:
+    """Lock the open lock file ``fd`` (``fcntl.flock``, exclusive, without waiting) and write its holder (pid,
+    host, since) into it; returns None. When another process holds it: closes ``fd`` and returns that holder
+    as the file says it (one line). Used by a run folder's writer lock and by a replace's lock."""
+    import fcntl
+
     try:
-        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
-        return f"pid {info.get('pid')} on host {info.get('host')} since {info.get('since')}"
-    except (OSError, ValueError):
-        return "holder unknown"
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+            holder = f"pid {info.get('pid')} on host {info.get('host')} since {info.get('since')}"
+        except (OSError, ValueError):
+            holder = "holder unknown"
+        os.close(fd)
+        return holder
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "since": _dt.datetime.now().isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+    return None
 
 
 def _held(path: Path) -> bool:
@@ -458,6 +463,6 @@ def replace_folder(target: str | Path, kind: str, build, flag: str = "--out") ->
     return r.commit()
 
 
-__all__ = ["KINDS", "MARKERS", "OWNED", "RUN_FILES", "RUN_DIRS", "EXPORT_FILES", "EXPORT_EXTRA", "FolderError", "owns",
+__all__ = ["try_flock", "KINDS", "MARKERS", "OWNED", "RUN_FILES", "RUN_DIRS", "EXPORT_FILES", "EXPORT_EXTRA", "FolderError", "owns",
            "write_marker", "marker_kind", "foreign_entries", "legacy_kind", "check_folder", "Replace", "settle", "pending_replace",
            "replace_folder", "side"]

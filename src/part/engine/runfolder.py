@@ -14,11 +14,8 @@ first verified checkpoint, and :func:`settle_run` finishes or undoes a replace t
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
 import shutil
-import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -26,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import read_json
-from .folders import (LOCK_NAME, RUN_DIRS, RUN_FILES, FolderError, Replace, check_folder, foreign_entries, pending_replace,
+from .folders import (LOCK_NAME, try_flock, RUN_DIRS, RUN_FILES, FolderError, Replace, check_folder, foreign_entries, pending_replace,
                       settle, side)
 
 _HELD: dict[str, "RunLock"] = {}  # locks held by this process, by resolved path (re-entrant)
@@ -54,25 +51,16 @@ class RunLock:
         if held is not None:
             held.depth += 1
             return held
-        import fcntl
-
         self.created = not self.run.exists()
         try:
             self.run.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.run / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise RunFolderError(f"cannot create run folder {self.run}: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = _read_holder(fd)
-            os.close(fd)
+        holder = try_flock(fd)
+        if holder is not None:
             raise RunFolderError(f"{self.run} is in use by another part process ({holder}); wait for it to "
-                                 "finish or choose another --out") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "since": _dt.datetime.now().isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+                                 "finish or choose another --out")
         self.fd, self.depth = fd, 1
         _HELD[self.key] = self
         return self
@@ -133,14 +121,6 @@ def check_writer(run: str | Path | None, path: str | Path) -> None:
     naming the holder, while the run is in use, so a command fails before its work rather than after it."""
     with writes_into(run, path):
         pass
-
-
-def _read_holder(fd: int) -> str:
-    try:
-        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
-        return f"pid {info.get('pid')} on host {info.get('host')} since {info.get('since')}"
-    except (OSError, ValueError):
-        return "holder unknown"
 
 
 @dataclass

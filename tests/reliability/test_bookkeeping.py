@@ -150,3 +150,58 @@ def test_allow_data_change_without_resume_is_one_line(tmp_path, config, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--allow-data-change" in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+class _SigtermAt(torch.nn.Module):
+    """Wrap an objective: its forward call ``at`` sends this process a SIGTERM (a preemption mid-run)."""
+
+    def __init__(self, inner, at):
+        super().__init__()
+        self.inner, self.backbone, self.calls, self.at = inner, inner.backbone, 0, at
+        self.uses_labels = getattr(inner, "uses_labels", False)
+
+    def forward(self, *a, **k):
+        import os
+        import signal
+
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.inner(*a, **k)
+
+    def state_dict(self, *a, **k):
+        return self.inner.state_dict(*a, **k)
+
+
+@fault
+@pytest.mark.parametrize("objective,command", [("part", "pretrain"), ("supervised", "finetune")])
+def test_a_stop_names_the_command_that_continues_the_run(tmp_path, data, objective, command):
+    from part.engine import TrainingStopped, build_objective
+
+    raw = tiny_raw(data, max_steps=8)
+    if objective == "supervised":
+        raw["objective"] = {"name": "supervised", "options": {"num_classes": 4}}
+    cfg = config_from_dict(raw)
+    with pytest.raises(TrainingStopped) as info:
+        train(cfg, tmp_path / "run", objective=_SigtermAt(build_objective(cfg), at=2), progress=False)
+    assert info.value.step == 2 and info.value.exit_code == 143
+    assert str(info.value).endswith(f"; continue with: part {command} --out {tmp_path / 'run'} --resume")
+    assert [p.name for p in ck.verified_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_0000002.pt"]
+
+
+@fault
+def test_a_stop_inside_an_ablation_says_to_rerun_the_ablation(tmp_path, monkeypatch):
+    from part.ablation import run as ablation_run
+    from part.engine import TrainingStopped
+    from tests.ablation.golden import tiny, write_splits
+
+    def stopped(*a, **k):
+        raise TrainingStopped("stopped at step 1 of 2 by SIGTERM; checkpoint c.pt", 1, 15, "part pretrain --out x --resume")
+
+    monkeypatch.setattr(ablation_run, "pretrain", stopped)
+    with pytest.raises(TrainingStopped) as info:
+        part.ablate(tiny(write_splits(tmp_path / "data")), out=tmp_path / "abl", verbose=False, progress=False)
+    assert info.value.exit_code == 143 and info.value.step == 1
+    assert str(info.value).startswith("stopped at step 1 of 2 by SIGTERM; checkpoint c.pt; continue with: the same "
+                                      f"part ablate command on --out {tmp_path / 'abl'}")
+    assert "part pretrain" not in str(info.value)

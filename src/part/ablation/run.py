@@ -23,7 +23,7 @@ import yaml
 
 from ..api import pretrain
 from ..config import config_from_dict, save_config
-from ..engine import RunLock, TrainingDiverged, list_checkpoints
+from ..engine import RunLock, TrainingDiverged, TrainingStopped, list_checkpoints
 from ..engine.folders import check_folder, write_marker
 from ..engine.info import last_record
 from ..engine.runs import run_folder_config
@@ -416,22 +416,35 @@ def ablate(
         for source in dict.fromkeys(c.pretrain_data for c in cells if c.pretrain_data is not None):
             write_pretrain_data(source)  # pretrain_on: train+test (part.ablation.folds)
         t_all = time.perf_counter()
-        rows, ran, skipped = _run_cells(cells, out, acfg, progress, log, summaries)
-        groups = aggregate(rows)
-        table = format_markdown(groups)
-        csv_path = write_csv(rows, out / "results.csv")
-        table_path = write_table(table, len(rows), out / "table.md", acfg.name)
-        plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
-        page = (write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page))
-                if acfg.page and acfg.summaries else None)
-        if page is not None:
-            log(f"results page: {page}")
-        paired = _paired(all_cells, acfg, out, summaries, log)
+        try:
+            rows, ran, skipped = _run_cells(cells, out, acfg, progress, log, summaries)
+        except TrainingStopped as exc:  # a cell's run stopped on a signal: the ablation continues, not that run
+            raise exc.continued_by(f"the same part ablate command on --out {out} (finished stages are skipped, "
+                                   "this run resumes from its checkpoint)") from None
+        res = _write_results(rows, cells, all_cells, acfg, out, summaries, log)
+        res.ran, res.skipped = ran, skipped
         if verbose:
-            print(table)
+            print(res.table)
             print(f"ablation '{acfg.name}': {len(ran)} cells run, {len(skipped)} skipped, "
                   f"{time.perf_counter() - t_all:.0f} s; results in {out}")
-        return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells, page, paired)
+        return res
+
+
+def _write_results(rows: list, cells: list[Cell], all_cells: list[Cell], acfg: AblationConfig, out: Path,
+                   summaries: Summaries, log) -> AblationResult:
+    """The ablation's outputs from its rows: ``results.csv``, ``table.md``, the plots, the results page (from the
+    stage summaries of the whole plan) and the paired differences."""
+    groups = aggregate(rows)
+    table = format_markdown(groups)
+    csv_path = write_csv(rows, out / "results.csv")
+    table_path = write_table(table, len(rows), out / "table.md", acfg.name)
+    plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
+    page = (write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page))
+            if acfg.page and acfg.summaries else None)
+    if page is not None:
+        log(f"results page: {page}")
+    paired = _paired(all_cells, acfg, out, summaries, log)
+    return AblationResult(out, rows, groups, table, csv_path, table_path, plots, [], [], cells, page, paired)
 
 
 def _paired(cells: list[Cell], acfg: AblationConfig, out: Path, summaries: Summaries, log) -> list:

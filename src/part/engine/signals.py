@@ -16,12 +16,20 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, a
 
 
 class TrainingStopped(RuntimeError):
-    """Training stopped on a signal after writing a checkpoint; ``step``, ``signum`` and ``exit_code``."""
+    """Training stopped on a signal after writing a checkpoint; ``step``, ``signum`` and ``exit_code``.
+    ``stopped``: what happened (step, signal, checkpoint); ``resume``: the command that continues it. The
+    message is both (``<stopped>; continue with: <resume>``); a caller that ran the training for another
+    command (``part ablate``) raises it again with its own :meth:`continued_by`."""
 
-    def __init__(self, message: str, step: int, signum: int):
-        super().__init__(message)
+    def __init__(self, stopped: str, step: int, signum: int, resume: str | None = None):
+        super().__init__(stopped + (f"; continue with: {resume}" if resume else ""))
+        self.stopped, self.resume = stopped, resume
         self.step, self.signum = step, signum
         self.exit_code = EXIT_CODES.get(signum, 128 + int(signum))
+
+    def continued_by(self, resume: str) -> "TrainingStopped":
+        """The same stop, continued by the command ``resume``."""
+        return TrainingStopped(self.stopped, self.step, self.signum, resume)
 
 
 class StopRequests:

@@ -203,7 +203,7 @@ def _loop(s: TrainState, cfg: Config, di: DistInfo, ckpt: Checkpointer, hooks: H
             except WorkerStopped:  # stop before this step, as the signal asked: nothing applied
                 if ckpt.checkpoint(s):
                     hooks.moved(ckpt.run)
-                raise _stopped(s, ckpt, stops) from None
+                raise _stopped(s, cfg, ckpt, stops) from None
             except NonFiniteLoss as bad:
                 raise TrainingDiverged(ckpt.divergence_message(bad.value, bad.step, bad.lr)) from None
             meter.images += out.batch * s.accum * di.world_size
@@ -220,7 +220,7 @@ def _loop(s: TrainState, cfg: Config, di: DistInfo, ckpt: Checkpointer, hooks: H
             if (s.step % t.ckpt_every == 0 or s.step == s.total or stop) and ckpt.checkpoint(s):
                 hooks.moved(ckpt.run)
             if stop:
-                raise _stopped(s, ckpt, stops)
+                raise _stopped(s, cfg, ckpt, stops)
     return history
 
 
@@ -290,11 +290,12 @@ def _finish(run: Path, objective: nn.Module, s: TrainState, hooks: Hooks) -> Non
     hooks.finished(run)
 
 
-def _stopped(s: TrainState, ckpt: Checkpointer, stops: StopRequests) -> TrainingStopped:
+def _stopped(s: TrainState, cfg: Config, ckpt: Checkpointer, stops: StopRequests) -> TrainingStopped:
     """The one-line stop on a signal, after the checkpoint of ``s.step``."""
+    command = "finetune" if cfg.objective.name == "supervised" else "pretrain"
     return TrainingStopped(f"stopped at step {s.step} of {s.total} by {_signal_name(stops.signum)}; checkpoint "
-                           f"{ckpt.path(s.step)}; continue with: part pretrain --out {ckpt.run} --resume",
-                           s.step, stops.signum or 15)
+                           f"{ckpt.path(s.step)}", s.step, stops.signum or 15,
+                           f"part {command} --out {ckpt.run} --resume")
 
 
 def _signal_name(signum) -> str:

@@ -41,3 +41,16 @@ def test_every_committed_summary_matches_todays_plan(config):
 
 def test_the_protocols_are_found():
     assert {p.stem for p in PROTOCOLS} >= {"results_fmnist", "results_blink", "results_fingermovements"}
+
+
+@pytest.mark.parametrize("config", PROTOCOLS, ids=lambda p: p.stem)
+def test_every_kept_pretraining_matches_the_sha256_its_summary_records(config):
+    """A later session continues from ``<cell>/pretrain.safetensors`` instead of pretraining again: each must be
+    the file its pretraining summary describes."""
+    from part.ablation.summaries import Summaries
+
+    summaries = Summaries(ROOT / load_ablation_config(config).summaries)
+    kept = sorted(summaries.folder.glob("*/pretrain.safetensors")) if summaries.folder.is_dir() else []
+    bad = [f"{p.parent.name}: {why}" for p in kept for path, why in [summaries.verified_weights(p.parent.name)]
+           if path is None]
+    assert not bad, bad

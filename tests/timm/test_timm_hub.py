@@ -187,7 +187,7 @@ def test_the_committed_reference_model_loads_in_timm_with_part_s_features():
     net = timm.create_model(f"local-dir:{ref}", pretrained=True).eval()
     ours = part.load(ref)
     images, _ = load_fixture_images()
-    x = ours.normalize(torch.from_numpy(images).float().div(255).unsqueeze(1))
+    x = ours.normalize(torch.from_numpy(images.copy()).float().div(255).unsqueeze(1))
     dc = timm.data.resolve_data_config(model=net)
     tf = timm.data.create_transform(**dc, is_training=False)
     x_timm = torch.stack([tf(Image.fromarray(img)) for img in images])

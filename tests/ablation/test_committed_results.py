@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from part.ablation.plan import plan_cells
-from part.ablation.run import _same, cell_spec
+from part.ablation.specs import cell_spec, same
 from part.ablation.settings import load_ablation_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_every_committed_summary_matches_todays_plan(config):
         spec = planned.get(cell, {}).get(stage)
         if spec is None:
             stale.append(f"{cell}/{stage}: not in today's plan")
-        elif not _same(stage, summ["spec"], spec):
+        elif not same(stage, summ["spec"], spec):
             stale.append(f"{cell}/{stage}: spec differs")
     assert not stale, f"{len(stale)} of {len(found)} summaries in {folder} would be rerun: {stale[:5]}"
 

@@ -2,8 +2,8 @@
 (:func:`part.pretrain`, :func:`part.evaluation.evaluate`, :func:`part.evaluation.probe`,
 :func:`part.evaluation.finetune`), resumable, then the reports and plots.
 
-Resuming: every finished stage is recorded in ``<cell>/stages.json`` with its *spec* (its settings in a
-JSON-normal form, without the settings that change how a run executes but not what it computes); a finished
+Resuming: every finished stage is recorded in ``<cell>/stages.json`` with its *spec* (:mod:`part.ablation.specs`:
+its settings in a JSON-normal form, without those that change how a run executes, not what it computes); a finished
 cell's ``result.json`` holds the specs of all its stages and its row. A stage whose stored spec equals today's
 is not redone; a cell whose every spec is equal is skipped without loading a model. Specs written by an older
 version are read in today's normal form (fields added since then take their defaults).
@@ -12,17 +12,16 @@ version are read in today's normal form (fields added since then take their defa
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import yaml
 
 from ..api import pretrain
-from ..config import config_from_dict, save_config
+from ..config import save_config
 from ..engine import RunLock, TrainingDiverged, TrainingStopped, list_checkpoints
 from ..engine.folders import check_folder, write_marker
 from ..engine.info import last_record
@@ -35,10 +34,12 @@ from .paired import check_baseline, format_paired, paired_differences, write_pai
 from .plan import Cell, plan_cells
 from .page import write_page
 from .stages import loss_curve, probe_curve, probe_stage, val_curve
+from .specs import (canonical, cell_spec, filled_by_engine, first_difference, normal_form, planned_stages,
+                    run_spec, same)
 from .summaries import Summaries
 from .plots import make_plots
 from .report import aggregate, cell_row, format_markdown, write_csv, write_table
-from .settings import AblationConfig, PretextSettings, ProbeSettings, load_ablation_config
+from .settings import AblationConfig, load_ablation_config
 
 
 @dataclass
@@ -61,102 +62,13 @@ class AblationResult:
     paired: list = field(default_factory=list)  # paired differences (part.ablation.paired), paired.md
 
 
-# --------------------------------------------------------------------------------------------------
-# specs: what a stage computes, to compare stored and current settings
-# --------------------------------------------------------------------------------------------------
-# how a run executes, not what it computes: changing them keeps finished cells valid
-EXEC_KEYS = (("train", "threads"), ("data", "num_workers"), ("train", "log_every"), ("train", "ckpt_every"),
-             ("train", "keep_last"), ("train", "device"))
-_STAGE_TYPES = {"pretext": PretextSettings, "probe": ProbeSettings}
-
-
-def _norm(obj) -> Any:
-    """JSON-normal form (tuples -> lists, sorted keys) for comparing stored and current settings."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
-
-
-def first_difference(old, new, prefix: str = "") -> str:
-    """``"optim.lr: 0.001 -> 0.005"``: the first key (sorted, depth first) whose values differ."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in sorted(set(old) | set(new), key=str):
-            if old.get(k, "<unset>") != new.get(k, "<unset>"):
-                return first_difference(old.get(k, "<unset>"), new.get(k, "<unset>"), f"{prefix}{k}.")
-    return f"{prefix.rstrip('.')}: {old!r} -> {new!r}"
-
-
-def run_spec(cfg: dict) -> dict:
-    """The spec of a training run's config (a mapping): normal form without :data:`EXEC_KEYS` (and without
-    ``train.epochs`` when ``train.max_steps`` is set: it is then not used)."""
-    out = _norm(cfg)
-    for section, key in EXEC_KEYS:
-        out.get(section, {}).pop(key, None)
-    train = out.get("train", {})
-    if train.get("max_steps") is not None:  # max_steps overrides epochs: epochs computes nothing then
-        train.pop("epochs", None)
-    return out
-
-
-def cell_spec(cell: Cell, acfg: AblationConfig) -> dict:
-    """The spec of every stage of ``cell`` (None: the stage does not run): ``pretrain``, ``pretext``,
-    ``probe``, ``probe_curve`` and one per fine-tune run (``finetune`` or ``finetune-f0.1-s2``)."""
-    pre = cell.pretrain is not None
-    probe = dataclasses.asdict(acfg.probe) if acfg.probe.enabled and pre else None
-    spec = {
-        "pretrain": run_spec(cell.pretrain.to_dict()) if pre else None,
-        "pretext": dataclasses.asdict(acfg.pretext) if acfg.pretext.enabled and pre else None,
-        "probe": probe,
-        "probe_curve": probe if probe is not None and acfg.probe.curve else None,
-    }
-    for r in cell.finetunes:
-        spec[r.key] = run_spec(r.config.to_dict())
-        if not acfg.finetune.test:
-            spec[r.key]["test"] = False
-    return _norm(spec)
-
-
-def planned_stages(cells: list[Cell], acfg: AblationConfig) -> list[tuple[str, str]]:
-    """Every ``(cell, stage)`` the plan runs (the results page lists those without a summary)."""
-    return [(c.name, st) for c in cells for st, sp in cell_spec(c, acfg).items() if sp is not None]
-
-
-def canonical(stage: str, value) -> Any:
-    """A stored stage spec in today's normal form: settings written by an older version get the fields
-    added since then at their defaults, so adding an option to the config schema does not invalidate
-    finished cells. Unreadable specs stay as they are (and compare unequal)."""
-    if value is None or not isinstance(value, dict):
-        return value
-    try:
-        if stage == "pretrain" or stage.startswith("finetune"):
-            extra = {k: value[k] for k in ("test",) if k in value}
-            base = {k: v for k, v in value.items() if k not in extra}
-            return {**run_spec(config_from_dict(base).to_dict()), **_norm(extra)}
-        return _norm(dataclasses.asdict(_STAGE_TYPES[stage.replace("probe_curve", "probe")](**value)))
-    except (TypeError, ValueError, KeyError):
-        return _norm(value)
-
-
-def _same(stage: str, old, new) -> bool:
-    return canonical(stage, old) == new
-
-
-def _filled_by_engine(old: dict, spec: dict) -> dict:
-    """A run folder's recorded config as the ablation spec states it: ``data.mean`` / ``data.std`` that the
-    engine filled in (signal statistics of the train split, ``part.engine.complete_config``) are dropped where
-    the spec leaves them unset."""
-    old = json.loads(json.dumps(old))
-    for key in ("mean", "std"):
-        if spec.get("data", {}).get(key) is None and key in old.get("data", {}):
-            old["data"][key] = None
-    return old
-
-
 def _run_dir_state(run: Path, spec: dict, what: str, cell: str) -> tuple[bool, bool]:
     """``(resume, overwrite)`` for the engine on an existing run folder; a folder trained with other
     settings raises ``ValueError``."""
     cfg_path = run / "config.yaml"
     if not cfg_path.is_file():
         return False, run.exists() and any(run.iterdir())
-    old = _filled_by_engine(run_spec(run_folder_config(run).to_dict()), spec)
+    old = filled_by_engine(run_spec(run_folder_config(run).to_dict()), spec)
     if old != spec:
         raise ValueError(
             f"cell {cell}: {run} holds a {what} run with other settings ({first_difference(old, spec)}); "
@@ -178,10 +90,10 @@ def run_cell(cell: Cell, cdir: Path, acfg: AblationConfig, spec: dict, progress:
     stages = read_json(stages_path)
 
     def done(stage: str) -> bool:
-        if stage in stages and _same(stage, stages[stage].get("spec"), spec[stage]):
+        if stage in stages and same(stage, stages[stage].get("spec"), spec[stage]):
             return True
         summ = summaries.read(cell.name, stage)
-        if summ is not None and _same(stage, summ.get("spec"), spec[stage]):
+        if summ is not None and same(stage, summ.get("spec"), spec[stage]):
             stages[stage] = {"spec": spec[stage], "metrics": summ["metrics"], "seconds": summ["seconds"],
                              "curve": summ.get("curve") or []}
             return True
@@ -307,7 +219,7 @@ def _finetune_stage(cell: Cell, r, cdir: Path, acfg: AblationConfig, spec: dict,
     ft_run = cdir / r.key
     if r.key in stages or (ft_run / "config.yaml").is_file():
         old = (canonical(r.key, stages[r.key]["spec"]) if r.key in stages
-               else _filled_by_engine(run_spec(run_folder_config(ft_run).to_dict()), spec[r.key]))
+               else filled_by_engine(run_spec(run_folder_config(ft_run).to_dict()), spec[r.key]))
         new = _training_spec(spec[r.key])
         old = _training_spec(old)
         if old != new:  # a new fine-tune recipe on the same pretrained weights
@@ -344,7 +256,7 @@ def _finished_row(result_path: Path, spec: dict) -> dict | None:
     old = read_json(result_path)
     stored = old.get("spec")
     if "row" in old and isinstance(stored, dict) and set(stored) == set(spec) and all(
-            _same(k, stored[k], spec[k]) for k in spec):
+            same(k, stored[k], spec[k]) for k in spec):
         return old["row"]
     return None
 
@@ -412,7 +324,7 @@ def ablate(
             shutil.rmtree(out / "cells")
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "ablation.yaml",
-                     lambda tmp: Path(tmp).write_text(yaml.safe_dump(_norm(acfg.to_dict()), sort_keys=False)))
+                     lambda tmp: Path(tmp).write_text(yaml.safe_dump(normal_form(acfg.to_dict()), sort_keys=False)))
         for source in dict.fromkeys(c.pretrain_data for c in cells if c.pretrain_data is not None):
             write_pretrain_data(source)  # pretrain_on: train+test (part.ablation.folds)
         t_all = time.perf_counter()
@@ -454,7 +366,7 @@ def _paired(cells: list[Cell], acfg: AblationConfig, out: Path, summaries: Summa
         return []
     specs = {c.name: cell_spec(c, acfg) for c in cells}
     res = paired_differences(cells, acfg.paired, out, summaries,
-                             valid=lambda c, st, sp: specs[c.name].get(st) is not None and _same(st, sp, specs[c.name][st]))
+                             valid=lambda c, st, sp: specs[c.name].get(st) is not None and same(st, sp, specs[c.name][st]))
     write_paired(res, out / "paired.md", acfg.name)
     log(format_paired(res) if res else "paired: no pairs yet")
     return res
@@ -504,5 +416,4 @@ def _run_cells(cells: list[Cell], out: Path, acfg: AblationConfig, progress: boo
         log(f"  done in {row['wall_s'] or 0:.1f} s")
     return rows, ran, skipped
 
-__all__ = ["ablate", "AblationResult", "select_cells", "run_cell", "cell_spec", "run_spec", "canonical", "first_difference",
-           "EXEC_KEYS"]
+__all__ = ["ablate", "AblationResult", "select_cells", "run_cell"]

@@ -7,7 +7,7 @@ are committed with the code:
 ``{"cell", "stage", "spec", "spec_hash", "seeds", "metrics", "seconds", "curve", "commit", "machine",
 "finished"}``
 
-* ``spec``/``spec_hash``: what the stage computes (:func:`part.ablation.run.cell_spec`; SHA-256 of its JSON
+* ``spec``/``spec_hash``: what the stage computes (:func:`part.ablation.specs.cell_spec`; SHA-256 of its JSON
   normal form, first 16 hex digits). A stage whose summary holds today's spec is not run again, on any
   machine: rerunning the protocol command continues where the committed summaries stop.
 * ``seeds``: ``pretrain`` (the cell's seed) and ``finetune`` (the fine-tune's, for fine-tune stages).

@@ -161,6 +161,7 @@ def test_page_tables_claims_and_missing_stages(protocol_run, root, tmp_path):
                     "## Linear probe vs pretraining epoch", "## Stages: wall time, code, machine"):
         assert heading in text
     assert "| PART beats scratch at 50 % |" in text and "(n=2)" in text
+    assert f"{PART_ROW}@0.5 (n=2 from 1 pretraining)" in text and "supervised@0.5 (n=2) |" in text
     assert "test split" in text and (tmp / "docs" / "images" / "results" / "tiny" / "probe_vs_epoch.png").is_file()
     # the page from the summaries alone, with a stage planned that no summary has yet
     more = dict(cfg, finetune={**cfg["finetune"], "seeds": [0, 1, 2]}, page=str(tmp_path / "page.md"))

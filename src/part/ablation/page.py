@@ -137,10 +137,19 @@ def _claims(acfg, by_stage: dict[str, list[dict]]) -> str:
         verdict = ("not run yet" if not a or not b else "too few runs for an interval (n < 2)" if half is None
                    else judge(diff, half, c["margin"] / 100.0))
         shown = "—" if diff is None else f"{100 * diff:+.2f}" + (f" ± {100 * half:.2f}" if half is not None else "")
-        rows.append([c["name"], f"{c['better']} (n={len(a)})", f"{best} (n={len(b)})", metric, shown,
-                     f"{c['margin']:g}", verdict])
+        rows.append([c["name"], f"{c['better']} ({_runs(pool, c['better'], len(a))})",
+                     f"{best} ({_runs(pool, best, len(b))})", metric, shown, f"{c['margin']:g}", verdict])
     return _table(["claim", "better", "worse", "metric (test)", "difference, points (95 % CI)", "margin",
-                   "verdict"], rows)
+                   "verdict"], rows) + (
+        "\n\nn counts runs. For a pretrained row it also says from how many pretrainings (pretraining seeds) its "
+        "runs come: runs of one pretraining measure the spread of the fine-tune seeds, not of the pretraining.")
+
+
+def _runs(pool: list[dict], row: str, n: int) -> str:
+    """``n=3`` (a row without pretraining) or ``n=3 from 1 pretraining``: how many runs, and of how many
+    pretraining seeds."""
+    seeds = {s["seeds"].get("pretrain") for s in pool if row_of(s) == row} - {None}
+    return f"n={n}" + (f" from {len(seeds)} pretraining{'s' if len(seeds) != 1 else ''}" if seeds else "")
 
 
 def _finish_axes(ax, xlabel: str, ylabel: str, legend_size: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -112,12 +113,25 @@ def finished_run(tmp: Path, name: str = "run") -> tuple[Path, Path, Path]:
     return data, cfg, tmp / name
 
 
-class ScriptedLoss(torch.nn.Module):
+class WrappedObjective(torch.nn.Module):
+    """An objective the trainer sees as ``inner`` (its backbone, whether it takes labels, its weights), counting
+    the forward calls in ``calls``; subclasses change what a call does."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.backbone, self.calls = inner, inner.backbone, 0
+        self.uses_labels = getattr(inner, "uses_labels", False)
+
+    def state_dict(self, *a, **k):
+        return self.inner.state_dict(*a, **k)
+
+
+class ScriptedLoss(WrappedObjective):
     """Wrap an objective: from forward call ``spike`` on its loss is huge (finite), from call ``nan`` on NaN."""
 
     def __init__(self, inner, spike, nan):
-        super().__init__()
-        self.inner, self.backbone, self.calls, self.spike, self.nan = inner, inner.backbone, 0, spike, nan
+        super().__init__(inner)
+        self.spike, self.nan = spike, nan
 
     def forward(self, x, generator=None):
         self.calls += 1
@@ -128,5 +142,16 @@ class ScriptedLoss(torch.nn.Module):
             out.loss = out.loss * float("nan")
         return out
 
-    def state_dict(self, *a, **k):
-        return self.inner.state_dict(*a, **k)
+
+class SigtermAt(WrappedObjective):
+    """Wrap an objective: its forward call ``at`` sends this process a SIGTERM (a preemption mid-run)."""
+
+    def __init__(self, inner, at):
+        super().__init__(inner)
+        self.at = at
+
+    def forward(self, *a, **k):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.inner(*a, **k)

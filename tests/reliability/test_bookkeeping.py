@@ -19,7 +19,7 @@ from part.config import config_from_dict
 from part.engine import checkpoint as ck
 from part.engine.trainer import TrainingDiverged, train
 
-from .helpers import ScriptedLoss, snapshot, tiny_raw
+from .helpers import ScriptedLoss, SigtermAt, snapshot, tiny_raw
 
 fault = pytest.mark.fault
 
@@ -152,27 +152,6 @@ def test_allow_data_change_without_resume_is_one_line(tmp_path, config, capsys):
     assert not (tmp_path / "r").exists()
 
 
-class _SigtermAt(torch.nn.Module):
-    """Wrap an objective: its forward call ``at`` sends this process a SIGTERM (a preemption mid-run)."""
-
-    def __init__(self, inner, at):
-        super().__init__()
-        self.inner, self.backbone, self.calls, self.at = inner, inner.backbone, 0, at
-        self.uses_labels = getattr(inner, "uses_labels", False)
-
-    def forward(self, *a, **k):
-        import os
-        import signal
-
-        self.calls += 1
-        if self.calls == self.at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return self.inner(*a, **k)
-
-    def state_dict(self, *a, **k):
-        return self.inner.state_dict(*a, **k)
-
-
 @fault
 @pytest.mark.parametrize("objective,command", [("part", "pretrain"), ("supervised", "finetune")])
 def test_a_stop_names_the_command_that_continues_the_run(tmp_path, data, objective, command):
@@ -183,7 +162,7 @@ def test_a_stop_names_the_command_that_continues_the_run(tmp_path, data, objecti
         raw["objective"] = {"name": "supervised", "options": {"num_classes": 4}}
     cfg = config_from_dict(raw)
     with pytest.raises(TrainingStopped) as info:
-        train(cfg, tmp_path / "run", objective=_SigtermAt(build_objective(cfg), at=2), progress=False)
+        train(cfg, tmp_path / "run", objective=SigtermAt(build_objective(cfg), at=2), progress=False)
     assert info.value.step == 2 and info.value.exit_code == 143
     assert str(info.value).endswith(f"; continue with: part {command} --out {tmp_path / 'run'} --resume")
     assert [p.name for p in ck.verified_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_0000002.pt"]

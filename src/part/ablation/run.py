@@ -333,8 +333,7 @@ def ablate(
         except TrainingStopped as exc:  # a cell's run stopped on a signal: the ablation continues, not that run
             raise exc.continued_by(f"the same part ablate command on --out {out} (finished stages are skipped, "
                                    "this run resumes from its checkpoint)") from None
-        res = _write_results(rows, cells, all_cells, acfg, out, summaries, log)
-        res.ran, res.skipped = ran, skipped
+        res = _write_results(rows, ran, skipped, cells, all_cells, acfg, out, summaries, log)
         if verbose:
             print(res.table)
             print(f"ablation '{acfg.name}': {len(ran)} cells run, {len(skipped)} skipped, "
@@ -342,10 +341,11 @@ def ablate(
         return res
 
 
-def _write_results(rows: list, cells: list[Cell], all_cells: list[Cell], acfg: AblationConfig, out: Path,
-                   summaries: Summaries, log) -> AblationResult:
-    """The ablation's outputs from its rows: ``results.csv``, ``table.md``, the plots, the results page (from the
-    stage summaries of the whole plan) and the paired differences."""
+def _write_results(rows: list, ran: list, skipped: list, cells: list[Cell], all_cells: list[Cell],
+                   acfg: AblationConfig, out: Path, summaries: Summaries, log) -> AblationResult:
+    """The ablation's outputs from its rows (``ran`` / ``skipped``: the cells this call ran / found finished):
+    ``results.csv``, ``table.md``, the plots, the results page (from the stage summaries of the whole plan) and
+    the paired differences."""
     groups = aggregate(rows)
     table = format_markdown(groups)
     csv_path = write_csv(rows, out / "results.csv")
@@ -356,7 +356,7 @@ def _write_results(rows: list, cells: list[Cell], all_cells: list[Cell], acfg: A
     if page is not None:
         log(f"results page: {page}")
     paired = _paired(all_cells, acfg, out, summaries, log)
-    return AblationResult(out, rows, groups, table, csv_path, table_path, plots, [], [], cells, page, paired)
+    return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells, page, paired)
 
 
 def _paired(cells: list[Cell], acfg: AblationConfig, out: Path, summaries: Summaries, log) -> list:

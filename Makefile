@@ -109,7 +109,8 @@ results-page: setup
 	for set in blink fingermovements; do $(VPY) -m part ablate --config configs/results_$$set.yaml --report-only || exit 1; done
 
 # The reference PART model (issue 24): the protocol's PART pretraining (seed 0), published with its relative
-# encoder (timm reads the backbone; part probe / visualize the whole model), probed, its capability figures
+# encoder (timm reads the backbone; part probe / visualize the whole model; re-exported only where its run folder
+# is on this machine, else the committed export is used), probed, its capability figures
 # (4 test images, docs/images/reference/) and numbers (100 test images), beside the demo model's when
 # $(RUNS)/demo exists (make demo); scripts/reference_card.py writes them into the model card and
 # docs/reference_model.md
@@ -120,7 +121,9 @@ TEST_IMAGES := $(FMNIST_DIR)/t10k-images-idx3-ubyte.gz
 REF_VIS = for kind in reconstruct uncertainty symmetry; do \
 	$(VPY) -m part visualize $$kind --run $(1) --images $(TEST_IMAGES) --out $(2)/$$kind --num-images $(3) || exit 1; done
 reference: setup data
-	$(VPY) -m part export --run $(REF_RUN) --out $(REF_OUT) --relative-encoder
+	@if [ -d $(REF_RUN) ]; then $(VPY) -m part export --run $(REF_RUN) --out $(REF_OUT) --relative-encoder || exit 1; \
+	elif [ -f $(REF_OUT)/model.safetensors ]; then echo "reference: no run folder $(REF_RUN) here; using the committed $(REF_OUT)"; \
+	else echo "reference: neither the run folder $(REF_RUN) nor $(REF_OUT)/model.safetensors exists" >&2; exit 2; fi
 	$(VPY) -m part probe --run $(REF_OUT) --out $(REF_NUM)/probe.json
 	$(call REF_VIS,$(REF_OUT),docs/images/reference,4)
 	$(call REF_VIS,$(REF_OUT),$(REF_NUM)/numbers,100)

@@ -12,7 +12,12 @@ it times forward + backward + AdamW step under each lever against the fp32 defau
   chlast t=1    channels_last input (2D only: the patch-embedding convolution is the only conv)
 
 Medians over ``--repeats`` steps after ``--warmup``, interleaved round-robin so a change of machine load hits
-every lever alike; the load average is printed before and after. It also reports the loss after the same
+every lever alike; the load average is printed before and after.
+
+Data: the per-image cost of a training batch on one core (the protocols' ``num_workers: 0``), the trainer's own
+``SeededItems`` over 28 x 28 images with the fine-tune augmentation, with each item seeded by
+``seeded_cpu_rng`` (now) against ``torch.manual_seed`` inside ``fork_rng`` (before: it also seeds, or queues
+with a formatted stack trace, every accelerator backend). Both give the same images (tests/data). It also reports the loss after the same
 ``--check`` steps from the same seed under fp32 and bf16, to see whether a faster lever changes the numbers.
 
     python benchmarks/bench_cpu_levers.py            # the protocol shapes (~5-10 min on 2 idle cores)
@@ -36,7 +41,9 @@ except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 from part.config import load_config
+from part.data.transforms import FASHION_MNIST_MEAN, FASHION_MNIST_STD, build_transforms
 from part.engine import build_objective
+from part.engine.loader import SeededItems
 
 
 def shapes(quick: bool) -> dict:
@@ -90,6 +97,41 @@ def make_step(overrides, batch, lever: str, seed: int = 0):
     return step, time.perf_counter() - t0
 
 
+class _Images(torch.utils.data.Dataset):
+    """``n`` random ``(1, 28, 28)`` images in [0, 1] through ``transform``, label 0."""
+
+    def __init__(self, n: int, transform):
+        self.images = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.transform(self.images[i]), 0
+
+
+def data_rates(items: int, rounds: int) -> dict:
+    """Median ms per training item, seeded as the loaders do now and as they did before, round-robin."""
+    tf = build_transforms(True, 28, FASHION_MNIST_MEAN, FASHION_MNIST_STD, rrc_scale=(0.5, 1.0), hflip=0.5)
+    seeded = SeededItems(_Images(items, tf), seed=0)
+
+    def before(i: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((seeded.seed * 1_000_003 + seeded.epoch) * 10_000_019 + i)
+            return seeded.dataset[i]
+
+    ways = {"seeded_cpu_rng (now)": seeded.__getitem__, "torch.manual_seed (before)": before}
+    times = {k: [] for k in ways}
+    for _ in range(rounds):
+        for label, fn in ways.items():
+            t0 = time.perf_counter()
+            for i in range(items):
+                fn(i)
+            times[label].append((time.perf_counter() - t0) / items * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -131,6 +173,12 @@ def main() -> None:
             fn, _ = make_step(overrides, batch, lever, seed=1)
             losses[lever] = [fn() for _ in range(args.check)]
         print(f"  loss after {args.check} steps, same seed: fp32 {losses['fp32'][-1]:.4f}  bf16 {losses['bf16'][-1]:.4f}")
+    torch.set_num_threads(1)
+    ms = data_rates(32 if args.quick else 256, max(3, args.repeats // 2))
+    now = ms["seeded_cpu_rng (now)"]
+    print(f"\ndata, 28 x 28 fine-tune augmentation, one core: ms per item, and per batch of 256")
+    for label, v in ms.items():
+        print(f"  {label:28s} {v:7.3f} ms   {v * 256 / 1e3:6.3f} s per batch of 256   x{v / now:5.2f}")
     print(f"\nload average after: {os.getloadavg()}")
 
 

@@ -22,6 +22,7 @@ from part.data.transforms import (
     RandomResizedCrop,
     Resize,
     build_transforms,
+    seeded_cpu_rng,
 )
 
 
@@ -139,6 +140,30 @@ def test_global_seed_makes_the_pipeline_reproducible():
     x = g1(img)
     torch.manual_seed(1)
     assert torch.equal(x, g2(img))
+
+
+def test_seeded_cpu_rng_is_manual_seed_on_the_cpu_and_restores_the_state(monkeypatch):
+    """The per-item seeding of the loaders: the CPU stream of ``torch.manual_seed(seed)``, the state before
+    restored after, and ``torch.manual_seed`` (which seeds, or queues with a stack trace, every accelerator
+    backend) never called."""
+    img = torch.rand(3, 20, 20, generator=torch.Generator().manual_seed(0))
+    tf = build_transforms(True, 8, CIFAR100_MEAN, CIFAR100_STD)
+    expected = []
+    for seed in (0, 7, 2**40 + 3):
+        torch.manual_seed(seed)
+        expected.append((tf(img), torch.rand(2)))
+
+    def forbidden(seed):
+        raise AssertionError("torch.manual_seed called")
+
+    monkeypatch.setattr(torch, "manual_seed", forbidden)
+    torch.random.default_generator.manual_seed(123)
+    outside = torch.random.get_rng_state()
+    for seed, (out, after) in zip((0, 7, 2**40 + 3), expected):
+        with seeded_cpu_rng(seed):
+            assert torch.equal(tf(img), out)
+            assert torch.equal(torch.rand(2), after)
+        assert torch.equal(torch.random.get_rng_state(), outside)
 
 
 def test_build_transforms_train_and_eval():

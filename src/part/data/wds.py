@@ -49,6 +49,7 @@ from .errors import DatasetFormatError, DatasetNotFoundError, missing_path
 from .images.base import convert_channels, fit_image_size, to_unit_float
 from .images.build import image_transform
 from .images.folder import IMAGE_EXTENSIONS, find_images, read_image
+from .transforms import seeded_cpu_rng
 
 WDS_KIND = "wds"
 WDS_HINT = "pip install 'part[wds]' (webdataset)"
@@ -284,8 +285,7 @@ class WdsStream(IterableDataset):
                 raise DatasetFormatError(f"{url}: member {key}.{image}: {str(exc).split(': ', 1)[-1]}") from None
             img = fit_image_size(convert_channels(to_unit_float(raw), self.channels), self.image_size)
             if self.transform is not None:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
+                with seeded_cpu_rng(seed):
                     img = self.transform(img)
             return img, label
         if "npy" in sample:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from ..data.transforms import seeded_cpu_rng
+
 
 def epoch_order(length: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
     """The global order of epoch ``epoch``: ``(length,)`` int64, a permutation drawn from ``(seed, epoch)``
@@ -85,8 +87,7 @@ class SeededItems(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+        with seeded_cpu_rng((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index):
             return self.dataset[index]
 
 

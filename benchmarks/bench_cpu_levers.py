@@ -176,7 +176,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ms = data_rates(32 if args.quick else 256, max(3, args.repeats // 2))
     now = ms["seeded_cpu_rng (now)"]
-    print(f"\ndata, 28 x 28 fine-tune augmentation, one core: ms per item, and per batch of 256")
+    print("\ndata, 28 x 28 fine-tune augmentation, one core: ms per item, and per batch of 256")
     for label, v in ms.items():
         print(f"  {label:28s} {v:7.3f} ms   {v * 256 / 1e3:6.3f} s per batch of 256   x{v / now:5.2f}")
     print(f"\nload average after: {os.getloadavg()}")

@@ -12,13 +12,13 @@ it times forward + backward + AdamW step under each lever against the fp32 defau
   chlast t=1    channels_last input (2D only: the patch-embedding convolution is the only conv)
 
 Medians over ``--repeats`` steps after ``--warmup``, interleaved round-robin so a change of machine load hits
-every lever alike; the load average is printed before and after.
+every lever alike; the load average is printed before and after. It also reports the loss after the same
+``--check`` steps from the same seed under fp32 and bf16, to see whether a faster lever changes the numbers.
 
 Data: the per-image cost of a training batch on one core (the protocols' ``num_workers: 0``), the trainer's own
 ``SeededItems`` over 28 x 28 images with the fine-tune augmentation, with each item seeded by
 ``seeded_cpu_rng`` (now) against ``torch.manual_seed`` inside ``fork_rng`` (before: it also seeds, or queues
-with a formatted stack trace, every accelerator backend). Both give the same images (tests/data). It also reports the loss after the same
-``--check`` steps from the same seed under fp32 and bf16, to see whether a faster lever changes the numbers.
+with a formatted stack trace, every accelerator backend). Both give the same images (tests/data).
 
     python benchmarks/bench_cpu_levers.py            # the protocol shapes (~5-10 min on 2 idle cores)
     python benchmarks/bench_cpu_levers.py --quick    # small shapes, seconds
@@ -118,7 +118,7 @@ def data_rates(items: int, rounds: int) -> dict:
 
     def before(i: int):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((seeded.seed * 1_000_003 + seeded.epoch) * 10_000_019 + i)
+            torch.manual_seed(seeded.item_seed(i))
             return seeded.dataset[i]
 
     ways = {"seeded_cpu_rng (now)": seeded.__getitem__, "torch.manual_seed (before)": before}

@@ -86,8 +86,12 @@ class SeededItems(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def item_seed(self, index: int) -> int:
+        """The seed of item ``index`` in this epoch: a pure function of ``(seed, epoch, index)``."""
+        return (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index
+
     def __getitem__(self, index: int):
-        with seeded_cpu_rng((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index):
+        with seeded_cpu_rng(self.item_seed(index)):
             return self.dataset[index]
 
 

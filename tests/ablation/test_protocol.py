@@ -148,7 +148,7 @@ def test_kept_weights_that_do_not_match_their_summary_are_not_used(protocol_run,
     more["finetune"] = {**more["finetune"], "fractions": [0.5], "seeds": [2]}
     part.ablate(more, out=tmp / "bad", verbose=True, progress=False)
     out = capsys.readouterr().out
-    assert "does not match the SHA-256 its summary records" in out and "pretraining again" in out
+    assert "does not match its recorded SHA-256" in out and "pretraining again" in out
     assert (tmp / "bad" / "cells" / f"{PART_ROW}-s0" / "pretrain" / "metrics.jsonl").is_file()  # trained again
 
 

@@ -82,6 +82,19 @@ CORRUPTIONS = {
 }
 
 
+def test_digest_mismatch_names_the_file_and_what_differs(tmp_path):
+    f = tmp_path / "w.safetensors"
+    f.write_bytes(b"0123456789")
+    want = ck.file_digest(f)
+    assert ck.digest_mismatch(f, want) is None
+    _flip(f)
+    assert "does not match its recorded SHA-256" in ck.digest_mismatch(f, want) and str(f) in ck.digest_mismatch(f, want)
+    f.write_bytes(b"01234")
+    assert ck.digest_mismatch(f, want) == f"{f} has 5 bytes, 10 recorded"
+    f.unlink()
+    assert ck.digest_mismatch(f, want) == f"{f} is missing"
+
+
 @fault
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
 def test_corrupt_newest_checkpoint_falls_back(tmp_path, data, reference, kind, capsys, monkeypatch):

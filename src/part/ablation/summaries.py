@@ -39,7 +39,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..engine.checkpoint import file_digest
+from ..engine.checkpoint import digest_mismatch, file_digest
 from ..io import atomic_write, read_json
 from ..evaluation.metrics import save_results_json
 
@@ -131,12 +131,8 @@ class Summaries:
         if not isinstance(want, dict):
             return None, "its pretraining summary records no weights"
         path = self.weights_path(cell)
-        if path is None or not path.is_file():
-            return None, f"{path} is missing"
-        got = file_digest(path)
-        if got["sha256"] != want.get("sha256") or got["bytes"] != want.get("bytes"):
-            return None, f"{path} does not match the SHA-256 its summary records"
-        return path, ""
+        why = "no summaries folder" if path is None else digest_mismatch(path, want)
+        return (None, why) if why else (path, "")
 
     def write(self, cell: str, stage: str, spec: Any, metrics: dict, seconds: float, seeds: dict,
               curve: list | None = None, meta: dict | None = None, weights: dict | None = None) -> Path | None:

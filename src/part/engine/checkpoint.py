@@ -143,6 +143,20 @@ def file_digest(path: str | Path) -> dict:
     return {"sha256": h.hexdigest(), "bytes": n}
 
 
+def digest_mismatch(path: str | Path, want: dict) -> str | None:
+    """``None`` when the file at ``path`` has the ``bytes`` and ``sha256`` that ``want`` records, else the reason
+    (one line naming the file); a missing file is a mismatch."""
+    path = Path(path)
+    if not path.is_file():
+        return f"{path} is missing"
+    got = file_digest(path)
+    if got["bytes"] != want.get("bytes"):
+        return f"{path} has {got['bytes']} bytes, {want.get('bytes')} recorded"
+    if got["sha256"] != want.get("sha256"):
+        return f"{path} does not match its recorded SHA-256 (corrupted on disk)"
+    return None
+
+
 def _manifest_path(ckpt: Path) -> Path:
     return ckpt.with_suffix(".json")
 
@@ -213,14 +227,9 @@ def verify_checkpoint(ckpt: str | Path) -> str | None:
     if not isinstance(files, dict) or not files:
         return "no readable manifest"
     for name, want in files.items():
-        path = ckpt.parent / name
-        if not path.is_file():
-            return f"{name} is missing"
-        got = file_digest(path)
-        if got["bytes"] != want.get("bytes"):
-            return f"{name} has {got['bytes']} bytes, the manifest says {want.get('bytes')}"
-        if got["sha256"] != want.get("sha256"):
-            return f"{name} does not match its sha256 (corrupted on disk)"
+        why = digest_mismatch(ckpt.parent / name, want if isinstance(want, dict) else {})
+        if why:
+            return why
     return None
 
 

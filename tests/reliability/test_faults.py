@@ -147,6 +147,22 @@ def test_keep_last_never_deletes_before_successor_is_verified(tmp_path, monkeypa
     assert state["step"] == 2 and path.name == "step_0000002.pt"
 
 
+@fault
+def test_a_stops_interim_checkpoint_is_outside_keep_last_and_goes_once_a_later_one_is_verified(tmp_path):
+    ckdir = tmp_path / "checkpoints"
+
+    def save(step, interim=False):
+        ck.save_checkpoint(ckdir, step, {"w": torch.full((3,), float(step))}, {"step": step}, keep_last=2,
+                           info={"interim": True} if interim else None)
+        return [ck.checkpoint_step(p) for p in ck.verified_checkpoints(ckdir)]
+
+    assert save(2) == [2] and save(4) == [2, 4]
+    assert save(5, interim=True) == [2, 4, 5]  # the stop's own state: the newest, what a resume reads
+    assert save(6) == [4, 6]  # the regular ones a run never stopped keeps (a probe curve's points)
+    assert save(7, interim=True) == [4, 6, 7] and save(7, interim=True) == [4, 6, 7]
+    assert save(8) == [6, 8]
+
+
 # --- disk full -------------------------------------------------------------------------------------
 @fault
 def test_disk_full_during_checkpoint(tmp_path, data, reference, monkeypatch, capsys):
@@ -255,12 +271,15 @@ def test_signal_checkpoints_at_the_stop_step_and_resumes_bit_identical(tmp_path,
     step = int(err[0].split("stopped at step ")[1].split()[0])
     assert 5 <= step < 400  # mid-interval: no regular checkpoint before step 1000
     assert [p.name for p in ck.verified_checkpoints(run / "checkpoints")] == [f"step_{step:07d}.pt"]
+    assert ck.read_manifest(run / "checkpoints" / f"step_{step:07d}.pt")["interim"] is True  # off ckpt_every
     assert records(run)[-1]["step"] == step
     done = run_cli("pretrain", "--out", str(run), "--resume", "--no-progress")
     assert done.returncode == 0, done.stderr
     ref = run_cli("pretrain", "--config", str(cfg), "--out", str(tmp_path / "ref"), "--no-progress")
     assert ref.returncode == 0
     same_end_state(tmp_path / "ref", run)
+    kept = [[p.name for p in ck.verified_checkpoints(r / "checkpoints")] for r in (run, tmp_path / "ref")]
+    assert kept[0] == kept[1] == ["step_0000400.pt"]  # the stop's interim checkpoint went once 400 was verified
 
 
 @fault

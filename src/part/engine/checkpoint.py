@@ -174,6 +174,9 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, weights: dict, state: dict,
        ``info`` (e.g. ``{"loss": 4.1, "good": true}``), atomic;
     3. only then older verified checkpoints beyond the newest ``keep_last`` are deleted, except step
        ``protect`` (the last good one before a loss spike), and leftovers of interrupted writes.
+       A checkpoint whose ``info`` says ``"interim": true`` (written by a stop between two ``ckpt_every``
+       steps) does not count towards ``keep_last``, and it is deleted once a later one is verified: a
+       preempted run keeps the same regular checkpoints (the probe curve's points) as one never stopped.
     Returns the ``.pt`` path. Raises :class:`WriteError` (nothing older is touched) when a write fails."""
     ckpt_dir = Path(ckpt_dir)
     stem = ckpt_dir / f"step_{step:07d}"
@@ -185,7 +188,8 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, weights: dict, state: dict,
                 **(info or {})}
     write_json(_manifest_path(spath), manifest)
     verified = verified_checkpoints(ckpt_dir)
-    keep = {checkpoint_step(p) for p in verified[-keep_last:]} | {protect}
+    regular = [p for p in verified if not read_manifest(p).get("interim")]
+    keep = {checkpoint_step(p) for p in regular[-keep_last:]} | {protect}
     for old in verified:
         if checkpoint_step(old) not in keep and checkpoint_step(old) < step:
             for suffix in (".json", ".pt", ".safetensors"):  # manifest first: a half-deleted one is unverified

@@ -41,19 +41,21 @@ class Checkpointer:
         """The checkpoint of ``step`` (without suffix), as messages name it."""
         return self.folder / f"step_{step:07d}"
 
-    def checkpoint(self, s: TrainState) -> bool:
+    def checkpoint(self, s: TrainState, interim: bool = False) -> bool:
         """:meth:`save` ``s``; True when this put a run built beside its final place there (``self.run`` changed)."""
-        self.save(s)
+        self.save(s, interim)
         if self._swap is None:
             return False
         self.run = self._swap() if self.di.is_main else self._final  # the new run replaces the old one now
         self._swap = None
         return True
 
-    def save(self, s: TrainState) -> None:
+    def save(self, s: TrainState, interim: bool = False) -> None:
         """A verified checkpoint of ``s.step`` (every rank calls it; rank 0 writes). Its manifest records the
         mean loss since the previous checkpoint (over the steps applied in that interval) and whether it is
-        *good*; the interval starts again."""
+        *good*; the interval starts again. ``interim``: a stop's checkpoint between two ``ckpt_every`` steps,
+        outside ``keep_last`` and pruned once a later checkpoint is verified
+        (:func:`~part.engine.checkpoint.save_checkpoint`)."""
         di = self.di
         rng = ck.rng_state(s.generator)
         applied = int(s.interval_steps)  # the same on every rank: a skip is agreed over ranks (broadcast_flag)
@@ -79,7 +81,8 @@ class Checkpointer:
             protect = ck.checkpoint_step(earlier_good[-1]) if earlier_good and not good else None
             ck.save_checkpoint(self.folder, s.step, weights, state, self.keep_last,
                                info={"loss": loss, "good": good, "applied_steps": applied,
-                                     "finite_weights": finite_weights}, protect=protect)
+                                     "finite_weights": finite_weights, **({"interim": True} if interim else {})},
+                               protect=protect)
         barrier()
 
     def restore(self, s: TrainState) -> bool:

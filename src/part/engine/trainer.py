@@ -201,7 +201,7 @@ def _loop(s: TrainState, cfg: Config, di: DistInfo, ckpt: Checkpointer, hooks: H
             try:
                 out = train_step(s, fetch, cfg, di)
             except WorkerStopped:  # stop before this step, as the signal asked: nothing applied
-                if ckpt.checkpoint(s):
+                if ckpt.checkpoint(s, interim=_interim(s, t)):
                     hooks.moved(ckpt.run)
                 raise _stopped(s, cfg, ckpt, stops) from None
             except NonFiniteLoss as bad:
@@ -217,11 +217,16 @@ def _loop(s: TrainState, cfg: Config, di: DistInfo, ckpt: Checkpointer, hooks: H
                 hooks.log(rec)
             hooks.tick(s.last)
             stop = broadcast_flag(stops.requested, di.device) if di.enabled else stops.requested
-            if (s.step % t.ckpt_every == 0 or s.step == s.total or stop) and ckpt.checkpoint(s):
+            if (s.step % t.ckpt_every == 0 or s.step == s.total or stop) and ckpt.checkpoint(s, _interim(s, t)):
                 hooks.moved(ckpt.run)
             if stop:
                 raise _stopped(s, cfg, ckpt, stops)
     return history
+
+
+def _interim(s: TrainState, t) -> bool:
+    """A checkpoint at ``s.step`` is interim (a stop's, off the ``ckpt_every`` cadence and before the end)."""
+    return s.step % t.ckpt_every != 0 and s.step != s.total
 
 
 def _epoch_batches(s: TrainState, cfg: Config, di: DistInfo, meter: Meter):

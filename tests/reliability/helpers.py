@@ -34,6 +34,33 @@ def tiny_raw(data: Path, **train) -> dict:
     return tiny_config(data, **{"max_steps": 12, "ckpt_every": 3, "threads": 1, **train})
 
 
+class Killed(BaseException):
+    """Stands for kill -9 right after a checkpoint (tests that need a real kill use a subprocess)."""
+
+
+def cut_run(tmp_path: Path, data: Path, monkeypatch, at: int) -> Path:
+    """:func:`tiny_raw`'s run of ``data`` in ``tmp_path/cut``, killed right after its checkpoint at step ``at``
+    (a run to resume)."""
+    import pytest
+
+    import part
+    from part.engine.checkpointer import Checkpointer
+
+    real = Checkpointer.save
+
+    def save_then_die(self, state, *args, **kwargs):
+        real(self, state, *args, **kwargs)
+        if state.step == at:
+            raise Killed()
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    run = tmp_path / "cut"
+    with pytest.raises(Killed):
+        part.pretrain(tiny_raw(data), out=run, progress=False)
+    monkeypatch.setattr(Checkpointer, "save", real)
+    return run
+
+
 def write_config(path: Path, raw: dict) -> Path:
     path.write_text(yaml.safe_dump(raw))
     return path

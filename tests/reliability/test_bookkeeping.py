@@ -19,7 +19,7 @@ from part.config import config_from_dict
 from part.engine import checkpoint as ck
 from part.engine.trainer import TrainingDiverged, train
 
-from .helpers import ScriptedLoss, SigtermAt, snapshot, tiny_raw
+from .helpers import cut_run, ScriptedLoss, SigtermAt, snapshot, tiny_raw
 
 fault = pytest.mark.fault
 
@@ -70,27 +70,8 @@ def test_checkpoint_with_non_finite_weights_is_not_good(tmp_path, data):
 
 
 # --- the data a run trained on --------------------------------------------------------------------------
-class _Cut(BaseException):
-    """Stands for kill -9 right after a checkpoint."""
-
-
 def _cut_run(tmp_path, data, monkeypatch, at=6):
-    """A 12-step run of ``data``, killed right after its checkpoint at step ``at`` (a run to resume)."""
-    from part.engine.checkpointer import Checkpointer
-
-    real = Checkpointer.save
-
-    def save_then_die(self, state):
-        real(self, state)
-        if state.step == at:
-            raise _Cut()
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    run = tmp_path / "cut"
-    with pytest.raises(_Cut):
-        part.pretrain(tiny_raw(data), out=run, progress=False)
-    monkeypatch.setattr(Checkpointer, "save", real)
-    return run
+    return cut_run(tmp_path, data, monkeypatch, at)
 
 
 def _other_data(folder: Path, n: int = 64, seed: int = 1) -> Path:

@@ -24,7 +24,7 @@ from part.engine.runfolder import RunLock
 from part.engine.signals import StopRequests
 from part.engine.trainer import TrainingDiverged, train
 
-from .helpers import (ScriptedLoss, env, logged_lines, part_cmd, records, run_cli, same_end_state, snapshot, tiny_raw, wait_for_lines,
+from .helpers import (cut_run, ScriptedLoss, env, logged_lines, part_cmd, records, run_cli, same_end_state, snapshot, tiny_raw, wait_for_lines,
                       write_config)
 
 fault = pytest.mark.fault
@@ -40,27 +40,8 @@ def _newest(run: Path) -> Path:
     return ck.verified_checkpoints(run / "checkpoints")[-1]
 
 
-class _Killed(BaseException):
-    """Stands for kill -9 right after a checkpoint (tests that need a real kill use a subprocess)."""
-
-
 def _cut_run(tmp_path, data, monkeypatch, at=9):
-    """The reference run's config, killed right after its checkpoint at step ``at``."""
-    from part.engine.checkpointer import Checkpointer
-
-    real = Checkpointer.save
-
-    def save_then_die(self, state):
-        real(self, state)
-        if state.step == at:
-            raise _Killed()
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    run = tmp_path / "cut"
-    with pytest.raises(_Killed):
-        part.pretrain(tiny_raw(data), out=run, progress=False)
-    monkeypatch.undo()
-    return run
+    return cut_run(tmp_path, data, monkeypatch, at)
 
 
 # --- corrupt newest checkpoint: fall back to the next older verified one ----------------------------

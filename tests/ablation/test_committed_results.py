@@ -54,3 +54,28 @@ def test_every_kept_pretraining_matches_the_sha256_its_summary_records(config):
     bad = [f"{p.parent.name}: {why}" for p in kept for path, why in [summaries.verified_weights(p.parent.name)]
            if path is None]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("config", PROTOCOLS, ids=lambda p: p.stem)
+def test_no_kept_pretraining_is_over_the_cap(config):
+    """Kept weights are committed with the code: none may exceed the cap :meth:`Summaries.keep_weights` applies."""
+    from part.ablation.summaries import KEEP_WEIGHTS_MAX_BYTES
+
+    folder = ROOT / load_ablation_config(config).summaries
+    big = [f"{p.parent.name}: {p.stat().st_size} bytes" for p in sorted(folder.glob("*/pretrain.safetensors"))
+           if p.stat().st_size > KEEP_WEIGHTS_MAX_BYTES]
+    assert not big, big
+
+
+def test_weights_over_the_cap_are_not_kept(tmp_path, monkeypatch):
+    from part.ablation import summaries as sm
+
+    weights = tmp_path / "weights.safetensors"
+    weights.write_bytes(b"\0" * 100)
+    s = sm.Summaries(tmp_path / "summaries")
+    (tmp_path / "summaries" / "cell").mkdir(parents=True)
+    monkeypatch.setattr(sm, "KEEP_WEIGHTS_MAX_BYTES", 99)
+    assert s.keep_weights("cell", weights) is None
+    assert not s.weights_path("cell").exists()
+    monkeypatch.setattr(sm, "KEEP_WEIGHTS_MAX_BYTES", 100)
+    assert s.keep_weights("cell", weights)["bytes"] == 100 and s.weights_path("cell").is_file()

@@ -24,7 +24,9 @@ head, a few MB at the protocol's size), and its summary records their ``{"file",
 ``weights``. On a machine without the run folder, a cell whose remaining stages read only those weights (pretext
 errors, probe, fine-tunes) continues from them after checking the SHA-256 (:meth:`Summaries.verified_weights`)
 instead of pretraining for an hour again; the probe-vs-epoch curve reads the run's checkpoints, so a missing
-curve still pretrains again.
+curve still pretrains again. Weights over :data:`KEEP_WEIGHTS_MAX_BYTES` are not kept (they would be committed
+with the code): the full-MLP encoder's head alone is 23 M parameters (93 MB at the protocol's size), so a later
+call on another machine pretrains that cell again when it still needs them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ from typing import Any
 from ..engine.checkpoint import digest_mismatch, file_digest
 from ..io import atomic_write, read_json
 from ..evaluation.metrics import save_results_json
+
+KEEP_WEIGHTS_MAX_BYTES = 16 * 2**20
+"""The largest pretrained weights file kept beside a summary (the protocol's ViT with its PART head: 2.7 MB)."""
 
 __all__ = ["spec_hash", "environment", "Summaries"]
 
@@ -116,9 +121,10 @@ class Summaries:
 
     def keep_weights(self, cell: str, weights: Path) -> dict | None:
         """Copy a finished pretraining's ``weights`` beside its summary (temp file, fsync, rename); returns the
-        ``weights`` record of its summary (``file``, ``sha256``, ``bytes`` of the copy as read back)."""
+        ``weights`` record of its summary (``file``, ``sha256``, ``bytes`` of the copy as read back); None (nothing
+        kept) without a summaries folder or for a file over :data:`KEEP_WEIGHTS_MAX_BYTES`."""
         dest = self.weights_path(cell)
-        if dest is None:
+        if dest is None or weights.stat().st_size > KEEP_WEIGHTS_MAX_BYTES:
             return None
         atomic_write(dest, lambda tmp: shutil.copyfile(weights, tmp))
         return {"file": dest.name, **file_digest(dest)}
@@ -129,7 +135,8 @@ class Summaries:
         summary = self.read(cell, "pretrain")
         want = (summary or {}).get("weights")
         if not isinstance(want, dict):
-            return None, "its pretraining summary records no weights"
+            return None, (f"its pretraining summary records no weights (files over {KEEP_WEIGHTS_MAX_BYTES >> 20} MiB "
+                          "are not kept)")
         path = self.weights_path(cell)
         why = "no summaries folder" if path is None else digest_mismatch(path, want)
         return (None, why) if why else (path, "")

@@ -73,7 +73,6 @@ def test_weights_over_the_cap_are_not_kept(tmp_path, monkeypatch):
     weights = tmp_path / "weights.safetensors"
     weights.write_bytes(b"\0" * 100)
     s = sm.Summaries(tmp_path / "summaries")
-    (tmp_path / "summaries" / "cell").mkdir(parents=True)
     monkeypatch.setattr(sm, "KEEP_WEIGHTS_MAX_BYTES", 99)
     assert s.keep_weights("cell", weights) is None
     assert not s.weights_path("cell").exists()

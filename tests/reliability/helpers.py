@@ -11,8 +11,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
+
+import part
+from part.engine.checkpointer import Checkpointer
 
 from ..engine.conftest import tiny_config
 
@@ -41,11 +45,6 @@ class Killed(BaseException):
 def cut_run(tmp_path: Path, data: Path, monkeypatch, at: int) -> Path:
     """:func:`tiny_raw`'s run of ``data`` in ``tmp_path/cut``, killed right after its checkpoint at step ``at``
     (a run to resume)."""
-    import pytest
-
-    import part
-    from part.engine.checkpointer import Checkpointer
-
     real = Checkpointer.save
 
     def save_then_die(self, state, *args, **kwargs):

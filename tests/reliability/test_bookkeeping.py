@@ -70,10 +70,6 @@ def test_checkpoint_with_non_finite_weights_is_not_good(tmp_path, data):
 
 
 # --- the data a run trained on --------------------------------------------------------------------------
-def _cut_run(tmp_path, data, monkeypatch, at=6):
-    return cut_run(tmp_path, data, monkeypatch, at)
-
-
 def _other_data(folder: Path, n: int = 64, seed: int = 1) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -86,7 +82,7 @@ def _other_data(folder: Path, n: int = 64, seed: int = 1) -> Path:
 @pytest.mark.parametrize("n", [64, 48], ids=["same size, other content", "other number of samples"])
 def test_resume_on_other_data_is_refused_then_recorded_with_allow_data_change(tmp_path, data, monkeypatch,
                                                                                capsys, n):
-    run = _cut_run(tmp_path, data, monkeypatch)
+    run = cut_run(tmp_path, data, monkeypatch, at=6)
     other = _other_data(tmp_path / "other", n=n)
     before = snapshot(run)
     capsys.readouterr()
@@ -115,7 +111,7 @@ def test_resume_on_other_data_is_refused_then_recorded_with_allow_data_change(tm
 def test_resume_on_the_same_data_moved_elsewhere_continues_and_records_the_move(tmp_path, data, monkeypatch):
     import shutil
 
-    run = _cut_run(tmp_path, data, monkeypatch)
+    run = cut_run(tmp_path, data, monkeypatch, at=6)
     moved = tmp_path / "mnt" / "tiny.npz"
     moved.parent.mkdir()
     shutil.copy(data, moved)

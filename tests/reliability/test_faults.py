@@ -40,10 +40,6 @@ def _newest(run: Path) -> Path:
     return ck.verified_checkpoints(run / "checkpoints")[-1]
 
 
-def _cut_run(tmp_path, data, monkeypatch, at=9):
-    return cut_run(tmp_path, data, monkeypatch, at)
-
-
 # --- corrupt newest checkpoint: fall back to the next older verified one ----------------------------
 def _flip(p: Path):
     b = bytearray(p.read_bytes())
@@ -79,7 +75,7 @@ def test_digest_mismatch_names_the_file_and_what_differs(tmp_path):
 @fault
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
 def test_corrupt_newest_checkpoint_falls_back(tmp_path, data, reference, kind, capsys, monkeypatch):
-    run = _cut_run(tmp_path, data, monkeypatch)
+    run = cut_run(tmp_path, data, monkeypatch, at=9)
     newest = _newest(run)
     assert newest.name == "step_0000009.pt"
     CORRUPTIONS[kind](newest)
@@ -93,7 +89,7 @@ def test_corrupt_newest_checkpoint_falls_back(tmp_path, data, reference, kind, c
 
 @fault
 def test_all_checkpoints_corrupt_is_one_line_error(tmp_path, data, capsys, monkeypatch):
-    run = _cut_run(tmp_path, data, monkeypatch)
+    run = cut_run(tmp_path, data, monkeypatch, at=9)
     for c in ck.verified_checkpoints(run / "checkpoints"):
         _flip(c)
     before = snapshot(run)
@@ -322,7 +318,7 @@ def test_finetune_provenance_is_written_before_training(tmp_path, data, referenc
 
 @fault
 def test_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path, data, reference, capsys, monkeypatch):
-    run = _cut_run(tmp_path, data, monkeypatch)
+    run = cut_run(tmp_path, data, monkeypatch, at=9)
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"step": 10, "loss": 0.1')  # a kill in the middle of a write
     part.pretrain(None, out=run, resume=True, progress=False)

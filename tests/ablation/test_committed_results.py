@@ -73,8 +73,13 @@ def test_weights_over_the_cap_are_not_kept(tmp_path, monkeypatch):
     weights = tmp_path / "weights.safetensors"
     weights.write_bytes(b"\0" * 100)
     s = sm.Summaries(tmp_path / "summaries")
+    assert s.verified_weights("cell") == (None, "no pretraining summary")
+    s.write("cell", "pretrain", {}, {"loss": 1.0}, 1.0, {"pretrain": 0})
+    assert s.verified_weights("cell") == (None, "its pretraining summary records no weights")
     monkeypatch.setattr(sm, "KEEP_WEIGHTS_MAX_BYTES", 99)
-    assert s.keep_weights("cell", weights) is None
+    assert s.keep_weights("cell", weights) == {"kept": False, "bytes": 100}
     assert not s.weights_path("cell").exists()
+    s.write("cell", "pretrain", {}, {"loss": 1.0}, 1.0, {"pretrain": 0}, weights={"kept": False, "bytes": 100})
+    assert s.verified_weights("cell") == (None, "its weights (100 bytes) are over the 0 MiB a protocol keeps")
     monkeypatch.setattr(sm, "KEEP_WEIGHTS_MAX_BYTES", 100)
     assert s.keep_weights("cell", weights)["bytes"] == 100 and s.weights_path("cell").is_file()

@@ -121,11 +121,15 @@ class Summaries:
 
     def keep_weights(self, cell: str, weights: Path) -> dict | None:
         """Copy a finished pretraining's ``weights`` beside its summary (temp file, fsync, rename); returns the
-        ``weights`` record of its summary (``file``, ``sha256``, ``bytes`` of the copy as read back); None (nothing
-        kept) without a summaries folder or for a file over :data:`KEEP_WEIGHTS_MAX_BYTES`."""
+        ``weights`` record of its summary (``file``, ``sha256``, ``bytes`` of the copy as read back); for a file
+        over :data:`KEEP_WEIGHTS_MAX_BYTES`, ``{"kept": False, "bytes"}`` (nothing copied: the summary says why a
+        later call pretrains again); None without a summaries folder."""
         dest = self.weights_path(cell)
-        if dest is None or weights.stat().st_size > KEEP_WEIGHTS_MAX_BYTES:
+        if dest is None:
             return None
+        size = weights.stat().st_size
+        if size > KEEP_WEIGHTS_MAX_BYTES:
+            return {"kept": False, "bytes": size}
         atomic_write(dest, lambda tmp: shutil.copyfile(weights, tmp))
         return {"file": dest.name, **file_digest(dest)}
 
@@ -133,10 +137,14 @@ class Summaries:
         """``(path, "")`` of ``cell``'s kept pretrained weights when the file matches the SHA-256 and size its
         pretraining summary records; else ``(None, why)``."""
         summary = self.read(cell, "pretrain")
-        want = (summary or {}).get("weights")
+        if summary is None:
+            return None, "no pretraining summary"
+        want = summary.get("weights")
         if not isinstance(want, dict):
-            return None, (f"its pretraining summary records no weights (files over {KEEP_WEIGHTS_MAX_BYTES >> 20} MiB "
-                          "are not kept)")
+            return None, "its pretraining summary records no weights"
+        if want.get("kept") is False:
+            return None, (f"its weights ({want.get('bytes')} bytes) are over the {KEEP_WEIGHTS_MAX_BYTES >> 20} MiB "
+                          "a protocol keeps")
         path = self.weights_path(cell)
         why = "no summaries folder" if path is None else digest_mismatch(path, want)
         return (None, why) if why else (path, "")

@@ -28,7 +28,7 @@ from tests.ablation.golden import NUM_CLASSES, tiny
     ({"grid": {"objectives": ["part"], "seeds": [0, 0]}}, r"grid\.seeds.*twice"),
     ({"grid": {"objectives": ["part"]}, "objectives": {"v": {"objective": "simclr"}}},
      r"objectives\.v\.objective.*objective.*'simclr'"),
-    ({"grid": {"objectives": ["part"]}, "probe": {"pool": "max"}}, r"probe\.pool.*'avg'.*'token'"),
+    ({"grid": {"objectives": ["part"]}, "probe": {"pool": "max"}}, r"probe\.pool.*'avg'.*'token'.*'flat'"),
     ({"grid": {"objectives": ["part"]}, "probe": {"epoch": 3}}, r"unknown.*probe\.epoch"),
     ({"grid": {"objectives": ["part"]}, "probe": {"epochs": 0}}, r"probe\.epochs.*0"),
     ({"grid": {"objectives": ["part"]}, "pretext": {"max_samples": -1}},

@@ -116,7 +116,10 @@ def test_extract_features_is_frozen_eval_and_pools():
     assert torch.equal(labels, torch.arange(10) % 3) and not feats.requires_grad
     cls, _ = extract_features(bb, data, pool="token", batch_size=3)
     torch.testing.assert_close(cls, tokens[:, 0])
-    with pytest.raises(ValueError, match="pool.*'token'.*'avg'"):
+    flat, _ = extract_features(bb, data, pool="flat", batch_size=4)  # (10, 4 patches * 16): patch 0's features first
+    assert flat.shape == (10, 4 * 16)
+    torch.testing.assert_close(flat.view(10, 4, 16), tokens[:, 1:])
+    with pytest.raises(ValueError, match="pool.*'avg'.*'token'.*'flat'.*'max'"):
         extract_features(bb, data, pool="max")
 
 

@@ -32,7 +32,8 @@ def register(subparsers) -> None:
                              "and --out")
     add_config_args(p, "JSON file or folder for probe.json (default: <run>/probe.json)")
     p.add_argument("--pool", choices=list(POOLS), default=DEFAULT_POOL,
-                   help="features: mean of patch tokens (default) or the [CLS] token")
+                   help="features: mean of patch tokens (avg, default), the [CLS] token, or the patch "
+                        "tokens concatenated in grid order (flat: keeps where each patch is)")
     p.add_argument("--k", type=int, default=KNN_K, help=f"kNN neighbours (default {KNN_K})")
     p.add_argument("--temperature", type=float, default=KNN_TEMPERATURE,
                    help=f"kNN vote temperature (default {KNN_TEMPERATURE})")

@@ -32,7 +32,10 @@ from ..engine.resolve import (BACKBONE_PREFIX, export_sidecar, load_backbone_wei
                               resolve_weights_path, split_backbone_state)
 
 EVAL_BATCH_SIZE = 256  # items per forward pass when evaluating, probing, extracting features
-POOLS = ("avg", "token")  # frozen features: mean of the patch tokens or the [CLS] token
+# frozen features: mean of the patch tokens, the [CLS] token, or the patch tokens concatenated in grid order
+# ("flat", N * d features: the one pooling that tells a linear classifier where each patch is, whatever the
+# backbone; PART's has no position embeddings, so its "avg" feature is a function of the unordered set of patches)
+POOLS = ("avg", "token", "flat")
 DEFAULT_POOL = "avg"  # PART's [CLS] token is read by no loss during pretraining
 
 
@@ -124,15 +127,16 @@ def extract_features(
     device: str | torch.device | None = None,
     num_workers: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frozen features of every item: ``(features (N, d) float32 CPU, labels (N,) int64 CPU)``.
+    """Frozen features of every item: ``(features (N, D) float32 CPU, labels (N,) int64 CPU)``.
 
     Items are ``(x, label)`` with images ``(C, H, W)`` or signals ``(C, T)``; the backbone encodes the grid
     patches (``forward_features``, with position embeddings only if it has them) in eval mode without
-    gradients, and ``pool`` reduces the tokens: ``"token"`` = the [CLS] token, ``"avg"`` = the mean of the
+    gradients, and ``pool`` reduces the tokens: ``"token"`` = the [CLS] token ``(N, d)``, ``"avg"`` = the mean of
+    the patch tokens ``(N, d)``, ``"flat"`` = the patch tokens in grid order, concatenated ``(N, L * d)`` for L
     patch tokens. The backbone's train/eval mode is restored afterwards.
     """
     if pool not in POOLS:
-        raise ValueError(f"pool must be 'token' or 'avg', got {pool!r}")
+        raise ValueError(f"pool must be one of {', '.join(map(repr, POOLS))}, got {pool!r}")
     if pool == "token" and getattr(backbone, "cls_token", None) is None:
         raise ValueError("pool='token' needs a backbone with a class token; use pool='avg'")
     if batch_size <= 0:
@@ -144,7 +148,8 @@ def extract_features(
     with eval_mode(backbone):
         for x, y in progress(loader, "features", total=len(loader)):
             tokens = backbone.forward_features(x.to(dev, non_blocking=True))
-            feats.append(backbone.pool(tokens, pool).float().cpu())
+            pooled = backbone.patch_tokens(tokens).flatten(1) if pool == "flat" else backbone.pool(tokens, pool)
+            feats.append(pooled.float().cpu())
             labels.append(torch.as_tensor(y).long().reshape(-1))
     if not feats:
         raise ValueError("no samples to extract features from (the dataset is empty)")

@@ -180,7 +180,8 @@ def probe(
             ``overrides`` apply on top.
         out: JSON file or folder for ``probe.json`` (default: ``<run>/probe.json``, or beside the weights;
             required with ``random=True``).
-        pool: ``"avg"`` (mean of patch tokens) or ``"token"`` ([CLS]).
+        pool: ``"avg"`` (mean of patch tokens), ``"token"`` ([CLS]) or ``"flat"`` (patch tokens concatenated in
+            grid order, :data:`~part.evaluation.features.POOLS`).
         k, temperature: kNN neighbours and vote temperature (DINO: 20, 0.07).
         classifier, epochs, lr, weight_decay: logistic regression (:func:`train_logistic_regression`).
         max_train, max_test: first samples of each split only (quick runs).

@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 RUNS ?= runs
 
-.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean results results-pilot results-page results-1d data-1d reference
+.PHONY: help setup data test test-fast test-timm reliability demo demo-1d bench clean results results-pilot results-probe-flat results-page results-1d data-1d reference
 
 help:
 	@echo "make setup    create .venv (torch==2.13.0 first when none is installed) and install part[dev]"
@@ -19,6 +19,7 @@ help:
 	@echo "make results  the results protocol (configs/results_fmnist.yaml; hours on a CPU, resumable): two processes,"
 	@echo "              stage summaries in results/fmnist/, then docs/results.md"
 	@echo "make results-pilot  the from-scratch, validation-only runs that chose the fine-tune budgets"
+	@echo "make results-probe-flat  the probe on grid-ordered patch tokens of PART, PART-grid and MAE (a diagnosis)"
 	@echo "make results-page   docs/results.md from the committed summaries alone (runs nothing)"
 
 $(VENV)/.installed: pyproject.toml
@@ -88,9 +89,13 @@ bench: setup
 # fine-tunes (the longest stages). Two single-thread processes give ~1.4x the throughput of one of two threads
 # (benchmarks/bench_cpu_levers.py, docs/results_protocol.md).
 RESULTS_CFG := configs/results_fmnist.yaml
+# extra `part ablate` arguments, e.g. on a GPU machine (the device, threads and data workers are not in a stage's
+# spec: a GPU's summaries and a CPU's are the same stages):
+#   make results-pilot RESULTS_ARGS="--set pretrain.train.device=cuda --set pretrain.data.num_workers=8"
+RESULTS_ARGS ?=
 comma := ,
 RESULTS_PASS = for k in 0 1; do $(VPY) -m part ablate --config $(RESULTS_CFG) --out $(RUNS)/results_fmnist_$$k \
-	--shard $$k/2 --no-progress $(1) & pids="$$pids $$!"; done; rc=0; for p in $$pids; do wait $$p || rc=1; done; \
+	--shard $$k/2 --no-progress $(RESULTS_ARGS) $(1) & pids="$$pids $$!"; done; rc=0; for p in $$pids; do wait $$p || rc=1; done; \
 	test $$rc -eq 0
 results: setup data
 	$(call RESULTS_PASS,--fractions 0.01$(comma)0.1)
@@ -102,7 +107,22 @@ results: setup data
 results-pilot: setup data
 	$(VPY) -m part ablate --config $(RESULTS_CFG) --out $(RUNS)/results_fmnist_pilot --no-progress \
 		--set finetune.test=false --set "grid=[{objectives: [supervised], finetune_seeds: [0]}]" \
-		--set summaries=results/fmnist_pilot --set page=null --set "claims=[]" --set probe=false --set pretext=false
+		--set summaries=results/fmnist_pilot --set page=null --set "claims=[]" --set probe=false --set pretext=false \
+		$(RESULTS_ARGS)
+
+# A diagnosis of the frozen-feature gap between MAE and PART (docs/results_protocol.md, Status): the same probe on
+# the patch tokens concatenated in grid order (probe.pool=flat, where each patch is stays known to the classifier)
+# instead of their mean, on the kept pretrainings of PART, PART-grid and MAE (their pretraining summaries and
+# weights are copied from results/fmnist/: nothing pretrains again); summaries in results/fmnist_probe_flat/
+PROBE_FLAT_CELLS := part-cross_attention_paper-p1024-s0 part-cross_attention_paper-p1024-s1 \
+	part_grid-cross_attention_paper-p1024-s0 part_grid-cross_attention_paper-p1024-s1 mae-s0
+results-probe-flat: setup data
+	for c in $(PROBE_FLAT_CELLS); do mkdir -p results/fmnist_probe_flat/$$c && \
+		cp results/fmnist/$$c/pretrain.json results/fmnist/$$c/pretrain.safetensors results/fmnist_probe_flat/$$c/ || exit 1; done
+	$(VPY) -m part ablate --config $(RESULTS_CFG) --out $(RUNS)/results_fmnist_probe_flat --no-progress \
+		--set summaries=results/fmnist_probe_flat --set page=null --set "claims=[]" --set finetune.enabled=false \
+		--set pretext=false --set probe.curve=false --set probe.pool=flat \
+		--set "grid=[{objectives: [part, part_grid], seeds: [0, 1]}, {objectives: [mae]}]"
 
 results-page: setup
 	$(VPY) -m part ablate --config $(RESULTS_CFG) --report-only

@@ -44,6 +44,16 @@ def test_the_protocols_are_found():
 
 
 @pytest.mark.parametrize("config", PROTOCOLS, ids=lambda p: p.stem)
+def test_a_gpu_machine_plans_the_stages_a_cpu_finished(config):
+    """The device, threads and data workers decide how a stage runs, not what it computes: a GPU session's
+    ``RESULTS_ARGS`` (Makefile) plans the same specs, so it skips what CPUs finished and its summaries count."""
+    gpu = ("pretrain.train.device=cuda", "pretrain.train.threads=8", "pretrain.data.num_workers=8")
+    cpu, cuda = load_ablation_config(config), load_ablation_config(config, gpu)
+    assert cuda.pretrain["train"]["device"] == "cuda"
+    assert {c.name: cell_spec(c, cpu) for c in plan_cells(cpu)} == {c.name: cell_spec(c, cuda) for c in plan_cells(cuda)}
+
+
+@pytest.mark.parametrize("config", PROTOCOLS, ids=lambda p: p.stem)
 def test_every_kept_pretraining_matches_the_sha256_its_summary_records(config):
     """A later session continues from ``<cell>/pretrain.safetensors`` instead of pretraining again: each must be
     the file its pretraining summary describes."""

@@ -114,7 +114,8 @@ results-pilot: setup data
 # the patch tokens concatenated in grid order (probe.pool=flat, where each patch is stays known to the classifier)
 # instead of their mean, on the kept pretrainings of PART, PART-grid and MAE (their pretraining summaries and
 # weights are copied from results/fmnist/: nothing pretrains again); summaries in results/fmnist_probe_flat/.
-# The baseline of both poolings: the same backbone randomly initialised (seed 0, no position embeddings, as PART's),
+# The baseline of both poolings: the same backbone randomly initialised (seed 0, no position embeddings, as PART's;
+# the config is PART seed 0's, committed with the reference model),
 # fitted on the same 54k images (the carve left out), scored on the test split (random-s0/probe_{avg,flat}.json)
 PROBE_FLAT_CELLS := part-cross_attention_paper-p1024-s0 part-cross_attention_paper-p1024-s1 \
 	part_grid-cross_attention_paper-p1024-s0 part_grid-cross_attention_paper-p1024-s1 mae-s0
@@ -126,7 +127,7 @@ results-probe-flat: setup data
 		--set pretext=false --set probe.curve=false --set probe.pool=flat \
 		--set "grid=[{objectives: [part, part_grid], seeds: [0, 1]}, {objectives: [mae]}]"
 	for pool in avg flat; do $(VPY) -m part probe --random --pool $$pool \
-		--config $(RUNS)/results_fmnist_probe_flat/cells/part-cross_attention_paper-p1024-s0/pretrain/config.yaml \
+		--config assets/reference/fmnist_part/config.yaml \
 		--set data.val_carve=6000 --out results/fmnist_probe_flat/random-s0/probe_$$pool.json || exit 1; done
 
 results-page: setup

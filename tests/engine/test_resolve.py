@@ -66,6 +66,9 @@ def test_load_from_an_export_folder_alone_gives_the_fine_tuned_class_scores(runs
         tokens = objective.backbone.forward_features(x)
     torch.testing.assert_close(model.features(x), tokens[:, 1:].mean(1))
     torch.testing.assert_close(model.features(x, pool="token"), tokens[:, 0])
+    torch.testing.assert_close(model.features(x, pool="flat"), tokens[:, 1:].flatten(1))  # as part probe --pool flat
+    with pytest.raises(ValueError, match="pool must be one of 'avg', 'token', 'flat', got 'max'"):
+        model.features(x, pool="max")
     torch.testing.assert_close(part.load(ft).logits(x), model.logits(x))  # the run folder: the same model
     assert torch.equal(model(x), model.logits(x))
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..config import Config
+from ..models.vit import FEATURE_POOLS
 from . import checkpoint as ck
 from .resolve import Source, load_backbone_weights, load_objective, resolve, source_backbone, split_backbone_state
 
@@ -67,9 +68,10 @@ class LoadedModel(nn.Module):
     @torch.no_grad()
     def features(self, x: torch.Tensor, pool: str | None = None) -> torch.Tensor:
         """Normalised inputs ``(B, C, H, W)`` (1D: ``(B, C, T)``) -> pooled features ``(B, d)``: the [CLS] token
-        (``"token"``) or the mean of the patch tokens (``"avg"``); default: the recorded :attr:`pool`."""
-        if pool not in (None, "avg", "token"):
-            raise ValueError(f"pool must be 'avg' or 'token', got {pool!r}")
+        (``"token"``) or the mean of the patch tokens (``"avg"``), or ``(B, N * d)``, the patch tokens in grid
+        order (``"flat"``); default: the recorded :attr:`pool`."""
+        if pool is not None and pool not in FEATURE_POOLS:
+            raise ValueError(f"pool must be one of {', '.join(map(repr, FEATURE_POOLS))}, got {pool!r}")
         return self.backbone.pool(self.backbone.forward_features(x), pool or self.pool)
 
     @torch.no_grad()

@@ -30,12 +30,10 @@ from ..engine.pretrained import load_source_backbone
 from ..engine.progress import progress
 from ..engine.resolve import (BACKBONE_PREFIX, export_sidecar, load_backbone_weights, resolve,  # noqa: F401
                               resolve_weights_path, split_backbone_state)
+from ..models.vit import FEATURE_POOLS
 
 EVAL_BATCH_SIZE = 256  # items per forward pass when evaluating, probing, extracting features
-# frozen features: mean of the patch tokens, the [CLS] token, or the patch tokens concatenated in grid order
-# ("flat", N * d features: the one pooling that tells a linear classifier where each patch is, whatever the
-# backbone; PART's has no position embeddings, so its "avg" feature is a function of the unordered set of patches)
-POOLS = ("avg", "token", "flat")
+POOLS = FEATURE_POOLS  # frozen features: mean of the patch tokens, [CLS] token, or patch tokens in grid order
 DEFAULT_POOL = "avg"  # PART's [CLS] token is read by no loss during pretraining
 
 
@@ -148,8 +146,7 @@ def extract_features(
     with eval_mode(backbone):
         for x, y in progress(loader, "features", total=len(loader)):
             tokens = backbone.forward_features(x.to(dev, non_blocking=True))
-            pooled = backbone.patch_tokens(tokens).flatten(1) if pool == "flat" else backbone.pool(tokens, pool)
-            feats.append(pooled.float().cpu())
+            feats.append(backbone.pool(tokens, pool).float().cpu())
             labels.append(torch.as_tensor(y).long().reshape(-1))
     if not feats:
         raise ValueError("no samples to extract features from (the dataset is empty)")

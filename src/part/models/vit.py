@@ -139,6 +139,13 @@ class ViTConfig:
         return asdict(self)
 
 
+# what frozen features may be pooled by (EncoderBase.pool): the mean of the patch tokens, the [CLS] token, or the
+# patch tokens concatenated in grid order ("flat", N * d features: the one pooling that tells a linear classifier
+# where each patch is, whatever the backbone; PART's has no position embeddings, so its "avg" feature is a function
+# of the unordered set of patches). A classifier head pools by "token" or "avg" only.
+FEATURE_POOLS = ("avg", "token", "flat")
+
+
 class EncoderBase(nn.Module):
     """What the 2D and 1D ViTs share: CLS token, blocks, final norm, classifier head, the position-embedding
     switch for fine-tuning, pooling. Subclasses build their patch embedding and define
@@ -206,10 +213,13 @@ class EncoderBase(nn.Module):
         return tokens[:, self.num_prefix_tokens :]
 
     def pool(self, tokens: torch.Tensor, global_pool: str | None = None) -> torch.Tensor:
-        """``(B, prefix + N, d)`` -> ``(B, d)``: CLS token or mean of patch tokens."""
+        """``(B, prefix + N, d)`` -> ``(B, d)``: CLS token or mean of patch tokens; ``"flat"`` (frozen features
+        only, never a head's pooling) -> ``(B, N * d)``, the patch tokens in grid order (:data:`FEATURE_POOLS`)."""
         mode = global_pool or self.config.global_pool
         if mode == "token":
             return tokens[:, 0]
+        if mode == "flat":
+            return self.patch_tokens(tokens).flatten(1)
         return self.patch_tokens(tokens).mean(dim=1)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

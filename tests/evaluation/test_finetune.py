@@ -57,6 +57,45 @@ def test_init_loads_every_backbone_tensor_and_adds_fresh_pos_embed(pretrain_run,
     assert all(k.startswith("head.") for k in report["dropped"])
 
 
+def test_sincos_pos_embed_init_starts_from_the_grid_table_and_stays_learnable(pretrain_run, npz_root, tmp_path):
+    """pos_embed_init='sincos': the position embeddings the fine-tune adds start as the sin-cos table of the patch
+    grid (MAE's), survive loading PART's encoder (which has none), and train; 'random' is the paper's start."""
+    from part.models.pos_embed import sincos_table
+
+    obj = _supervised(finetune_config(npz_root, pos_embed_init="sincos"))
+    bb = obj.backbone
+    load_backbone_weights(bb, pretrain_run)
+    table = sincos_table(bb.embed_dim, bb.grid_size, bb.num_prefix_tokens)
+    assert bb.pos_embed.shape == (1, 1 + bb.num_patches, bb.embed_dim) and bb.pos_embed.requires_grad
+    torch.testing.assert_close(bb.pos_embed[0], table)
+    rand = _supervised(finetune_config(npz_root)).backbone.pos_embed[0]
+    assert (rand - table).abs().max() > 0.5  # the default start is not the table
+    # through a fine-tune run: one small step moves them a little from the table, not back to a random start
+    res = finetune(finetune_config(npz_root, steps=1, lr=1e-4, pos_embed_init="sincos"), init=pretrain_run,
+                   out=tmp_path / "sincos", progress=False)
+    final = load_file(str(res.run_dir / "weights.safetensors"))["backbone.pos_embed"][0]
+    assert not torch.equal(final, table) and (final - table).abs().max() < 0.01
+
+
+def test_sincos_pos_embed_init_on_a_1d_backbone_is_the_windows_code():
+    from part.models.pos_embed import sincos_1d
+    from part.models.vit1d import vit1d_custom
+
+    obj = SupervisedObjective(vit1d_custom(16, 1, 2, signal_len=40, patch_len=10, in_chans=2), num_classes=5,
+                              pos_embed_init="sincos")
+    pe = obj.backbone.pos_embed[0]
+    assert pe.shape == (5, 16) and torch.equal(pe[0], torch.zeros(16))  # the CLS row is zero
+    torch.testing.assert_close(pe[1:], sincos_1d(torch.arange(4.0), 16).float())
+
+
+@pytest.mark.bad_input
+def test_bad_pos_embed_init_is_refused_before_training(npz_root, tmp_path):
+    with pytest.raises(ValueError, match=r"pos_embed_init must be one of \('random', 'sincos'\), got 'zeros'"):
+        finetune(finetune_config(npz_root, pos_embed_init="zeros"), init="none", out=tmp_path / "bad",
+                 progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_init_from_export_file_equals_init_from_run(pretrain_run, npz_root):
     a, b = _supervised(finetune_config(npz_root)), _supervised(finetune_config(npz_root))
     load_backbone_weights(a.backbone, pretrain_run)

@@ -60,6 +60,18 @@ def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int, num_prefix: int = 0)
     return table.float()
 
 
+def sincos_table(dim: int, grid: Sequence[int], num_prefix: int = 0) -> torch.Tensor:
+    """The sin-cos position table of a patch grid, ``(num_prefix + prod(grid), dim)`` float32, prefix rows zero:
+    ``grid = (gh, gw)`` gives :func:`sincos_pos_embed_2d`, ``grid = (n,)`` (a 1D signal's windows) the 1D code
+    of positions ``0 .. n - 1``."""
+    if len(grid) == 2:
+        return sincos_pos_embed_2d(dim, grid[0], grid[1], num_prefix)
+    if len(grid) != 1:
+        raise ValueError(f"a sin-cos table needs a 1D or 2D patch grid, got {tuple(grid)}")
+    table = sincos_1d(torch.arange(grid[0], dtype=torch.float64), dim)
+    return torch.cat([torch.zeros(num_prefix, dim, dtype=torch.float64), table], dim=0).float()
+
+
 # --- resampling learnable embeddings ------------------------------------------------------------------
 def grid_pair(size: int | Sequence[int], name: str = "grid") -> tuple[int, int]:
     """``7`` or ``(7, 5)`` -> ``(7, 5)``-style ``(rows, cols)``; rejects non-positive sizes."""
@@ -112,4 +124,4 @@ def resample_abs_pos_embed(
     return torch.cat([prefix, grid], dim=1)
 
 
-__all__ = ["sincos_1d", "sincos_2d", "sincos_pos_embed_2d", "resample_abs_pos_embed", "grid_pair"]
+__all__ = ["sincos_1d", "sincos_2d", "sincos_pos_embed_2d", "sincos_table", "resample_abs_pos_embed", "grid_pair"]

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..sampling.crop import patchify
-from .pos_embed import resample_abs_pos_embed
+from .pos_embed import resample_abs_pos_embed, sincos_table
 
 
 def drop_path(x: torch.Tensor, prob: float, training: bool) -> torch.Tensor:
@@ -144,6 +144,9 @@ class ViTConfig:
 # where each patch is, whatever the backbone; PART's has no position embeddings, so its "avg" feature is a function
 # of the unordered set of patches). A classifier head pools by "token" or "avg" only.
 FEATURE_POOLS = ("avg", "token", "flat")
+# How the position embeddings fine-tuning adds start (EncoderBase.enable_pos_embed): "random" is the paper's
+# (§4) and timm's; "sincos" starts them from the fixed sin-cos table MAE and DropPos pretrain with
+POS_EMBED_INITS = ("random", "sincos")
 
 
 class EncoderBase(nn.Module):
@@ -183,13 +186,21 @@ class EncoderBase(nn.Module):
             self.enable_pos_embed()
 
     # --- fine-tuning switches ------------------------------------------------------------------
-    def enable_pos_embed(self) -> None:
-        """Add randomly initialised learnable position embeddings (paper §4 "Supervised finetuning")."""
+    def enable_pos_embed(self, init: str = "random") -> None:
+        """Add learnable position embeddings ``(1, prefix + num_patches, d)`` (paper §4 "Supervised
+        finetuning": randomly initialised). ``init``: ``"random"`` (truncated normal, std 0.02, the paper's and
+        timm's) or ``"sincos"`` (the fixed sin-cos table of the patch grid, :func:`~part.models.pos_embed.sincos_table`,
+        as the starting value; they stay learnable). A model that already has position embeddings keeps them."""
+        if init not in POS_EMBED_INITS:
+            raise ValueError(f"position-embedding init must be one of {POS_EMBED_INITS}, got {init!r}")
         if self.pos_embed is not None:
             return
         dev = self.patch_embed.proj.weight.device
-        pe = torch.zeros(1, self.num_prefix_tokens + self.num_patches, self.embed_dim, device=dev)
-        nn.init.trunc_normal_(pe, std=0.02)
+        if init == "sincos":
+            pe = sincos_table(self.embed_dim, self.grid_size, self.num_prefix_tokens).unsqueeze(0).to(dev)
+        else:
+            pe = torch.zeros(1, self.num_prefix_tokens + self.num_patches, self.embed_dim, device=dev)
+            nn.init.trunc_normal_(pe, std=0.02)
         self.pos_embed = nn.Parameter(pe)
         self.config.pos_embed = True
 

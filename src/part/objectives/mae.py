@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from ..models.pos_embed import sincos_pos_embed_2d
+from ..models.pos_embed import sincos_pos_embed_2d, sincos_table
 from ..models.tokens import gather_tokens
 from ..models.vit import Block
 from ..sampling.crop import patchify
@@ -131,8 +131,7 @@ def init_sincos_pos_embed(backbone: nn.Module, freeze: bool = True) -> None:
     """Give ``backbone`` position embeddings (if it has none) set to the fixed 2D sin-cos table."""
     if backbone.pos_embed is None:
         backbone.enable_pos_embed()
-    gh, gw = backbone.grid_size
-    table = sincos_pos_embed_2d(backbone.embed_dim, gh, gw, backbone.num_prefix_tokens)
+    table = sincos_table(backbone.embed_dim, backbone.grid_size, backbone.num_prefix_tokens)
     with torch.no_grad():
         backbone.pos_embed.copy_(table.unsqueeze(0).to(backbone.pos_embed))
     backbone.pos_embed.requires_grad_(not freeze)

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.vit import POS_EMBED_INITS
 from ..sampling.crop import patchify
 from ..sampling.samplers import check_images
 from .mae import grid_patches
@@ -52,6 +53,10 @@ class SupervisedObjective(nn.Module):
         num_classes: number of classes.
         pos_embed: use learnable position embeddings (added with :meth:`enable_pos_embed` if missing);
             False runs without any, even if the backbone has them.
+        pos_embed_init: how the position embeddings added here start: ``"random"`` (truncated normal, std
+            0.02; paper §4 "Supervised finetuning") or ``"sincos"`` (the fixed sin-cos table of the patch grid
+            that MAE and DropPos pretrain with, learnable from there). A backbone that brings its own position
+            embeddings keeps them; without ``pos_embed`` there is nothing to start.
         global_pool: ``"token"`` (CLS) or ``"avg"`` (mean of patch tokens).
         label_smoothing: cross-entropy label smoothing (DeiT recipe: 0.1).
         check_inputs: validate images and labels on every call.
@@ -77,6 +82,7 @@ class SupervisedObjective(nn.Module):
         backbone: nn.Module,
         num_classes: int,
         pos_embed: bool = True,
+        pos_embed_init: str = "random",
         global_pool: str = "token",
         label_smoothing: float = 0.1,
         check_inputs: bool = True,
@@ -92,6 +98,8 @@ class SupervisedObjective(nn.Module):
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
         if global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        if pos_embed_init not in POS_EMBED_INITS:
+            raise ValueError(f"pos_embed_init must be one of {POS_EMBED_INITS}, got {pos_embed_init!r}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         for name, value in (("mixup", mixup), ("cutmix", cutmix)):
@@ -114,8 +122,9 @@ class SupervisedObjective(nn.Module):
         self.use_pos_embed = bool(pos_embed)
         self.label_smoothing = float(label_smoothing)
         self.check_inputs = check_inputs
+        self.pos_embed_init = pos_embed_init
         if self.use_pos_embed:
-            backbone.enable_pos_embed()
+            backbone.enable_pos_embed(pos_embed_init)
         backbone.reset_classifier(num_classes, global_pool)  # raises for 'token' without a CLS token
 
     def logits(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -177,6 +177,28 @@ def test_page_tables_claims_and_missing_stages(protocol_run, root, tmp_path):
     assert "too few runs for an interval (n < 2)" in text  # the probe has one pretraining seed per row
 
 
+def test_page_paired_section_is_computed_from_the_summaries(protocol_run, tmp_path):
+    """paired: on the page: every row minus the baseline, run by run (same fraction and fine-tune seed), from the
+    committed summaries alone; no section without paired:."""
+    tmp, cfg, _ = protocol_run
+    page = tmp_path / "paired.md"
+    res = part.ablate(dict(cfg, page=str(page), paired={"baseline": "supervised", "metrics": ["finetune_top1", "val_top1"]}),
+                      report_only=True, verbose=False)
+    text = page.read_text()
+    assert "## Paired differences against supervised (points; descriptive, not claims)" in text
+
+    def top1(cell, stage, metric):
+        return json.loads((tmp / "summaries" / cell / f"{stage}.json").read_text())["metrics"][metric]
+
+    for metric in ("finetune_top1", "val_top1"):
+        diffs = [top1(f"{PART_ROW}-s0", f"finetune-f0.5-s{k}", metric) - top1("supervised-s0", f"finetune-f0.5-s{k}", metric)
+                 for k in (0, 1)]
+        (r,) = [r for r in res.paired if r["fraction"] == 0.5 and r["metric"] == metric]
+        assert r["row"] == PART_ROW and r["n"] == 2 and math.isclose(r["diff"], sum(diffs) / 2)
+        assert f"| {PART_ROW}@0.5 | supervised@0.5 | {metric} | 2 | " in text
+    assert "Paired differences" not in (tmp / "docs" / "results.md").read_text()  # the protocol has no paired:
+
+
 def test_shards_partition_the_cells(root, tmp_path):
     cfg = protocol(root, tmp_path)
     names = [c.name for c in part.ablate(cfg, dry_run=True, verbose=False).cells]

@@ -200,9 +200,12 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
     return written
 
 
-def write_page(acfg, planned: list[tuple[str, str]], summaries: Summaries, path: Path) -> Path:
+def write_page(acfg, planned: list[tuple[str, str]], summaries: Summaries, path: Path,
+               paired: list[dict] | None = None) -> Path:
     """Write the results page of ``acfg`` to ``path`` (figures beside it under ``images/results/<name>/``)
-    from ``summaries``; ``planned`` (cell, stage) pairs tell which stages are still missing."""
+    from ``summaries``; ``planned`` (cell, stage) pairs tell which stages are still missing. ``paired``: the
+    paired differences of ``acfg.paired`` (:func:`part.ablation.paired.paired_differences`, from the same
+    summaries), a section of their own; None: the config has no ``paired:``."""
     found = summaries.all()
     by_stage: dict[str, list[dict]] = {"pretrain": [], "probe": [], "probe_curve": [], "finetune": [],
                                        "pretext": []}
@@ -225,6 +228,16 @@ def write_page(acfg, planned: list[tuple[str, str]], summaries: Summaries, path:
         out += [", ".join(f"`{c}/{st}`" for c, st in missing[:60]) + (" ..." if len(missing) > 60 else "")]
     if acfg.claims:
         out += ["", "## The paper's claims", "", _claims(acfg, by_stage)]
+    if paired is not None:
+        from .paired import format_paired  # (paired imports t95 from this module)
+
+        out += ["", f"## Paired differences against {acfg.paired.baseline} (points; descriptive, not claims)", "",
+                "Every row minus the baseline, run by run: two runs pair when they share the label fraction, the "
+                "fine-tune seed (so the same labelled subset) and, when both rows are pretrained, the pretraining "
+                "seed; mean difference with its 95 % Student t interval over the pairs. Only runs with a partner "
+                "count, so n can be below the tables' n. `val_*` metrics are from the validation carve, the others "
+                "from the test split.", ""]
+        out += [format_paired(paired) if paired else "No pairs yet."]
     if by_stage["finetune"]:
         out += ["", "## Fine-tuning, test top-1 (%)", "", _finetune_table(by_stage["finetune"], "finetune_top1"),
                 "", "## Fine-tuning, validation top-1 (%) (choices were made on these)", "",

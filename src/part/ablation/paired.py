@@ -96,8 +96,8 @@ def _units(cell, stages: dict, metric: str, with_pretrain_seed: bool) -> dict:
 
 def _stages(cell, out: Path, summaries, valid) -> dict:
     """The finished stages of ``cell`` whose spec ``valid(cell, stage, spec)`` accepts (today's): from
-    ``<out>/cells/<cell>/stages.json``, else from its committed summaries."""
-    stored = read_json(Path(out) / "cells" / cell.name / "stages.json") or {}
+    ``<out>/cells/<cell>/stages.json``, else from its committed summaries (only these when ``out`` is None)."""
+    stored = (read_json(Path(out) / "cells" / cell.name / "stages.json") or {}) if out is not None else {}
     stages = {}
     for stage in ["probe"] + [r.key for r in cell.finetunes]:
         for found in (stored.get(stage), summaries.read(cell.name, stage) if summaries is not None else None):
@@ -116,11 +116,11 @@ def _summary(diffs: list[float]) -> tuple[float, float, float]:
     return mean, se, t95(n - 1) * se
 
 
-def paired_differences(cells: list, settings: PairedSettings, out: Path, summaries=None, valid=None) -> list[dict]:
+def paired_differences(cells: list, settings: PairedSettings, out: Path | None, summaries=None, valid=None) -> list[dict]:
     """One dict per (row, fraction, metric) with pairs: ``row``, ``baseline``, ``fraction``, ``metric``,
     ``n``, ``row_mean``, ``baseline_mean``, ``diff`` (row - baseline), ``se``, ``half`` (95 % t half-width;
     NaN with one pair), ``folds`` (``{fold: mean difference}`` with folds). Stage records are read from the
-    cells' ``stages.json`` under ``out``, else from ``summaries``, when ``valid(cell, stage, spec)`` (None:
+    cells' ``stages.json`` under ``out`` (None: none), else from ``summaries``, when ``valid(cell, stage, spec)`` (None:
     any) accepts their spec."""
     stages = {c.name: _stages(c, out, summaries, valid) for c in cells}
     rows: dict[str, list] = {}

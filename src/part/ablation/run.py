@@ -314,9 +314,10 @@ def ablate(
     if report_only:
         if acfg.page is None or acfg.summaries is None:
             raise ValueError("report_only (--report-only) needs page: and summaries: in the ablation config")
-        page = write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page))
+        paired = _paired(all_cells, acfg, None, summaries) if acfg.paired is not None else None
+        page = write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page), paired)
         log(f"results page written from {acfg.summaries}: {page}")
-        return AblationResult(out, [], [], "", cells=cells, page=page)
+        return AblationResult(out, [], [], "", cells=cells, page=page, paired=paired or [])
     check_folder(out, "ablation")  # a folder part did not make is refused before the lock creates anything
     with RunLock(out):  # one writer per ablation folder (the cells' runs are locked by the engine too)
         write_marker(out, "ablation")
@@ -351,25 +352,27 @@ def _write_results(rows: list, ran: list, skipped: list, cells: list[Cell], all_
     csv_path = write_csv(rows, out / "results.csv")
     table_path = write_table(table, len(rows), out / "table.md", acfg.name)
     plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
-    page = (write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page))
+    paired = _paired(all_cells, acfg, out, summaries)
+    page = (write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page),
+                       paired if acfg.paired is not None else None)
             if acfg.page and acfg.summaries else None)
     if page is not None:
         log(f"results page: {page}")
-    paired = _paired(all_cells, acfg, out, summaries, log)
+    if acfg.paired is not None:
+        write_paired(paired, out / "paired.md", acfg.name)
+        log(format_paired(paired) if paired else "paired: no pairs yet")
     return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells, page, paired)
 
 
-def _paired(cells: list[Cell], acfg: AblationConfig, out: Path, summaries: Summaries, log) -> list:
+def _paired(cells: list[Cell], acfg: AblationConfig, out: Path | None, summaries: Summaries) -> list:
     """``paired:``: the paired differences against the baseline row (:mod:`part.ablation.paired`), from the
-    stages that hold today's spec, written to ``<out>/paired.md`` and printed."""
+    stages that hold today's spec (under ``out``, else in the committed summaries; ``out`` None: the summaries
+    alone); ``[]`` without ``paired:``."""
     if acfg.paired is None:
         return []
     specs = {c.name: cell_spec(c, acfg) for c in cells}
-    res = paired_differences(cells, acfg.paired, out, summaries,
-                             valid=lambda c, st, sp: specs[c.name].get(st) is not None and same(st, sp, specs[c.name][st]))
-    write_paired(res, out / "paired.md", acfg.name)
-    log(format_paired(res) if res else "paired: no pairs yet")
-    return res
+    return paired_differences(cells, acfg.paired, out, summaries,
+                              valid=lambda c, st, sp: specs[c.name].get(st) is not None and same(st, sp, specs[c.name][st]))
 
 
 def select_cells(cells: list[Cell], shard: tuple[int, int] | None = None,

@@ -201,11 +201,12 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
 
 
 def write_page(acfg, planned: list[tuple[str, str]], summaries: Summaries, path: Path,
-               paired: list[dict] | None = None) -> Path:
+               paired: str | None = None) -> Path:
     """Write the results page of ``acfg`` to ``path`` (figures beside it under ``images/results/<name>/``)
     from ``summaries``; ``planned`` (cell, stage) pairs tell which stages are still missing. ``paired``: the
-    paired differences of ``acfg.paired`` (:func:`part.ablation.paired.paired_differences`, from the same
-    summaries), a section of their own; None: the config has no ``paired:``."""
+    table of the paired differences of ``acfg.paired`` (:func:`part.ablation.paired.format_paired` of
+    :func:`~part.ablation.paired.paired_differences` on the same summaries; "" while no run has a partner), a
+    section of its own; None: the config has no ``paired:``."""
     found = summaries.all()
     by_stage: dict[str, list[dict]] = {"pretrain": [], "probe": [], "probe_curve": [], "finetune": [],
                                        "pretext": []}
@@ -229,15 +230,13 @@ def write_page(acfg, planned: list[tuple[str, str]], summaries: Summaries, path:
     if acfg.claims:
         out += ["", "## The paper's claims", "", _claims(acfg, by_stage)]
     if paired is not None:
-        from .paired import format_paired  # (paired imports t95 from this module)
-
         out += ["", f"## Paired differences against {acfg.paired.baseline} (points; descriptive, not claims)", "",
                 "Every row minus the baseline, run by run: two runs pair when they share the label fraction, the "
                 "fine-tune seed (so the same labelled subset) and, when both rows are pretrained, the pretraining "
                 "seed; mean difference with its 95 % Student t interval over the pairs. Only runs with a partner "
                 "count, so n can be below the tables' n. `val_*` metrics are from the validation carve, the others "
                 "from the test split.", ""]
-        out += [format_paired(paired) if paired else "No pairs yet."]
+        out += [paired or "No pairs yet."]
     if by_stage["finetune"]:
         out += ["", "## Fine-tuning, test top-1 (%)", "", _finetune_table(by_stage["finetune"], "finetune_top1"),
                 "", "## Fine-tuning, validation top-1 (%) (choices were made on these)", "",

@@ -314,10 +314,10 @@ def ablate(
     if report_only:
         if acfg.page is None or acfg.summaries is None:
             raise ValueError("report_only (--report-only) needs page: and summaries: in the ablation config")
-        paired = _paired(all_cells, acfg, None, summaries) if acfg.paired is not None else None
-        page = write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page), paired)
+        paired = _paired(all_cells, acfg, None, summaries)
+        page = _write_page(acfg, all_cells, summaries, paired)
         log(f"results page written from {acfg.summaries}: {page}")
-        return AblationResult(out, [], [], "", cells=cells, page=page, paired=paired or [])
+        return AblationResult(out, [], [], "", cells=cells, page=page, paired=paired)
     check_folder(out, "ablation")  # a folder part did not make is refused before the lock creates anything
     with RunLock(out):  # one writer per ablation folder (the cells' runs are locked by the engine too)
         write_marker(out, "ablation")
@@ -353,15 +353,19 @@ def _write_results(rows: list, ran: list, skipped: list, cells: list[Cell], all_
     table_path = write_table(table, len(rows), out / "table.md", acfg.name)
     plots = make_plots(rows, groups, cells, out / "plots", acfg.name)
     paired = _paired(all_cells, acfg, out, summaries)
-    page = (write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page),
-                       paired if acfg.paired is not None else None)
-            if acfg.page and acfg.summaries else None)
+    page = _write_page(acfg, all_cells, summaries, paired) if acfg.page and acfg.summaries else None
     if page is not None:
         log(f"results page: {page}")
     if acfg.paired is not None:
         write_paired(paired, out / "paired.md", acfg.name)
         log(format_paired(paired) if paired else "paired: no pairs yet")
     return AblationResult(out, rows, groups, table, csv_path, table_path, plots, ran, skipped, cells, page, paired)
+
+
+def _write_page(acfg: AblationConfig, all_cells: list[Cell], summaries: Summaries, paired: list) -> Path:
+    """The results page from the stage summaries of the whole plan, with the paired table when ``paired:``."""
+    table = None if acfg.paired is None else format_paired(paired) if paired else ""
+    return write_page(acfg, planned_stages(all_cells, acfg), summaries, Path(acfg.page), table)
 
 
 def _paired(cells: list[Cell], acfg: AblationConfig, out: Path | None, summaries: Summaries) -> list:

@@ -118,7 +118,7 @@ def _finetune_table(ft: list[dict], metric: str) -> str:
         for f in fractions:
             key = f"{base}@{f:g}" if any(row_of(s) == f"{base}@{f:g}" for s in ft) else base
             m, h, n = mean_ci(vals.get(key, []))
-            cells.append(f"{_pct(m, h)} (n={n})" if n else "—")
+            cells.append(f"{_pct(m, h)} ({_runs(ft, key, n)})" if n else "—")
         body.append([base] + cells)
     return _table(["method"] + [f"{100 * f:g} % labels" for f in fractions], body)
 

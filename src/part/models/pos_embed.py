@@ -52,23 +52,22 @@ def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int, num_prefix: int = 0)
     Row-major over the grid; the first ``dim / 2`` channels encode the column (x), the last ``dim / 2`` the
     row (y). Prefix (CLS) rows are zero.
     """
-    ys, xs = torch.meshgrid(
-        torch.arange(grid_h, dtype=torch.float64), torch.arange(grid_w, dtype=torch.float64), indexing="ij"
-    )
-    table = sincos_2d(xs.reshape(-1), ys.reshape(-1), dim)
-    table = torch.cat([torch.zeros(num_prefix, dim, dtype=torch.float64), table], dim=0)
-    return table.float()
+    return sincos_table(dim, (grid_h, grid_w), num_prefix)
 
 
 def sincos_table(dim: int, grid: Sequence[int], num_prefix: int = 0) -> torch.Tensor:
     """The sin-cos position table of a patch grid, ``(num_prefix + prod(grid), dim)`` float32, prefix rows zero:
-    ``grid = (gh, gw)`` gives :func:`sincos_pos_embed_2d`, ``grid = (n,)`` (a 1D signal's windows) the 1D code
-    of positions ``0 .. n - 1``."""
+    ``grid = (gh, gw)`` gives :func:`sincos_pos_embed_2d`'s 2D table, ``grid = (n,)`` (a 1D signal's windows) the
+    1D code of positions ``0 .. n - 1``."""
     if len(grid) == 2:
-        return sincos_pos_embed_2d(dim, grid[0], grid[1], num_prefix)
-    if len(grid) != 1:
+        ys, xs = torch.meshgrid(
+            torch.arange(grid[0], dtype=torch.float64), torch.arange(grid[1], dtype=torch.float64), indexing="ij"
+        )
+        table = sincos_2d(xs.reshape(-1), ys.reshape(-1), dim)
+    elif len(grid) == 1:
+        table = sincos_1d(torch.arange(grid[0], dtype=torch.float64), dim)
+    else:
         raise ValueError(f"a sin-cos table needs a 1D or 2D patch grid, got {tuple(grid)}")
-    table = sincos_1d(torch.arange(grid[0], dtype=torch.float64), dim)
     return torch.cat([torch.zeros(num_prefix, dim, dtype=torch.float64), table], dim=0).float()
 
 

@@ -122,7 +122,6 @@ class SupervisedObjective(nn.Module):
         self.use_pos_embed = bool(pos_embed)
         self.label_smoothing = float(label_smoothing)
         self.check_inputs = check_inputs
-        self.pos_embed_init = pos_embed_init
         if self.use_pos_embed:
             backbone.enable_pos_embed(pos_embed_init)
         backbone.reset_classifier(num_classes, global_pool)  # raises for 'token' without a CLS token

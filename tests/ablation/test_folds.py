@@ -78,7 +78,7 @@ def test_folds_pretrain_on_and_paired_are_checked_at_load(grouped):
     images["pretrain"]["data"] = {"kind": "npz", "root": str(grouped)}
     with pytest.raises(ValueError, match="folds needs pretrain.data.kind: signal_npz"):
         load_ablation_config(images)
-    with pytest.raises(ValueError, match="paired.baseline: 'scratch' is not a row"):
+    with pytest.raises(ValueError, match=r"paired.baseline: 'scratch' is not a row.*--set paired=null"):
         part.ablate(signals_ablation(grouped, paired="scratch"), dry_run=True, verbose=False)
 
 

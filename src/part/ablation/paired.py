@@ -75,7 +75,8 @@ def check_baseline(cells: list, settings: PairedSettings | None) -> None:
         return
     rows = list(dict.fromkeys(row_name(c) for c in cells))
     if settings.baseline not in rows:
-        raise ValueError(f"paired.baseline: {settings.baseline!r} is not a row of the grid; its rows: {rows}")
+        raise ValueError(f"paired.baseline: {settings.baseline!r} is not a row of the grid; its rows: {rows} "
+                         "(to run part of the grid without it: --set paired=null)")
 
 
 def _units(cell, stages: dict, metric: str, with_pretrain_seed: bool) -> dict:

@@ -8,12 +8,14 @@ import json
 import math
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 import part
 from part.ablation import load_ablation_config, plan_cells
-from part.ablation.page import judge, mean_ci, t95, welch_ci
+from part.ablation.page import judge, mean_ci, t95, welch_ci, write_page
+from part.ablation.summaries import Summaries
 from tests.ablation.golden import NUM_CLASSES, RECORDED_HEADS, tiny
 
 PART_ROW = "part-cross_attention-p4"
@@ -197,6 +199,32 @@ def test_page_paired_section_is_computed_from_the_summaries(protocol_run, tmp_pa
         assert r["row"] == PART_ROW and r["n"] == 2 and math.isclose(r["diff"], sum(diffs) / 2)
         assert f"| {PART_ROW}@0.5 | supervised@0.5 | {metric} | 2 | " in text
     assert "Paired differences" not in (tmp / "docs" / "results.md").read_text()  # the protocol has no paired:
+
+
+def test_page_num_pairs_section_is_computed_from_the_summaries(tmp_path):
+    """Fig. 8 on the page: a (label, head) pretrained with several num_pairs values gets a table (probe, kNN, each
+    fine-tune fraction; "all" last) and a figure, from the summaries; a row with one value gets none."""
+    summaries = Summaries(tmp_path / "summaries")
+    probes = {"all": [0.80], 4: [0.70, 0.74]}  # written out of order: the page sorts them
+    for label, sweep in (("part", probes), ("part_grid", {4: [0.5]})):
+        for num_pairs, values in sweep.items():
+            for seed, v in enumerate(values):
+                row = f"{label}-cross_attention-p{num_pairs}"
+                meta = dict(row=row, label=label, method=label, head="cross_attention", num_pairs=num_pairs)
+                summaries.write(f"{row}-s{seed}", "probe", {}, {"probe_top1": v, "val_probe_top1": v - 0.01,
+                                                                 "knn_top1": v - 0.02}, 1.0, {"pretrain": seed}, meta=meta)
+                summaries.write(f"{row}-s{seed}", "finetune-f0.1-s0", {}, {"finetune_top1": v + 0.1, "val_top1": v + 0.09},
+                                1.0, {"pretrain": seed, "finetune": 0}, meta=dict(meta, fraction=0.1))
+    acfg = SimpleNamespace(name="sweep", summaries=str(tmp_path / "summaries"), claims=[], paired=None)
+    text = write_page(acfg, [], summaries, tmp_path / "docs" / "results.md").read_text()
+    assert "## Number of pairs (paper Fig. 8)" in text and "part, head cross_attention:" in text
+    assert "part_grid, head" not in text  # one num_pairs value: no sweep
+    assert "| #pairs | probe test | probe val | kNN test | 10 % fine-tune test | 10 % fine-tune val |" in text
+    m, h, _ = mean_ci([0.70, 0.74])
+    four = f"| 4 | {100 * m:.2f} ± {100 * h:.2f} (n=2) | {100 * (m - 0.01):.2f} ± {100 * h:.2f} (n=2) | "
+    assert four in text and f"| all | 80.00 (n=1) | 79.00 (n=1) | 78.00 (n=1) | 90.00 (n=1) | 89.00 (n=1) |" in text
+    assert text.index(four) < text.index("| all | 80.00")
+    assert (tmp_path / "docs" / "images" / "results" / "sweep" / "num_pairs_part_cross_attention.png").is_file()
 
 
 def test_shards_partition_the_cells(root, tmp_path):

@@ -152,6 +152,49 @@ def _runs(pool: list[dict], row: str, n: int) -> str:
     return f"n={n}" + (f" from {len(seeds)} pretraining{'s' if len(seeds) != 1 else ''}" if seeds else "")
 
 
+def _pairs_key(num_pairs) -> float:
+    """Sort key of a ``num_pairs`` value: a count, ``"all"`` last."""
+    return math.inf if num_pairs == "all" else float(num_pairs)
+
+
+def _pairs_sweeps(by_stage: dict[str, list[dict]]) -> dict[tuple, dict]:
+    """The #pairs sweeps among the summaries (paper Fig. 8): ``{(label, head): {num_pairs: [summaries of its
+    probe and fine-tune stages]}}`` for every (label, head) pretrained with two or more ``num_pairs`` values,
+    ``num_pairs`` in sweep order ("all" last)."""
+    groups: dict[tuple, dict] = {}
+    for s in by_stage["probe"] + by_stage["finetune"]:
+        if s.get("num_pairs") is not None:
+            groups.setdefault((s.get("label") or s["method"], s.get("head")), {}).setdefault(s["num_pairs"], []).append(s)
+    return {k: dict(sorted(v.items(), key=lambda kv: _pairs_key(kv[0]))) for k, v in groups.items() if len(v) > 1}
+
+
+_PAIRS_COLUMNS = (("probe", "probe_top1", "probe test"), ("probe", "val_probe_top1", "probe val"),
+                  ("probe", "knn_top1", "kNN test"))
+
+
+def _pairs_section(sweeps: dict[tuple, dict]) -> list[str]:
+    """One table per #pairs sweep: probe, kNN and every fine-tune fraction (test, then val) by ``num_pairs``."""
+    out = []
+    for (label, head), by_pairs in sweeps.items():
+        pool = [s for ss in by_pairs.values() for s in ss]
+        fractions = sorted({s.get("fraction") or 1.0 for s in pool if s["stage"].startswith("finetune")})
+        columns = list(_PAIRS_COLUMNS) + [(f, m, f"{100 * f:g} % fine-tune {split}")
+                                          for f in fractions for m, split in (("finetune_top1", "test"),
+                                                                             ("val_top1", "val"))]
+        body = []
+        for num_pairs, ss in by_pairs.items():
+            row = [str(num_pairs)]
+            for stage, metric, _ in columns:
+                vals = [s["metrics"][metric] for s in ss if s["metrics"].get(metric) is not None
+                        and (s["stage"] == stage if isinstance(stage, str)
+                             else s["stage"].startswith("finetune") and (s.get("fraction") or 1.0) == stage)]
+                m, h, n = mean_ci(vals)
+                row.append(f"{_pct(m, h)} (n={n})" if n else "—")
+            body.append(row)
+        out += ["", f"{label}, head {head}:", "", _table(["#pairs"] + [c[2] for c in columns], body)]
+    return out
+
+
 def _finish_axes(ax, xlabel: str, ylabel: str, legend_size: int) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -197,6 +240,22 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
             ax.set_title(f"{100 * f:g} % of the labels")
             _finish_axes(ax, "fine-tune epoch", "validation top-1 (%)", 5)
         written.append(_save(fig, folder / "finetune_val_curves.png"))
+    for (label, head), by_pairs in _pairs_sweeps(by_stage).items():
+        fig, ax = plt.subplots(figsize=(5, 3.8))
+        xs = range(len(by_pairs))
+        series = [("probe", "val_probe_top1", None, "linear probe")] + [
+            ("finetune", "val_top1", f, f"{100 * f:g} % fine-tune") for f in
+            sorted({s.get("fraction") or 1.0 for ss in by_pairs.values() for s in ss if s["stage"] != "probe"})]
+        for stage, metric, f, name in series:
+            ms = [mean_ci([s["metrics"][metric] for s in ss if s["metrics"].get(metric) is not None and
+                           (s["stage"] == "probe" if stage == "probe" else (s.get("fraction") or 1.0) == f)])
+                  for ss in by_pairs.values()]
+            ax.errorbar(list(xs), [100 * m if m is not None else math.nan for m, _, _ in ms],
+                        yerr=[100 * h if h is not None else 0 for _, h, _ in ms], marker="o", capsize=3, label=name)
+        ax.set_xticks(list(xs), [str(k) for k in by_pairs])
+        _finish_axes(ax, "#pairs per image", "validation top-1 (%)", 7)
+        ax.set_title(f"{label}, head {head}")
+        written.append(_save(fig, folder / f"num_pairs_{label}_{head}.png"))
     return written
 
 
@@ -251,6 +310,13 @@ def write_page(acfg, planned: list[tuple[str, str]], summaries: Summaries, path:
                        for r in rows] for n in names]
         out += ["", "## Frozen features (linear probe, kNN)", "",
                 _table(["method", "probe test", "kNN test", "probe val", "kNN val"], body)]
+    sweeps = _pairs_sweeps(by_stage)
+    if sweeps:
+        out += ["", "## Number of pairs (paper Fig. 8)", "",
+                "Rows pretrained with several `num_pairs` values (pairs per image in each step), the same budget "
+                "otherwise; mean ± 95 % CI over runs (n), test split unless marked val. The figure below shows "
+                "the validation numbers."]
+        out += _pairs_section(sweeps)
     if by_stage["probe_curve"]:
         out += ["", "## Linear probe vs pretraining epoch (validation carve)", ""]
         body = []

@@ -250,6 +250,8 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
             ms = [mean_ci([s["metrics"][metric] for s in ss if s["metrics"].get(metric) is not None and
                            (s["stage"] == "probe" if stage == "probe" else (s.get("fraction") or 1.0) == f)])
                   for ss in by_pairs.values()]
+            if sum(m is not None for m, _, _ in ms) < 2:
+                continue  # one #pairs value has this series: no curve to draw (the table shows it)
             ax.errorbar(list(xs), [100 * m if m is not None else math.nan for m, _, _ in ms],
                         yerr=[100 * h if h is not None else 0 for _, h, _ in ms], marker="o", capsize=3, label=name)
         ax.set_xticks(list(xs), [str(k) for k in by_pairs])

@@ -211,10 +211,12 @@ def test_page_num_pairs_section_is_computed_from_the_summaries(tmp_path):
             for seed, v in enumerate(values):
                 row = f"{label}-cross_attention-p{num_pairs}"
                 meta = dict(row=row, label=label, method=label, head="cross_attention", num_pairs=num_pairs)
-                summaries.write(f"{row}-s{seed}", "probe", {}, {"probe_top1": v, "val_probe_top1": v - 0.01,
-                                                                 "knn_top1": v - 0.02}, 1.0, {"pretrain": seed}, meta=meta)
-                summaries.write(f"{row}-s{seed}", "finetune-f0.1-s0", {}, {"finetune_top1": v + 0.1, "val_top1": v + 0.09},
-                                1.0, {"pretrain": seed, "finetune": 0}, meta=dict(meta, fraction=0.1))
+                summaries.write(f"{row}-s{seed}", "probe", {},
+                                {"probe_top1": v, "val_probe_top1": v - 0.01, "knn_top1": v - 0.02}, 1.0,
+                                {"pretrain": seed}, meta=meta)
+                summaries.write(f"{row}-s{seed}", "finetune-f0.1-s0", {},
+                                {"finetune_top1": v + 0.1, "val_top1": v + 0.09}, 1.0,
+                                {"pretrain": seed, "finetune": 0}, meta=dict(meta, fraction=0.1))
     acfg = SimpleNamespace(name="sweep", summaries=str(tmp_path / "summaries"), claims=[], paired=None)
     text = write_page(acfg, [], summaries, tmp_path / "docs" / "results.md").read_text()
     assert "## Number of pairs (paper Fig. 8)" in text and "part, head cross_attention:" in text
@@ -222,7 +224,7 @@ def test_page_num_pairs_section_is_computed_from_the_summaries(tmp_path):
     assert "| #pairs | probe test | probe val | kNN test | 10 % fine-tune test | 10 % fine-tune val |" in text
     m, h, _ = mean_ci([0.70, 0.74])
     four = f"| 4 | {100 * m:.2f} ± {100 * h:.2f} (n=2) | {100 * (m - 0.01):.2f} ± {100 * h:.2f} (n=2) | "
-    assert four in text and f"| all | 80.00 (n=1) | 79.00 (n=1) | 78.00 (n=1) | 90.00 (n=1) | 89.00 (n=1) |" in text
+    assert four in text and "| all | 80.00 (n=1) | 79.00 (n=1) | 78.00 (n=1) | 90.00 (n=1) | 89.00 (n=1) |" in text
     assert text.index(four) < text.index("| all | 80.00")
     assert (tmp_path / "docs" / "images" / "results" / "sweep" / "num_pairs_part_cross_attention.png").is_file()
 

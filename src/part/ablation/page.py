@@ -164,31 +164,40 @@ def _pairs_sweeps(by_stage: dict[str, list[dict]]) -> dict[tuple, dict]:
     groups: dict[tuple, dict] = {}
     for s in by_stage["probe"] + by_stage["finetune"]:
         if s.get("num_pairs") is not None:
-            groups.setdefault((s.get("label") or s["method"], s.get("head")), {}).setdefault(s["num_pairs"], []).append(s)
+            key = (s.get("label") or s["method"], s.get("head"))
+            groups.setdefault(key, {}).setdefault(s["num_pairs"], []).append(s)
     return {k: dict(sorted(v.items(), key=lambda kv: _pairs_key(kv[0]))) for k, v in groups.items() if len(v) > 1}
 
 
-_PAIRS_COLUMNS = (("probe", "probe_top1", "probe test"), ("probe", "val_probe_top1", "probe val"),
-                  ("probe", "knn_top1", "kNN test"))
+def _sweep_values(ss: list[dict], metric: str, fraction: float | None) -> list[float]:
+    """``metric`` of the summaries ``ss`` of one #pairs value: of the probe (``fraction`` None), else of the
+    fine-tunes at ``fraction``."""
+    return [s["metrics"][metric] for s in ss if s["metrics"].get(metric) is not None
+            and (s["stage"] == "probe" if fraction is None
+                 else s["stage"].startswith("finetune") and (s.get("fraction") or 1.0) == fraction)]
+
+
+def _sweep_fractions(by_pairs: dict) -> list[float]:
+    """The fine-tune label fractions of a #pairs sweep."""
+    return sorted({s.get("fraction") or 1.0 for ss in by_pairs.values() for s in ss
+                   if s["stage"].startswith("finetune")})
+
+
+_PAIRS_COLUMNS = ((None, "probe_top1", "probe test"), (None, "val_probe_top1", "probe val"),
+                  (None, "knn_top1", "kNN test"))
 
 
 def _pairs_section(sweeps: dict[tuple, dict]) -> list[str]:
     """One table per #pairs sweep: probe, kNN and every fine-tune fraction (test, then val) by ``num_pairs``."""
     out = []
     for (label, head), by_pairs in sweeps.items():
-        pool = [s for ss in by_pairs.values() for s in ss]
-        fractions = sorted({s.get("fraction") or 1.0 for s in pool if s["stage"].startswith("finetune")})
-        columns = list(_PAIRS_COLUMNS) + [(f, m, f"{100 * f:g} % fine-tune {split}")
-                                          for f in fractions for m, split in (("finetune_top1", "test"),
-                                                                             ("val_top1", "val"))]
+        columns = list(_PAIRS_COLUMNS) + [(f, m, f"{100 * f:g} % fine-tune {split}") for f in _sweep_fractions(by_pairs)
+                                          for m, split in (("finetune_top1", "test"), ("val_top1", "val"))]
         body = []
         for num_pairs, ss in by_pairs.items():
             row = [str(num_pairs)]
-            for stage, metric, _ in columns:
-                vals = [s["metrics"][metric] for s in ss if s["metrics"].get(metric) is not None
-                        and (s["stage"] == stage if isinstance(stage, str)
-                             else s["stage"].startswith("finetune") and (s.get("fraction") or 1.0) == stage)]
-                m, h, n = mean_ci(vals)
+            for fraction, metric, _ in columns:
+                m, h, n = mean_ci(_sweep_values(ss, metric, fraction))
                 row.append(f"{_pct(m, h)} (n={n})" if n else "—")
             body.append(row)
         out += ["", f"{label}, head {head}:", "", _table(["#pairs"] + [c[2] for c in columns], body)]
@@ -243,13 +252,10 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
     for (label, head), by_pairs in _pairs_sweeps(by_stage).items():
         fig, ax = plt.subplots(figsize=(5, 3.8))
         xs = range(len(by_pairs))
-        series = [("probe", "val_probe_top1", None, "linear probe")] + [
-            ("finetune", "val_top1", f, f"{100 * f:g} % fine-tune") for f in
-            sorted({s.get("fraction") or 1.0 for ss in by_pairs.values() for s in ss if s["stage"] != "probe"})]
-        for stage, metric, f, name in series:
-            ms = [mean_ci([s["metrics"][metric] for s in ss if s["metrics"].get(metric) is not None and
-                           (s["stage"] == "probe" if stage == "probe" else (s.get("fraction") or 1.0) == f)])
-                  for ss in by_pairs.values()]
+        series = [(None, "val_probe_top1", "linear probe")] + [
+            (f, "val_top1", f"{100 * f:g} % fine-tune") for f in _sweep_fractions(by_pairs)]
+        for fraction, metric, name in series:
+            ms = [mean_ci(_sweep_values(ss, metric, fraction)) for ss in by_pairs.values()]
             if sum(m is not None for m, _, _ in ms) < 2:
                 continue  # one #pairs value has this series: no curve to draw (the table shows it)
             ax.errorbar(list(xs), [100 * m if m is not None else math.nan for m, _, _ in ms],

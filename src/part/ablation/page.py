@@ -220,7 +220,8 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
+def _plots(by_stage: dict[str, list[dict]], sweeps: dict[tuple, dict], folder: Path) -> list[Path]:
+    """The page's figures (``sweeps``: :func:`_pairs_sweeps` of ``by_stage``, as the page's table has them)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -249,7 +250,7 @@ def _plots(by_stage: dict[str, list[dict]], folder: Path) -> list[Path]:
             ax.set_title(f"{100 * f:g} % of the labels")
             _finish_axes(ax, "fine-tune epoch", "validation top-1 (%)", 5)
         written.append(_save(fig, folder / "finetune_val_curves.png"))
-    for (label, head), by_pairs in _pairs_sweeps(by_stage).items():
+    for (label, head), by_pairs in sweeps.items():
         fig, ax = plt.subplots(figsize=(5, 3.8))
         xs = range(len(by_pairs))
         series = [(None, "val_probe_top1", "linear probe")] + [
@@ -333,7 +334,7 @@ def write_page(acfg, planned: list[tuple[str, str]], summaries: Summaries, path:
             body.append([s["cell"], ", ".join(f"{c['epoch']:g}: {100 * c[key]:.2f}" for c in s["curve"])])
         out += [_table(["pretraining", "epoch: probe top-1 (%)"], body)]
     img = path.parent / "images" / "results" / acfg.name
-    for p in _plots(by_stage, img):
+    for p in _plots(by_stage, sweeps, img):
         out += ["", f"![{p.stem}]({p.relative_to(path.parent).as_posix()})"]
     out += ["", "## Stages: wall time, code, machine", ""]
     body = [[s["cell"], s["stage"], f"{s['seconds'] / 60:.1f}", str(s.get("commit")),

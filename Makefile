@@ -108,8 +108,8 @@ results: setup data
 results-pilot: setup data
 	$(VPY) -m part ablate --config $(RESULTS_CFG) --out $(RUNS)/results_fmnist_pilot --no-progress \
 		--set finetune.test=false --set "grid=[{objectives: [supervised], finetune_seeds: [0]}]" \
-		--set summaries=results/fmnist_pilot --set page=null --set "claims=[]" --set probe=false --set pretext=false \
-		$(RESULTS_ARGS)
+		--set summaries=results/fmnist_pilot --set page=null --set "claims=[]" --set paired=null --set probe=false \
+		--set pretext=false $(RESULTS_ARGS)
 
 # A diagnosis of the frozen-feature gap between MAE and PART (docs/results_protocol.md, Status): the same probe on
 # the patch tokens concatenated in grid order (probe.pool=flat, where each patch is stays known to the classifier)

@@ -93,3 +93,30 @@ def test_weights_over_the_cap_are_not_kept(tmp_path, monkeypatch):
     assert s.verified_weights("cell") == (None, "its weights (100 bytes) are over the 0 MiB a protocol keeps")
     monkeypatch.setattr(sm, "KEEP_WEIGHTS_MAX_BYTES", 100)
     assert s.keep_weights("cell", weights)["bytes"] == 100 and s.weights_path("cell").is_file()
+
+
+DIAGNOSES = ("results-pilot", "results-probe-flat", "results-diag-pos-init")
+
+
+@pytest.mark.parametrize("target", DIAGNOSES)
+def test_the_makefiles_protocol_subsets_load(target, tmp_path, monkeypatch, capsys):
+    """The Makefile's pilot and diagnoses run the protocol config with their own ``--set`` overrides: each such
+    ``part ablate`` command plans (``--dry-run``) with today's config, so an entry added to the config (such as
+    ``paired:``, whose baseline the pilot's grid lacks) cannot break a target nobody ran since."""
+    import shlex
+    import shutil
+    import subprocess
+
+    from part.cli import main
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    shown = subprocess.run(["make", "-n", "-s", target, "VPY=python", f"RUNS={tmp_path}"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    commands = [shlex.split(line) for line in shown.splitlines() if "-m part ablate" in line]
+    assert commands, f"make -n {target} shows no part ablate command"
+    monkeypatch.chdir(ROOT)
+    for argv in commands:
+        args = argv[argv.index("ablate"):] + ["--dry-run"]
+        assert main(args) == 0, f"{target}: {shlex.join(args)}: {capsys.readouterr().err.strip()}"
+        assert "nothing run" in capsys.readouterr().out
